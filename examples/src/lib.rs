@@ -1,0 +1,1 @@
+//! Examples of embedding `todo-core`; see `examples/`.

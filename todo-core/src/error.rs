@@ -1,0 +1,147 @@
+//! The errors of `todo-core`. They know nothing of HTTP: a server maps them to statuses in one place.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// A boxed source error, kept for logs and never shown to clients.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything a [`TaskStore`](crate::TaskStore) or an [`Authenticator`](crate::Authenticator) can
+/// fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input breaks a rule; nothing was read or written.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No such task for this user. Another user's task gets exactly this answer too.
+    #[error("task not found")]
+    NotFound,
+    /// The caller's expected version is stale; nothing was changed.
+    #[error("the task has changed since version {expected} (it is at version {current})")]
+    VersionMismatch {
+        /// The version the caller expected.
+        expected: i64,
+        /// The version the task is at now.
+        current: i64,
+    },
+    /// The idempotency key was already used by this user for a different request.
+    #[error("the idempotency key was already used for a different request")]
+    IdempotencyConflict,
+    /// The database cannot be reached (down, dropped connection, pool exhausted). Retrying later
+    /// may succeed; a server answers 503.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Any other database failure. The source is for logs only.
+    #[error("storage error")]
+    Storage(#[source] BoxError),
+    /// The store could not be opened with the given configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A convenient alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            Self::Unavailable(Box::new(e))
+        } else if matches!(e, sqlx::Error::RowNotFound) {
+            Self::NotFound
+        } else {
+            Self::Storage(Box::new(e))
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+            other => Self::Storage(Box::new(other)),
+        }
+    }
+}
+
+/// Whether an error means "the database cannot be reached now" rather than "the query failed".
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            // PostgreSQL: class 08 connection exception, 57P01-57P03 shutdown / cannot connect
+            // now, 53300 too many connections. SQLite: 14 SQLITE_CANTOPEN.
+            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "14"
+        }
+        _ => false,
+    }
+}
+
+/// One invalid field and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field's name as clients spell it (`title`, `description`, `limit`, ...).
+    pub field: String,
+    /// A human sentence fragment: "must not be empty".
+    pub message: String,
+}
+
+/// One or more invalid fields. Never empty when returned as an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ValidationError {
+    /// Each invalid field, in the order they were checked.
+    pub errors: Vec<FieldError>,
+}
+
+impl ValidationError {
+    /// An error for a single field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            errors: vec![FieldError {
+                field: field.to_owned(),
+                message: message.into(),
+            }],
+        }
+    }
+
+    /// Keeps the value of `r`, or records its errors and returns `None`.
+    pub fn collect<T>(&mut self, r: Result<T, ValidationError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.extend(e.errors);
+                None
+            }
+        }
+    }
+
+    /// `Err(self)` when any error was collected.
+    pub fn into_result(self) -> Result<(), ValidationError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid input: ")?;
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{} {}", e.field, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationError {}

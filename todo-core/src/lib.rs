@@ -1,0 +1,75 @@
+//! # todo-core
+//!
+//! Per-user task storage on SQLite (embedded default) and PostgreSQL (production), with user
+//! isolation enforced by construction:
+//!
+//! - Every [`TaskStore`] method takes a [`Principal`], which request data cannot produce: it comes
+//!   from an [`Authenticator`] or from the explicitly named escape hatch
+//!   [`Principal::assume_authenticated`].
+//! - Every statement filters by the principal's user id, and another user's task is answered
+//!   exactly like a missing one ([`Error::NotFound`]).
+//! - Input is parsed into validated types ([`Title`], [`Description`], ...) before it can reach
+//!   the database.
+//!
+//! ```no_run
+//! # async fn demo() -> todo_core::Result<()> {
+//! use todo_core::{ListQuery, NewTask, Principal, StoreOptions, Title, UserId};
+//!
+//! let store = todo_core::open("sqlite::memory:", StoreOptions::default()).await?;
+//! let alice = Principal::assume_authenticated(UserId::parse("alice")?);
+//! let created = store.create(&alice, NewTask::new(Title::parse("Buy milk")?), None).await?;
+//! let page = store.list(&alice, &ListQuery::default()).await?;
+//! assert_eq!(page.tasks[0].id, created.task.id);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod auth;
+mod cursor;
+mod error;
+mod model;
+mod options;
+mod principal;
+mod store;
+
+pub use auth::{AuthError, Authenticator, JwtAuthenticator, JwtRules, TokenIssuer};
+pub use error::{BoxError, Error, FieldError, Result, ValidationError};
+pub use model::{
+    Created, DESCRIPTION_MAX_CHARS, Description, IdempotencyKey, Limit, ListQuery, NewTask, Page,
+    Priority, Replacement, SearchText, SortField, SortOrder, StatusFilter, TITLE_MAX_CHARS, Task,
+    TaskId, TaskPatch, Title, USER_ID_MAX_CHARS, UserId, fold_case, to_stored_precision,
+};
+pub use options::StoreOptions;
+pub use principal::Principal;
+pub use store::{DynTaskStore, IDEMPOTENCY_KEY_TTL, TaskStore};
+
+use std::sync::Arc;
+
+/// Opens a store from a database URL and applies the embedded migrations:
+///
+/// - `sqlite:` URLs (`sqlite://todo.db`, `sqlite::memory:`): WAL journal, 5 s busy timeout,
+///   foreign keys on; the file is created if missing.
+/// - `postgres://` or `postgresql://` URLs: a connection pool; TLS through rustls, so
+///   `sslmode=require` works.
+///
+/// Fails with [`Error::Config`] for an unknown scheme or a malformed URL, and with
+/// [`Error::Unavailable`] when the database cannot be reached.
+pub async fn open(url: &str, options: StoreOptions) -> Result<DynTaskStore> {
+    let secret = options.cursor_secret.clone().unwrap_or_else(|| {
+        use rand::RngCore;
+        let mut key = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        key
+    });
+    if url.starts_with("sqlite:") {
+        let db = store::sqlite::SqliteDb::open(url, &options).await?;
+        Ok(Arc::new(store::SqlStore::new(db, secret)))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let db = store::postgres::PgDb::open(url, &options).await?;
+        Ok(Arc::new(store::SqlStore::new(db, secret)))
+    } else {
+        Err(Error::Config(
+            "the database URL must start with sqlite:, postgres:// or postgresql://".into(),
+        ))
+    }
+}

@@ -1,0 +1,594 @@
+//! The task model and its validated input types.
+//!
+//! Everything a caller hands to a [`TaskStore`](crate::TaskStore) is parsed into one of the newtypes
+//! below first ("parse, don't validate"): a [`Title`] is always trimmed and 1 to 200 characters, a
+//! [`Description`] at most 1000, a [`UserId`] 1 to 255. Invalid input becomes a [`ValidationError`]
+//! naming the field and never reaches the database.
+
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValidationError;
+
+/// Longest title, in Unicode characters (after trimming).
+pub const TITLE_MAX_CHARS: usize = 200;
+/// Longest description, in Unicode characters.
+pub const DESCRIPTION_MAX_CHARS: usize = 1000;
+/// Longest user id, in Unicode characters.
+pub const USER_ID_MAX_CHARS: usize = 255;
+/// Longest search string, in Unicode characters.
+pub const SEARCH_MAX_CHARS: usize = 200;
+/// Longest idempotency key, in Unicode characters.
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+
+/// A task's primary key.
+pub type TaskId = i64;
+
+/// A stored task, as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Primary key, unique across all users.
+    pub id: TaskId,
+    /// The owner.
+    pub user_id: String,
+    /// Trimmed title, 1 to 200 characters.
+    pub title: String,
+    /// Optional description, at most 1000 characters.
+    pub description: Option<String>,
+    /// Whether the task is done.
+    pub completed: bool,
+    /// Priority, `medium` unless set.
+    pub priority: Priority,
+    /// Optional due date (UTC, microsecond precision).
+    pub due_date: Option<DateTime<Utc>>,
+    /// When the task was created (UTC, microsecond precision).
+    pub created_at: DateTime<Utc>,
+    /// When the task last changed (UTC, microsecond precision).
+    pub updated_at: DateTime<Utc>,
+    /// Starts at 1 and grows by one on every write; backs ETags and optimistic concurrency.
+    pub version: i64,
+}
+
+/// A task's priority. Sorting by priority orders `low < medium < high`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Low priority.
+    Low,
+    /// Medium priority (the default).
+    #[default]
+    Medium,
+    /// High priority.
+    High,
+}
+
+impl Priority {
+    /// Parses `low`, `medium` or `high` (case-insensitive, surrounding whitespace ignored).
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            _ => Err(ValidationError::field(
+                "priority",
+                "must be one of: low, medium, high",
+            )),
+        }
+    }
+
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+
+    /// The rank stored in the database (`0`, `1`, `2`); it is what priority sorting orders by.
+    pub fn rank(self) -> i16 {
+        match self {
+            Self::Low => 0,
+            Self::Medium => 1,
+            Self::High => 2,
+        }
+    }
+
+    /// The inverse of [`Priority::rank`]; `None` for a rank no version of the schema writes.
+    pub fn from_rank(rank: i16) -> Option<Self> {
+        match rank {
+            0 => Some(Self::Low),
+            1 => Some(Self::Medium),
+            2 => Some(Self::High),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn char_len_between(
+    field: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), ValidationError> {
+    let n = value.chars().count();
+    if n < min {
+        let what = if min == 1 {
+            "must not be empty".to_owned()
+        } else {
+            format!("must be at least {min} characters")
+        };
+        return Err(ValidationError::field(field, what));
+    }
+    if n > max {
+        return Err(ValidationError::field(
+            field,
+            format!("must be at most {max} characters (got {n})"),
+        ));
+    }
+    Ok(())
+}
+
+/// A valid task title: trimmed, 1 to 200 Unicode characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    /// Trims `raw` and checks its length in characters; whitespace-only is invalid.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let trimmed = raw.trim();
+        char_len_between("title", trimmed, 1, TITLE_MAX_CHARS)?;
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The title text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A valid task description: at most 1000 Unicode characters, kept as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    /// Checks the length of `raw` in characters.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        char_len_between("description", raw, 0, DESCRIPTION_MAX_CHARS)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The description text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A valid user id: 1 to 255 Unicode characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Checks `raw`; it is used exactly as given (user ids are opaque, so no trimming).
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        char_len_between("user_id", raw, 1, USER_ID_MAX_CHARS)?;
+        if raw.chars().any(char::is_control) {
+            return Err(ValidationError::field(
+                "user_id",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The user id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A client-chosen key that makes a create safe to retry: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Checks `raw`: non-empty, at most 255 characters, printable ASCII only.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        char_len_between("idempotency_key", raw, 1, IDEMPOTENCY_KEY_MAX_CHARS)?;
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ValidationError::field(
+                "idempotency_key",
+                "must be printable ASCII without spaces",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The key text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Rounds a timestamp to the microsecond precision both backends store.
+pub fn to_stored_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// The current time at stored precision.
+pub(crate) fn now() -> DateTime<Utc> {
+    to_stored_precision(Utc::now())
+}
+
+/// A validated new task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTask {
+    /// The title.
+    pub title: Title,
+    /// The description, if any.
+    pub description: Option<Description>,
+    /// The priority (`medium` by default).
+    pub priority: Priority,
+    /// The due date, if any (stored at microsecond precision).
+    pub due_date: Option<DateTime<Utc>>,
+}
+
+impl NewTask {
+    /// A medium-priority task with this title and nothing else.
+    pub fn new(title: Title) -> Self {
+        Self {
+            title,
+            description: None,
+            priority: Priority::default(),
+            due_date: None,
+        }
+    }
+
+    /// Parses raw fields, collecting every invalid field into one error.
+    pub fn parse(
+        title: &str,
+        description: Option<&str>,
+        priority: Option<&str>,
+        due_date: Option<DateTime<Utc>>,
+    ) -> Result<Self, ValidationError> {
+        let mut errors = ValidationError::default();
+        let title = errors.collect(Title::parse(title));
+        let description = errors.collect(description.map(Description::parse).transpose());
+        let priority = errors.collect(priority.map(Priority::parse).transpose());
+        errors.into_result()?;
+        match (title, description, priority) {
+            (Some(title), Some(description), Some(priority)) => Ok(Self {
+                title,
+                description,
+                priority: priority.unwrap_or_default(),
+                due_date,
+            }),
+            _ => Err(ValidationError::field("title", "is invalid")),
+        }
+    }
+
+    /// A stable fingerprint of the request, used to tell an idempotent retry from a different
+    /// request reusing the same key.
+    pub(crate) fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.title.as_str().as_bytes());
+        h.update([0]);
+        match &self.description {
+            Some(d) => {
+                h.update([1]);
+                h.update(d.as_str().as_bytes());
+            }
+            None => h.update([0]),
+        }
+        h.update([0, self.priority.rank() as u8]);
+        match self.due_date {
+            Some(d) => {
+                h.update([1]);
+                h.update(to_stored_precision(d).timestamp_micros().to_le_bytes());
+            }
+            None => h.update([0]),
+        }
+        let digest = h.finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A full replacement of a task's editable fields (PUT semantics): every field is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// The new title.
+    pub title: Title,
+    /// The new description (`None` clears it).
+    pub description: Option<Description>,
+    /// The new completion state.
+    pub completed: bool,
+    /// The new priority.
+    pub priority: Priority,
+    /// The new due date (`None` clears it).
+    pub due_date: Option<DateTime<Utc>>,
+}
+
+/// A partial update: `None` leaves a field unchanged; for the optional fields, `Some(None)` clears.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskPatch {
+    /// A new title, or unchanged.
+    pub title: Option<Title>,
+    /// A new description, `Some(None)` to clear, or unchanged.
+    pub description: Option<Option<Description>>,
+    /// A new completion state, or unchanged.
+    pub completed: Option<bool>,
+    /// A new priority, or unchanged.
+    pub priority: Option<Priority>,
+    /// A new due date, `Some(None)` to clear, or unchanged.
+    pub due_date: Option<Option<DateTime<Utc>>>,
+}
+
+impl TaskPatch {
+    /// True when the patch changes nothing (it still bumps the version when applied).
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+impl From<Replacement> for TaskPatch {
+    fn from(r: Replacement) -> Self {
+        Self {
+            title: Some(r.title),
+            description: Some(r.description),
+            completed: Some(r.completed),
+            priority: Some(r.priority),
+            due_date: Some(r.due_date),
+        }
+    }
+}
+
+/// Which tasks a list returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusFilter {
+    /// Every task (the default).
+    #[default]
+    All,
+    /// Tasks not completed.
+    Pending,
+    /// Completed tasks.
+    Completed,
+}
+
+impl StatusFilter {
+    /// Parses `all`, `pending` or `completed`.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(Self::All),
+            "pending" => Ok(Self::Pending),
+            "completed" => Ok(Self::Completed),
+            _ => Err(ValidationError::field(
+                "status",
+                "must be one of: all, pending, completed",
+            )),
+        }
+    }
+}
+
+/// What a list is sorted by. Ties are always broken by task id in the same direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortField {
+    /// Creation time (the default).
+    #[default]
+    Created,
+    /// Last update time.
+    Updated,
+    /// Title, case-insensitively.
+    Title,
+    /// Due date; tasks without one come last in either order.
+    DueDate,
+    /// Priority (`low < medium < high`).
+    Priority,
+}
+
+impl SortField {
+    /// Parses `created`, `updated`, `title`, `due_date` or `priority` (also `created_at`,
+    /// `updated_at`).
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "created" | "created_at" => Ok(Self::Created),
+            "updated" | "updated_at" => Ok(Self::Updated),
+            "title" => Ok(Self::Title),
+            "due_date" | "due" => Ok(Self::DueDate),
+            "priority" => Ok(Self::Priority),
+            _ => Err(ValidationError::field(
+                "sort",
+                "must be one of: created, updated, title, due_date, priority",
+            )),
+        }
+    }
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    /// Ascending.
+    Asc,
+    /// Descending (the default: newest first).
+    #[default]
+    Desc,
+}
+
+impl SortOrder {
+    /// Parses `asc` or `desc`.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "asc" => Ok(Self::Asc),
+            "desc" => Ok(Self::Desc),
+            _ => Err(ValidationError::field("order", "must be one of: asc, desc")),
+        }
+    }
+}
+
+/// A page size between 1 and 1000 (default 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Limit(u32);
+
+impl Limit {
+    /// Largest page.
+    pub const MAX: u32 = 1000;
+    /// Default page.
+    pub const DEFAULT: u32 = 100;
+
+    /// Checks `1 <= n <= 1000`.
+    pub fn new(n: i64) -> Result<Self, ValidationError> {
+        if (1..=i64::from(Self::MAX)).contains(&n) {
+            Ok(Self(n as u32))
+        } else {
+            Err(ValidationError::field(
+                "limit",
+                format!("must be between 1 and {}", Self::MAX),
+            ))
+        }
+    }
+
+    /// The page size.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for Limit {
+    fn default() -> Self {
+        Self(Self::DEFAULT)
+    }
+}
+
+/// A lowercased, non-empty search string of at most 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SearchText(String);
+
+impl SearchText {
+    /// Lowercases `raw`; `Ok(None)` when it is empty (no search).
+    pub fn parse(raw: &str) -> Result<Option<Self>, ValidationError> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        char_len_between("q", raw, 1, SEARCH_MAX_CHARS)?;
+        Ok(Some(Self(fold_case(raw))))
+    }
+
+    /// The lowercased text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The case folding used for search and title sorting, identical on every backend.
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// A list request. Build it with `ListQuery::default()` and set what you need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Which tasks.
+    pub status: StatusFilter,
+    /// Case-insensitive substring of the title or description.
+    pub search: Option<SearchText>,
+    /// Sort key.
+    pub sort: SortField,
+    /// Sort direction.
+    pub order: SortOrder,
+    /// Page size.
+    pub limit: Limit,
+    /// The `next_cursor` of the previous page, to continue from it.
+    pub cursor: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The tasks, in the requested order.
+    pub tasks: Vec<Task>,
+    /// Present when more tasks follow; pass it as [`ListQuery::cursor`] for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// The outcome of a create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The task.
+    pub task: Task,
+    /// `true` when an earlier create with the same idempotency key made this task and nothing new
+    /// was created now.
+    pub replayed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_is_trimmed_and_counted_in_characters_not_bytes() {
+        assert_eq!(Title::parse("  hi  ").map(|t| t.0), Ok("hi".to_owned()));
+        assert!(Title::parse(&"é".repeat(200)).is_ok());
+        assert!(Title::parse(&"é".repeat(201)).is_err());
+        assert!(Title::parse(" \t\n ").is_err());
+        assert!(Title::parse("").is_err());
+    }
+
+    #[test]
+    fn description_allows_1000_characters_and_not_1001() {
+        assert!(Description::parse(&"字".repeat(1000)).is_ok());
+        let err = Description::parse(&"字".repeat(1001)).unwrap_err();
+        assert_eq!(err.errors[0].field, "description");
+    }
+
+    #[test]
+    fn user_id_is_1_to_255_characters() {
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse(&"u".repeat(255)).is_ok());
+        assert!(UserId::parse(&"u".repeat(256)).is_err());
+        assert!(UserId::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn new_task_parse_reports_every_bad_field() {
+        let err = NewTask::parse("", Some(&"x".repeat(1001)), Some("urgent"), None).unwrap_err();
+        let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["title", "description", "priority"]);
+    }
+
+    #[test]
+    fn limit_bounds() {
+        assert!(Limit::new(0).is_err());
+        assert!(Limit::new(1001).is_err());
+        assert_eq!(Limit::new(1000).map(Limit::get), Ok(1000));
+        assert_eq!(Limit::default().get(), 100);
+    }
+
+    #[test]
+    fn fingerprint_differs_when_any_field_differs() {
+        let a = NewTask::parse("a", None, None, None).unwrap();
+        let mut b = a.clone();
+        b.priority = Priority::High;
+        let mut c = a.clone();
+        c.description = Some(Description::parse("").unwrap());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
+        assert_eq!(a.fingerprint(), a.clone().fingerprint());
+    }
+}

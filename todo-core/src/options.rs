@@ -1,0 +1,46 @@
+//! How a store is opened.
+
+use std::time::Duration;
+
+/// Options for [`open`](crate::open). `StoreOptions::default()` suits most uses.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// PostgreSQL: pool size (default 16). SQLite: number of reader connections (default 4; there
+    /// is always exactly one writer).
+    pub max_connections: Option<u32>,
+    /// How long a call waits for a free connection before failing with
+    /// [`Error::Unavailable`](crate::Error::Unavailable) (default 3 s). It also bounds how long a
+    /// call waits when the database is down.
+    pub acquire_timeout: Duration,
+    /// The key that signs list cursors. Give every replica of a service the same key so a cursor
+    /// from one works on another; by default a random key is generated per store.
+    pub cursor_secret: Option<Vec<u8>>,
+    /// SQLite: `synchronous = FULL` (default `true`): every acknowledged write survives a power
+    /// loss. `false` uses `NORMAL`, which survives a crash of the process but not of the machine.
+    pub sqlite_synchronous_full: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(3),
+            cursor_secret: None,
+            sqlite_synchronous_full: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field(
+                "cursor_secret",
+                &self.cursor_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("sqlite_synchronous_full", &self.sqlite_synchronous_full)
+            .finish()
+    }
+}

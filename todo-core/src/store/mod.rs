@@ -1,0 +1,392 @@
+//! The [`TaskStore`] trait and its SQL implementation on SQLite and PostgreSQL.
+
+pub(crate) mod postgres;
+pub(crate) mod sql;
+pub(crate) mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::cursor::CursorCodec;
+use crate::error::{Error, Result};
+use crate::model::{
+    Created, IdempotencyKey, ListQuery, NewTask, Page, Replacement, Task, TaskId, TaskPatch,
+    fold_case, now,
+};
+use crate::principal::Principal;
+use sql::{Commit, Db, Exec, Value};
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Per-user task storage. Every method acts for one authenticated [`Principal`] and only ever
+/// reads or writes that principal's tasks: another user's task is answered exactly like a missing
+/// one ([`Error::NotFound`]). There is no method that reaches across users.
+///
+/// Writes take an optional `expected_version`: when it is given and the task is at another
+/// version, the write fails with [`Error::VersionMismatch`] and changes nothing.
+#[async_trait]
+pub trait TaskStore: Send + Sync + 'static {
+    /// Creates a task. With an idempotency key, a repeat of the same request by the same user
+    /// within 24 hours returns the first task (`replayed = true`) and creates nothing, and the same
+    /// key with a different request fails with [`Error::IdempotencyConflict`].
+    async fn create(
+        &self,
+        who: &Principal,
+        task: NewTask,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Created>;
+
+    /// One task.
+    async fn get(&self, who: &Principal, id: TaskId) -> Result<Task>;
+
+    /// A page of tasks, filtered, searched and sorted as `query` says. Pages are keyset-paged: a
+    /// cursor continues exactly after the last task of its page, so concurrent inserts never make a
+    /// walk skip or repeat a task.
+    async fn list(&self, who: &Principal, query: &ListQuery) -> Result<Page>;
+
+    /// Replaces every editable field (PUT semantics).
+    async fn replace(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        replacement: Replacement,
+        expected_version: Option<i64>,
+    ) -> Result<Task>;
+
+    /// Changes the fields the patch sets and leaves the others.
+    async fn patch(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        patch: TaskPatch,
+        expected_version: Option<i64>,
+    ) -> Result<Task>;
+
+    /// Sets `completed` to the given value, or toggles it when `completed` is `None`.
+    async fn set_completed(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        completed: Option<bool>,
+        expected_version: Option<i64>,
+    ) -> Result<Task>;
+
+    /// Toggles `completed`.
+    async fn toggle_completed(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        expected_version: Option<i64>,
+    ) -> Result<Task> {
+        self.set_completed(who, id, None, expected_version).await
+    }
+
+    /// Deletes a task.
+    async fn delete(&self, who: &Principal, id: TaskId, expected_version: Option<i64>)
+    -> Result<()>;
+
+    /// Checks that the database answers ([`Error::Unavailable`] when it does not).
+    async fn ping(&self) -> Result<()>;
+
+    /// Closes the connection pool after the connections in use are returned.
+    async fn close(&self);
+
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+}
+
+/// A shared, type-erased store, as [`open`](crate::open) returns it.
+pub type DynTaskStore = Arc<dyn TaskStore>;
+
+/// The one implementation of [`TaskStore`], generic over the backend.
+pub(crate) struct SqlStore<D: Db> {
+    db: D,
+    cursors: CursorCodec,
+}
+
+impl<D: Db> SqlStore<D> {
+    pub(crate) fn new(db: D, cursor_secret: Vec<u8>) -> Self {
+        Self {
+            db,
+            cursors: CursorCodec::new(cursor_secret),
+        }
+    }
+
+    /// The answer for a write that matched no row: the task is missing (or not this user's), or
+    /// it exists at another version than expected.
+    async fn missing_or_stale(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        expected: Option<i64>,
+    ) -> Error {
+        let args = [Value::I64(id), Value::Text(who.user_id().as_str())];
+        match self.db.writer().int(sql::GET_VERSION, &args).await {
+            Ok(Some(current)) => match expected {
+                Some(expected) if expected != current => {
+                    Error::VersionMismatch { expected, current }
+                }
+                // The task changed between the write and this check; report it as stale.
+                _ => Error::VersionMismatch {
+                    expected: expected.unwrap_or(current),
+                    current,
+                },
+            },
+            Ok(None) => Error::NotFound,
+            Err(e) => e.into(),
+        }
+    }
+
+    async fn create_idempotent(
+        &self,
+        who: &Principal,
+        task: &NewTask,
+        key: &IdempotencyKey,
+    ) -> Result<Created> {
+        let user = who.user_id().as_str();
+        let now = now();
+        let fingerprint = task.fingerprint();
+        let cutoff = now - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or_default();
+        let mut tx = self.db.begin_write().await?;
+        tx.execute(sql::PURGE_IDEMPOTENCY_KEYS, &[Value::Time(cutoff)])
+            .await?;
+        let claimed = tx
+            .execute(
+                sql::CLAIM_IDEMPOTENCY_KEY,
+                &[
+                    Value::Text(user),
+                    Value::Text(key.as_str()),
+                    Value::Text(&fingerprint),
+                    Value::Time(now),
+                ],
+            )
+            .await?;
+        if claimed == 1 {
+            let created = insert(&mut tx, user, task, now).await?;
+            let response =
+                serde_json::to_string(&created).map_err(|e| Error::Storage(Box::new(e)))?;
+            tx.execute(
+                sql::SAVE_IDEMPOTENT_RESPONSE,
+                &[
+                    Value::Text(user),
+                    Value::Text(key.as_str()),
+                    Value::Text(&response),
+                ],
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Created {
+                task: created,
+                replayed: false,
+            });
+        }
+        let previous = tx
+            .texts(
+                sql::GET_IDEMPOTENCY_KEY,
+                &[Value::Text(user), Value::Text(key.as_str())],
+            )
+            .await?;
+        tx.commit().await?;
+        match previous {
+            Some((stored, Some(response))) if stored == fingerprint => {
+                let task: Task =
+                    serde_json::from_str(&response).map_err(|e| Error::Storage(Box::new(e)))?;
+                Ok(Created {
+                    task,
+                    replayed: true,
+                })
+            }
+            Some((stored, _)) if stored != fingerprint => Err(Error::IdempotencyConflict),
+            _ => Err(Error::Storage(
+                "idempotency key claimed without a stored response".into(),
+            )),
+        }
+    }
+}
+
+async fn insert(
+    exec: &mut impl Exec,
+    user: &str,
+    task: &NewTask,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Task> {
+    let title_key = fold_case(task.title.as_str());
+    let description = task.description.as_ref().map(|d| d.as_str());
+    let description_key = description.map(fold_case);
+    let created = exec
+        .task(
+            sql::INSERT_TASK,
+            &[
+                Value::Text(user),
+                Value::Text(task.title.as_str()),
+                Value::Text(&title_key),
+                Value::OptText(description),
+                Value::OptText(description_key.as_deref()),
+                Value::I16(task.priority.rank()),
+                Value::OptTime(task.due_date.map(crate::model::to_stored_precision)),
+                Value::Time(now),
+            ],
+        )
+        .await?;
+    created.ok_or_else(|| Error::Storage("insert returned no row".into()))
+}
+
+#[async_trait]
+impl<D: Db> TaskStore for SqlStore<D> {
+    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), backend = D::NAME))]
+    async fn create(
+        &self,
+        who: &Principal,
+        task: NewTask,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Created> {
+        match idempotency_key {
+            Some(key) => self.create_idempotent(who, &task, key).await,
+            None => {
+                let task = insert(&mut self.db.writer(), who.user_id().as_str(), &task, now()).await?;
+                Ok(Created {
+                    task,
+                    replayed: false,
+                })
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn get(&self, who: &Principal, id: TaskId) -> Result<Task> {
+        let args = [Value::I64(id), Value::Text(who.user_id().as_str())];
+        self.db
+            .reader()
+            .task(sql::GET_TASK, &args)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
+    async fn list(&self, who: &Principal, query: &ListQuery) -> Result<Page> {
+        let after = match &query.cursor {
+            Some(c) => Some(
+                self.cursors
+                    .decode(who.user_id(), c, query.sort, query.order)?,
+            ),
+            None => None,
+        };
+        let (statement, args) =
+            sql::list_statement(D::POSITION_FN, who.user_id().as_str(), query, after.as_ref());
+        let mut tasks = self.db.reader().tasks(&statement, &args).await?;
+        let limit = query.limit.get() as usize;
+        let next_cursor = if tasks.len() > limit {
+            tasks.truncate(limit);
+            tasks.last().map(|last| {
+                self.cursors.encode(
+                    who.user_id(),
+                    &sql::position_after(last, query.sort, query.order),
+                )
+            })
+        } else {
+            None
+        };
+        Ok(Page { tasks, next_cursor })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn replace(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        replacement: Replacement,
+        expected_version: Option<i64>,
+    ) -> Result<Task> {
+        self.patch(who, id, replacement.into(), expected_version)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn patch(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        patch: TaskPatch,
+        expected_version: Option<i64>,
+    ) -> Result<Task> {
+        let title_key = patch.title.as_ref().map(|t| fold_case(t.as_str()));
+        let description = patch
+            .description
+            .as_ref()
+            .map(|d| d.as_ref().map(|d| d.as_str()));
+        let description_key = description.flatten().map(fold_case);
+        let args = [
+            Value::I64(id),
+            Value::Text(who.user_id().as_str()),
+            Value::OptText(patch.title.as_ref().map(|t| t.as_str())),
+            Value::OptText(title_key.as_deref()),
+            Value::Bool(description.is_some()),
+            Value::OptText(description.flatten()),
+            Value::OptText(description_key.as_deref()),
+            Value::OptBool(patch.completed),
+            Value::OptI16(patch.priority.map(|p| p.rank())),
+            Value::Bool(patch.due_date.is_some()),
+            Value::OptTime(patch.due_date.flatten().map(crate::model::to_stored_precision)),
+            Value::Time(now()),
+            Value::OptI64(expected_version),
+        ];
+        match self.db.writer().task(sql::PATCH_TASK, &args).await? {
+            Some(task) => Ok(task),
+            None => Err(self.missing_or_stale(who, id, expected_version).await),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn set_completed(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        completed: Option<bool>,
+        expected_version: Option<i64>,
+    ) -> Result<Task> {
+        let args = [
+            Value::I64(id),
+            Value::Text(who.user_id().as_str()),
+            Value::OptBool(completed),
+            Value::Time(now()),
+            Value::OptI64(expected_version),
+        ];
+        match self.db.writer().task(sql::SET_COMPLETED, &args).await? {
+            Some(task) => Ok(task),
+            None => Err(self.missing_or_stale(who, id, expected_version).await),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn delete(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        let args = [
+            Value::I64(id),
+            Value::Text(who.user_id().as_str()),
+            Value::OptI64(expected_version),
+        ];
+        match self.db.writer().int(sql::DELETE_TASK, &args).await? {
+            Some(_) => Ok(()),
+            None => Err(self.missing_or_stale(who, id, expected_version).await),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(self.db.ping().await?)
+    }
+
+    async fn close(&self) {
+        self.db.close().await;
+    }
+
+    fn backend(&self) -> &'static str {
+        D::NAME
+    }
+}

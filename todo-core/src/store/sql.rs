@@ -1,0 +1,405 @@
+//! What the two SQL backends share: the statements, the bind values, and the small execution
+//! interface each backend implements. The store logic in [`super::SqlStore`] is written once
+//! against it, so SQLite and PostgreSQL run the same statements in the same order.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::cursor::{Key, Position};
+use crate::model::{ListQuery, SortField, SortOrder, StatusFilter, Task};
+
+/// A value bound to a `$n` placeholder. Both backends accept `$n` placeholders.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'a> {
+    I64(i64),
+    OptI64(Option<i64>),
+    I16(i16),
+    OptI16(Option<i16>),
+    Bool(bool),
+    OptBool(Option<bool>),
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
+}
+
+/// Runs statements on a pool or inside a transaction.
+#[async_trait]
+pub(crate) trait Exec: Send {
+    /// Every row, decoded as tasks.
+    async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>>;
+    /// At most one row, decoded as a task.
+    async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>>;
+    /// At most one row of one `bigint` column.
+    async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>>;
+    /// At most one row of a text and a nullable text column.
+    async fn texts(
+        &mut self,
+        sql: &str,
+        args: &[Value<'_>],
+    ) -> sqlx::Result<Option<(String, Option<String>)>>;
+    /// Rows affected.
+    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64>;
+}
+
+/// A transaction that can be committed (dropping it rolls back).
+#[async_trait]
+pub(crate) trait Commit: Exec {
+    async fn commit(self) -> sqlx::Result<()>;
+}
+
+/// One database backend.
+#[async_trait]
+pub(crate) trait Db: Send + Sync + 'static {
+    /// A handle that runs single statements on the pool.
+    type Conn<'a>: Exec
+    where
+        Self: 'a;
+    /// A write transaction.
+    type Tx: Commit;
+
+    /// The backend's substring-position function: `instr` (SQLite) or `strpos` (PostgreSQL).
+    const POSITION_FN: &'static str;
+    /// The backend's name, for logs and diagnostics.
+    const NAME: &'static str;
+
+    /// Runs reads (never blocks behind writes on SQLite).
+    fn reader(&self) -> Self::Conn<'_>;
+    /// Runs writes.
+    fn writer(&self) -> Self::Conn<'_>;
+    /// Starts a write transaction whose first statement takes the write lock.
+    async fn begin_write(&self) -> sqlx::Result<Self::Tx>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> sqlx::Result<()>;
+    /// Closes every connection, waiting for those in use.
+    async fn close(&self);
+}
+
+/// The columns every task-returning statement selects, in the order the decoders read them.
+pub(crate) const TASK_COLUMNS: &str = "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
+
+pub(crate) const INSERT_TASK: &str = r"insert into tasks
+    (user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version)
+    values ($1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1)
+    returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
+
+pub(crate) const GET_TASK: &str = r"select id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version
+    from tasks where id = $1 and user_id = $2";
+
+pub(crate) const GET_VERSION: &str = r"select version from tasks where id = $1 and user_id = $2";
+
+/// `$5`/`$10` say whether the nullable description/due date are set (so `null` can clear them).
+pub(crate) const PATCH_TASK: &str = r"update tasks set
+    title = coalesce($3, title),
+    title_key = coalesce($4, title_key),
+    description = case when $5 then $6 else description end,
+    description_key = case when $5 then $7 else description_key end,
+    completed = coalesce($8, completed),
+    priority = coalesce($9, priority),
+    due_date = case when $10 then $11 else due_date end,
+    updated_at = $12,
+    version = version + 1
+    where id = $1 and user_id = $2 and version = coalesce($13, version)
+    returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
+
+/// `$3` null toggles.
+pub(crate) const SET_COMPLETED: &str = r"update tasks set
+    completed = coalesce($3, not completed),
+    updated_at = $4,
+    version = version + 1
+    where id = $1 and user_id = $2 and version = coalesce($5, version)
+    returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
+
+pub(crate) const DELETE_TASK: &str = r"delete from tasks
+    where id = $1 and user_id = $2 and version = coalesce($3, version)
+    returning id";
+
+pub(crate) const PURGE_IDEMPOTENCY_KEYS: &str =
+    r"delete from idempotency_keys where created_at < $1";
+
+pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str = r"insert into idempotency_keys (user_id, key, fingerprint, created_at)
+    values ($1, $2, $3, $4)
+    on conflict (user_id, key) do nothing";
+
+pub(crate) const SAVE_IDEMPOTENT_RESPONSE: &str =
+    r"update idempotency_keys set response = $3 where user_id = $1 and key = $2";
+
+pub(crate) const GET_IDEMPOTENCY_KEY: &str =
+    r"select fingerprint, response from idempotency_keys where user_id = $1 and key = $2";
+
+/// The column a sort orders by.
+fn sort_column(sort: SortField) -> &'static str {
+    match sort {
+        SortField::Created => "created_at",
+        SortField::Updated => "updated_at",
+        SortField::Title => "title_key",
+        SortField::DueDate => "due_date",
+        SortField::Priority => "priority",
+    }
+}
+
+/// Builds the list statement and its arguments. Placeholder numbers follow the order in which
+/// arguments are pushed, so the text and the arguments cannot disagree.
+pub(crate) fn list_statement<'a>(
+    position_fn: &str,
+    user_id: &'a str,
+    query: &'a ListQuery,
+    after: Option<&'a Position>,
+) -> (String, Vec<Value<'a>>) {
+    use std::fmt::Write;
+
+    let mut sql = String::with_capacity(384);
+    let mut args: Vec<Value<'a>> = Vec::with_capacity(6);
+    let mut arg = |v: Value<'a>| {
+        args.push(v);
+        args.len()
+    };
+
+    let _ = write!(
+        sql,
+        "select {TASK_COLUMNS} from tasks where user_id = ${}",
+        arg(Value::Text(user_id))
+    );
+    match query.status {
+        StatusFilter::All => {}
+        StatusFilter::Pending => sql.push_str(" and completed = false"),
+        StatusFilter::Completed => sql.push_str(" and completed = true"),
+    }
+    if let Some(q) = &query.search {
+        let n = arg(Value::Text(q.as_str()));
+        let _ = write!(
+            sql,
+            " and ({position_fn}(title_key, ${n}) > 0 or {position_fn}(coalesce(description_key, ''), ${n}) > 0)"
+        );
+    }
+    let column = sort_column(query.sort);
+    let (cmp, dir) = match query.order {
+        SortOrder::Asc => (">", "asc"),
+        SortOrder::Desc => ("<", "desc"),
+    };
+    if let Some(p) = after {
+        let key = match &p.key {
+            Key::Time(t) | Key::MaybeTime(Some(t)) => Some(Value::Time(micros_to_time(*t))),
+            Key::MaybeTime(None) => None,
+            Key::Text(s) => Some(Value::Text(s)),
+            Key::Rank(r) => Some(Value::I16(*r)),
+        };
+        match (query.sort, key) {
+            (SortField::DueDate, Some(k)) => {
+                // Tasks without a due date come after every dated one, in either order.
+                let k = arg(k);
+                let id = arg(Value::I64(p.id));
+                let _ = write!(
+                    sql,
+                    " and (due_date is null or (due_date, id) {cmp} (${k}, ${id}))"
+                );
+            }
+            (_, Some(k)) => {
+                let k = arg(k);
+                let id = arg(Value::I64(p.id));
+                let _ = write!(sql, " and ({column}, id) {cmp} (${k}, ${id})");
+            }
+            (_, None) => {
+                let id = arg(Value::I64(p.id));
+                let _ = write!(sql, " and due_date is null and id {cmp} ${id}");
+            }
+        }
+    }
+    let nulls = if query.sort == SortField::DueDate {
+        " nulls last"
+    } else {
+        ""
+    };
+    let limit = arg(Value::I64(i64::from(query.limit.get()) + 1));
+    let _ = write!(
+        sql,
+        " order by {column} {dir}{nulls}, id {dir} limit ${limit}"
+    );
+    (sql, args)
+}
+
+/// The keyset position just after `task` in a list sorted by `sort`/`order`.
+pub(crate) fn position_after(task: &Task, sort: SortField, order: SortOrder) -> Position {
+    let key = match sort {
+        SortField::Created => Key::Time(task.created_at.timestamp_micros()),
+        SortField::Updated => Key::Time(task.updated_at.timestamp_micros()),
+        SortField::Title => Key::Text(crate::model::fold_case(&task.title)),
+        SortField::DueDate => Key::MaybeTime(task.due_date.map(|d| d.timestamp_micros())),
+        SortField::Priority => Key::Rank(task.priority.rank()),
+    };
+    Position {
+        sort,
+        order,
+        key,
+        id: task.id,
+    }
+}
+
+/// Microseconds since the epoch to a UTC timestamp (saturating at chrono's range).
+pub(crate) fn micros_to_time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(if micros < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
+/// Generates a backend's [`Exec`] implementations for its pool and its transaction, from the
+/// backend's bind function and row decoder, so both backends execute identically.
+macro_rules! exec_impls {
+    ($db:ty, $bind:path, $decode:path) => {
+        /// Runs single statements on a pool.
+        pub(crate) struct PoolExec<'a>(pub(crate) &'a sqlx::Pool<$db>);
+
+        /// A write transaction.
+        pub(crate) struct TxExec(pub(crate) sqlx::Transaction<'static, $db>);
+
+        fn bound<'q>(
+            sql: &'q str,
+            args: &'q [$crate::store::sql::Value<'q>],
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            args.iter().fold(sqlx::query(sql), |q, v| $bind(q, *v))
+        }
+
+        async fn run_tasks<'e, E: sqlx::Executor<'e, Database = $db>>(
+            e: E,
+            sql: &'e str,
+            args: &'e [$crate::store::sql::Value<'e>],
+        ) -> sqlx::Result<Vec<$crate::model::Task>> {
+            bound(sql, args)
+                .try_map(|row| $decode(&row))
+                .fetch_all(e)
+                .await
+        }
+
+        async fn run_task<'e, E: sqlx::Executor<'e, Database = $db>>(
+            e: E,
+            sql: &'e str,
+            args: &'e [$crate::store::sql::Value<'e>],
+        ) -> sqlx::Result<Option<$crate::model::Task>> {
+            bound(sql, args)
+                .try_map(|row| $decode(&row))
+                .fetch_optional(e)
+                .await
+        }
+
+        async fn run_int<'e, E: sqlx::Executor<'e, Database = $db>>(
+            e: E,
+            sql: &'e str,
+            args: &'e [$crate::store::sql::Value<'e>],
+        ) -> sqlx::Result<Option<i64>> {
+            use sqlx::Row as _;
+            bound(sql, args)
+                .try_map(|row| row.try_get::<i64, _>(0))
+                .fetch_optional(e)
+                .await
+        }
+
+        async fn run_texts<'e, E: sqlx::Executor<'e, Database = $db>>(
+            e: E,
+            sql: &'e str,
+            args: &'e [$crate::store::sql::Value<'e>],
+        ) -> sqlx::Result<Option<(String, Option<String>)>> {
+            use sqlx::Row as _;
+            bound(sql, args)
+                .try_map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .fetch_optional(e)
+                .await
+        }
+
+        async fn run_execute<'e, E: sqlx::Executor<'e, Database = $db>>(
+            e: E,
+            sql: &'e str,
+            args: &'e [$crate::store::sql::Value<'e>],
+        ) -> sqlx::Result<u64> {
+            Ok(bound(sql, args).execute(e).await?.rows_affected())
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::sql::Exec for PoolExec<'_> {
+            async fn tasks(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Vec<$crate::model::Task>> {
+                run_tasks(self.0, sql, args).await
+            }
+            async fn task(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<$crate::model::Task>> {
+                run_task(self.0, sql, args).await
+            }
+            async fn int(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<i64>> {
+                run_int(self.0, sql, args).await
+            }
+            async fn texts(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<(String, Option<String>)>> {
+                run_texts(self.0, sql, args).await
+            }
+            async fn execute(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<u64> {
+                run_execute(self.0, sql, args).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::sql::Exec for TxExec {
+            async fn tasks(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Vec<$crate::model::Task>> {
+                run_tasks(&mut *self.0, sql, args).await
+            }
+            async fn task(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<$crate::model::Task>> {
+                run_task(&mut *self.0, sql, args).await
+            }
+            async fn int(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<i64>> {
+                run_int(&mut *self.0, sql, args).await
+            }
+            async fn texts(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<(String, Option<String>)>> {
+                run_texts(&mut *self.0, sql, args).await
+            }
+            async fn execute(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<u64> {
+                run_execute(&mut *self.0, sql, args).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::sql::Commit for TxExec {
+            async fn commit(self) -> sqlx::Result<()> {
+                self.0.commit().await
+            }
+        }
+    };
+}
+
+pub(crate) use exec_impls;

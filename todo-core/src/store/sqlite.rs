@@ -1,0 +1,140 @@
+//! The SQLite backend: one writer connection and a pool of readers on a WAL database, so reads
+//! never wait for writes and writes never fight over the lock ("database is locked").
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite};
+
+use super::sql::{Db, Value, exec_impls, micros_to_time};
+use crate::error::{Error, Result};
+use crate::model::{Priority, Task};
+use crate::options::StoreOptions;
+
+exec_impls!(Sqlite, bind, decode);
+
+fn bind<'q>(
+    q: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+    v: Value<'q>,
+) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+    match v {
+        Value::I64(x) => q.bind(x),
+        Value::OptI64(x) => q.bind(x),
+        Value::I16(x) => q.bind(x),
+        Value::OptI16(x) => q.bind(x),
+        Value::Bool(x) => q.bind(x),
+        Value::OptBool(x) => q.bind(x),
+        Value::Text(x) => q.bind(x),
+        Value::OptText(x) => q.bind(x),
+        Value::Time(t) => q.bind(t.timestamp_micros()),
+        Value::OptTime(t) => q.bind(t.map(|t| t.timestamp_micros())),
+    }
+}
+
+fn decode(row: &SqliteRow) -> sqlx::Result<Task> {
+    let rank: i16 = row.try_get(5)?;
+    Ok(Task {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        title: row.try_get(2)?,
+        description: row.try_get(3)?,
+        completed: row.try_get(4)?,
+        priority: Priority::from_rank(rank).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "priority".into(),
+            source: format!("unknown priority rank {rank}").into(),
+        })?,
+        due_date: row.try_get::<Option<i64>, _>(6)?.map(micros_to_time),
+        created_at: micros_to_time(row.try_get(7)?),
+        updated_at: micros_to_time(row.try_get(8)?),
+        version: row.try_get(9)?,
+    })
+}
+
+/// The SQLite backend.
+pub(crate) struct SqliteDb {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+impl SqliteDb {
+    pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.sqlite_synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .statement_cache_capacity(256);
+        let writer_pool = |max: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .min_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        };
+        if is_in_memory(url) {
+            // An in-memory database lives as long as its one connection: share it for everything.
+            let pool = writer_pool(1).connect_with(connect).await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            return Ok(Self {
+                reader: pool.clone(),
+                writer: pool,
+            });
+        }
+        let writer = writer_pool(1).connect_with(connect.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let readers = options.max_connections.unwrap_or(4).max(1);
+        let reader = SqlitePoolOptions::new()
+            .max_connections(readers)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(Self { reader, writer })
+    }
+}
+
+#[async_trait]
+impl Db for SqliteDb {
+    type Conn<'a> = PoolExec<'a>;
+    type Tx = TxExec;
+    const POSITION_FN: &'static str = "instr";
+    const NAME: &'static str = "sqlite";
+
+    fn reader(&self) -> PoolExec<'_> {
+        PoolExec(&self.reader)
+    }
+
+    fn writer(&self) -> PoolExec<'_> {
+        PoolExec(&self.writer)
+    }
+
+    async fn begin_write(&self) -> sqlx::Result<TxExec> {
+        Ok(TxExec(self.writer.begin().await?))
+    }
+
+    async fn ping(&self) -> sqlx::Result<()> {
+        sqlx::query("select 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}

@@ -1,0 +1,86 @@
+use std::io::Write;
+use std::sync::{Arc, Once};
+
+use todo_core::{
+    DynTaskStore, NewTask, Principal, StoreOptions, Task, TaskStore, Title, UserId,
+};
+
+/// The environment variable naming the PostgreSQL database the suite runs against.
+pub const PG_ENV: &str = "TODO_TEST_DATABASE_URL";
+
+/// A store under test, with its backend's name for assertion messages.
+pub struct Backend {
+    pub name: &'static str,
+    pub store: DynTaskStore,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn warn_skip_once() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Written to the real stderr, not through the test harness's capture, so it is seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPING the PostgreSQL conformance runs: {PG_ENV} is not set ***\n"
+        );
+    });
+}
+
+pub fn pg_url() -> Option<String> {
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            warn_skip_once();
+            None
+        }
+    }
+}
+
+/// Every backend this run can reach.
+pub async fn backends() -> Vec<Backend> {
+    let mut out = Vec::new();
+    let memory = todo_core::open("sqlite::memory:", StoreOptions::default())
+        .await
+        .expect("open sqlite memory");
+    out.push(Backend {
+        name: "sqlite-memory",
+        store: memory,
+        _dir: None,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("todo.db").display());
+    let file = todo_core::open(&url, StoreOptions::default())
+        .await
+        .expect("open sqlite file");
+    out.push(Backend {
+        name: "sqlite-file",
+        store: file,
+        _dir: Some(dir),
+    });
+    if let Some(url) = pg_url() {
+        let pg = todo_core::open(&url, StoreOptions::default())
+            .await
+            .expect("open postgres");
+        out.push(Backend {
+            name: "postgres",
+            store: pg,
+            _dir: None,
+        });
+    }
+    out
+}
+
+/// A principal with a unique user id, so tests sharing a database never see each other's tasks.
+pub fn user(label: &str) -> Principal {
+    use rand::Rng;
+    let suffix: u64 = rand::thread_rng().r#gen();
+    Principal::assume_authenticated(UserId::parse(&format!("{label}-{suffix:016x}")).unwrap())
+}
+
+pub fn new_task(title: &str) -> NewTask {
+    NewTask::new(Title::parse(title).unwrap())
+}
+
+pub async fn create(store: &Arc<dyn TaskStore>, who: &Principal, title: &str) -> Task {
+    store.create(who, new_task(title), None).await.unwrap().task
+}

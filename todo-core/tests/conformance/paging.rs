@@ -1,0 +1,221 @@
+use std::collections::HashSet;
+
+use chrono::{TimeZone, Utc};
+use todo_core::{
+    Error, Limit, ListQuery, NewTask, Priority, SortField, SortOrder, Task, Title, fold_case,
+};
+
+use crate::helpers::{Backend, backends, create, user};
+
+async fn walk(b: &Backend, who: &todo_core::Principal, mut q: ListQuery) -> Vec<Task> {
+    let mut out = Vec::new();
+    loop {
+        let page = b.store.list(who, &q).await.unwrap();
+        assert!(page.tasks.len() <= q.limit.get() as usize);
+        out.extend(page.tasks);
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn walking_ten_thousand_tasks_in_pages_sees_each_exactly_once() {
+    for b in backends().await {
+        let alice = user("alice");
+        let mut handles = Vec::new();
+        for chunk in 0..8 {
+            let store = b.store.clone();
+            let alice = alice.clone();
+            handles.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..1250 {
+                    let title = Title::parse(&format!("task {chunk}-{i}")).unwrap();
+                    let t = store.create(&alice, NewTask::new(title), None).await.unwrap();
+                    ids.push(t.task.id);
+                }
+                ids
+            }));
+        }
+        let mut expected = HashSet::new();
+        for h in handles {
+            expected.extend(h.await.unwrap());
+        }
+        assert_eq!(expected.len(), 10_000);
+        let q = ListQuery {
+            limit: Limit::new(250).unwrap(),
+            ..ListQuery::default()
+        };
+        let seen = walk(&b, &alice, q).await;
+        assert_eq!(seen.len(), 10_000, "{}", b.name);
+        let ids: HashSet<i64> = seen.iter().map(|t| t.id).collect();
+        assert_eq!(ids, expected, "{}: each task exactly once", b.name);
+        // Newest first: created_at descending, ties by id descending.
+        for w in seen.windows(2) {
+            assert!(
+                (w[0].created_at, w[0].id) > (w[1].created_at, w[1].id),
+                "{}: order broken",
+                b.name
+            );
+        }
+    }
+}
+
+fn expected_order(tasks: &[Task], sort: SortField, order: SortOrder) -> Vec<i64> {
+    let mut v = tasks.to_vec();
+    v.sort_by(|a, b| {
+        use std::cmp::Ordering;
+        let key = match sort {
+            SortField::Created => a.created_at.cmp(&b.created_at),
+            SortField::Updated => a.updated_at.cmp(&b.updated_at),
+            SortField::Title => fold_case(&a.title).cmp(&fold_case(&b.title)),
+            SortField::Priority => a.priority.cmp(&b.priority),
+            SortField::DueDate => match (a.due_date, b.due_date) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (None, None) => Ordering::Equal,
+                // Undated last in both directions: flip so the reversal below restores it.
+                (None, Some(_)) => match order {
+                    SortOrder::Asc => Ordering::Greater,
+                    SortOrder::Desc => Ordering::Less,
+                },
+                (Some(_), None) => match order {
+                    SortOrder::Asc => Ordering::Less,
+                    SortOrder::Desc => Ordering::Greater,
+                },
+            },
+        };
+        let ord = key.then(a.id.cmp(&b.id));
+        match order {
+            SortOrder::Asc => ord,
+            SortOrder::Desc => ord.reverse(),
+        }
+    });
+    v.iter().map(|t| t.id).collect()
+}
+
+#[tokio::test]
+async fn every_sort_and_order_pages_in_the_documented_order() {
+    let titles = ["b", "B", "a", "Ä", "c", "a", "z", "Zeta", "é", "E"];
+    for b in backends().await {
+        let alice = user("alice");
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let new = NewTask {
+                title: Title::parse(titles[i % titles.len()]).unwrap(),
+                description: None,
+                priority: [Priority::Low, Priority::Medium, Priority::High][i % 3],
+                due_date: (i % 4 != 0).then(|| {
+                    Utc.with_ymd_and_hms(2030, 1, 1 + (i % 5) as u32, 0, 0, 0)
+                        .unwrap()
+                }),
+            };
+            tasks.push(b.store.create(&alice, new, None).await.unwrap().task);
+        }
+        // Give updated_at an order different from created_at.
+        for t in tasks.iter_mut().step_by(3) {
+            *t = b.store.toggle_completed(&alice, t.id, None).await.unwrap();
+        }
+        for sort in [
+            SortField::Created,
+            SortField::Updated,
+            SortField::Title,
+            SortField::DueDate,
+            SortField::Priority,
+        ] {
+            for order in [SortOrder::Asc, SortOrder::Desc] {
+                let q = ListQuery {
+                    sort,
+                    order,
+                    limit: Limit::new(7).unwrap(),
+                    ..ListQuery::default()
+                };
+                let got: Vec<i64> = walk(&b, &alice, q).await.iter().map(|t| t.id).collect();
+                assert_eq!(
+                    got,
+                    expected_order(&tasks, sort, order),
+                    "{}: {sort:?} {order:?}",
+                    b.name
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn inserts_during_a_walk_never_make_it_skip_or_repeat() {
+    for b in backends().await {
+        let alice = user("alice");
+        let mut original = HashSet::new();
+        for i in 0..50 {
+            original.insert(create(&b.store, &alice, &format!("t{i}")).await.id);
+        }
+        for (sort, order) in [
+            (SortField::Created, SortOrder::Desc),
+            (SortField::Created, SortOrder::Asc),
+            (SortField::Title, SortOrder::Asc),
+        ] {
+            let mut q = ListQuery {
+                sort,
+                order,
+                limit: Limit::new(6).unwrap(),
+                ..ListQuery::default()
+            };
+            let mut seen = Vec::new();
+            let mut n = 0;
+            loop {
+                let page = b.store.list(&alice, &q).await.unwrap();
+                seen.extend(page.tasks.iter().map(|t| t.id));
+                // Someone adds tasks between every page.
+                n += 1;
+                create(&b.store, &alice, &format!("t{}", n % 7)).await;
+                match page.next_cursor {
+                    Some(c) => q.cursor = Some(c),
+                    None => break,
+                }
+            }
+            let unique: HashSet<i64> = seen.iter().copied().collect();
+            assert_eq!(unique.len(), seen.len(), "{}: a task repeated", b.name);
+            assert!(
+                original.is_subset(&unique),
+                "{}: {sort:?} {order:?} skipped a task",
+                b.name
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_cursor_or_one_for_another_sort_is_a_validation_error() {
+    for b in backends().await {
+        let alice = user("alice");
+        for i in 0..3 {
+            create(&b.store, &alice, &format!("t{i}")).await;
+        }
+        let q = ListQuery {
+            limit: Limit::new(1).unwrap(),
+            ..ListQuery::default()
+        };
+        let cursor = b.store.list(&alice, &q).await.unwrap().next_cursor.unwrap();
+        let mut tampered = cursor.clone().into_bytes();
+        tampered[3] = if tampered[3] == b'x' { b'y' } else { b'x' };
+        let bad = [
+            (String::from_utf8(tampered).unwrap(), q.sort, q.order),
+            ("not a cursor!".to_owned(), q.sort, q.order),
+            (cursor.clone(), SortField::Title, q.order),
+            (cursor.clone(), q.sort, SortOrder::Asc),
+        ];
+        for (c, sort, order) in bad {
+            let query = ListQuery {
+                cursor: Some(c),
+                sort,
+                order,
+                ..q.clone()
+            };
+            match b.store.list(&alice, &query).await {
+                Err(Error::Validation(v)) => assert_eq!(v.errors[0].field, "cursor"),
+                other => panic!("{}: {other:?}", b.name),
+            }
+        }
+    }
+}
