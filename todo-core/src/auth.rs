@@ -87,15 +87,11 @@ impl Claims {
     /// The user id is `sub`, else `user.id` (Better Auth's cookie cache), else `id`.
     fn into_principal(self) -> Result<Principal, AuthError> {
         let user = self.user;
-        let id = [
-            self.sub,
-            user.as_ref().and_then(|u| u.id.clone()),
-            self.id,
-        ]
-        .into_iter()
-        .flatten()
-        .find(|id| !id.is_empty())
-        .ok_or(AuthError::NoSubject)?;
+        let id = [self.sub, user.as_ref().and_then(|u| u.id.clone()), self.id]
+            .into_iter()
+            .flatten()
+            .find(|id| !id.is_empty())
+            .ok_or(AuthError::NoSubject)?;
         let user_id = UserId::parse(&id).map_err(|_| AuthError::NoSubject)?;
         let email = self
             .email
@@ -297,8 +293,12 @@ mod tests {
     const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
 
     fn sign(claims: serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
-        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret))
-            .unwrap()
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
     }
 
     fn now() -> u64 {
@@ -349,20 +349,69 @@ mod tests {
             c
         };
         let cases = [
-            (sign(with(serde_json::json!({"exp": now() + 60})), Algorithm::HS256, b"another-secret-another-secret-xx"), AuthError::BadSignature),
-            (sign(with(serde_json::json!({"exp": now() - 3600})), Algorithm::HS256, SECRET), AuthError::Expired),
-            (sign(with(serde_json::json!({"exp": now() + 3600, "nbf": now() + 1800})), Algorithm::HS256, SECRET), AuthError::NotYetValid),
-            (sign(with(serde_json::json!({"exp": now() + 60, "iss": "http://evil"})), Algorithm::HS256, SECRET), AuthError::WrongIssuer),
-            (sign(with(serde_json::json!({"exp": now() + 60, "aud": "http://evil"})), Algorithm::HS256, SECRET), AuthError::WrongAudience),
-            (sign(with(serde_json::json!({"exp": now() + 60, "sub": ""})), Algorithm::HS256, SECRET), AuthError::NoSubject),
-            (sign(with(serde_json::json!({})), Algorithm::HS256, SECRET), AuthError::Malformed),
+            (
+                sign(
+                    with(serde_json::json!({"exp": now() + 60})),
+                    Algorithm::HS256,
+                    b"another-secret-another-secret-xx",
+                ),
+                AuthError::BadSignature,
+            ),
+            (
+                sign(
+                    with(serde_json::json!({"exp": now() - 3600})),
+                    Algorithm::HS256,
+                    SECRET,
+                ),
+                AuthError::Expired,
+            ),
+            (
+                sign(
+                    with(serde_json::json!({"exp": now() + 3600, "nbf": now() + 1800})),
+                    Algorithm::HS256,
+                    SECRET,
+                ),
+                AuthError::NotYetValid,
+            ),
+            (
+                sign(
+                    with(serde_json::json!({"exp": now() + 60, "iss": "http://evil"})),
+                    Algorithm::HS256,
+                    SECRET,
+                ),
+                AuthError::WrongIssuer,
+            ),
+            (
+                sign(
+                    with(serde_json::json!({"exp": now() + 60, "aud": "http://evil"})),
+                    Algorithm::HS256,
+                    SECRET,
+                ),
+                AuthError::WrongAudience,
+            ),
+            (
+                sign(
+                    with(serde_json::json!({"exp": now() + 60, "sub": ""})),
+                    Algorithm::HS256,
+                    SECRET,
+                ),
+                AuthError::NoSubject,
+            ),
+            (
+                sign(with(serde_json::json!({})), Algorithm::HS256, SECRET),
+                AuthError::Malformed,
+            ),
             ("not.a.jwt".to_owned(), AuthError::Malformed),
             (String::new(), AuthError::Missing),
         ];
         for (token, want) in cases {
             assert_eq!(auth.verify(&token).unwrap_err(), want, "{token}");
         }
-        let good = sign(with(serde_json::json!({"exp": now() + 60})), Algorithm::HS512, SECRET);
+        let good = sign(
+            with(serde_json::json!({"exp": now() + 60})),
+            Algorithm::HS512,
+            SECRET,
+        );
         assert_eq!(auth.verify(&good).unwrap().user_id().as_str(), "u");
     }
 }

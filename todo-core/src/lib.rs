@@ -37,7 +37,8 @@ pub use error::{BoxError, Error, FieldError, Result, ValidationError};
 pub use model::{
     Created, DESCRIPTION_MAX_CHARS, Description, IdempotencyKey, Limit, ListQuery, NewTask, Page,
     Priority, Replacement, SearchText, SortField, SortOrder, StatusFilter, TITLE_MAX_CHARS, Task,
-    TaskId, TaskPatch, Title, USER_ID_MAX_CHARS, UserId, fold_case, to_stored_precision,
+    TaskId, TaskPatch, Title, USER_ID_MAX_CHARS, UserId, check_due_date, fold_case,
+    to_stored_precision,
 };
 pub use options::StoreOptions;
 pub use principal::Principal;

@@ -52,7 +52,9 @@ pub struct Task {
 }
 
 /// A task's priority. Sorting by priority orders `low < medium < high`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Low priority.
@@ -137,6 +139,35 @@ fn char_len_between(
     Ok(())
 }
 
+fn no_nul(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.contains('\0') {
+        return Err(ValidationError::field(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Earliest due date accepted (both backends store it; PostgreSQL stops at 4713 BC).
+pub const DUE_DATE_MIN_YEAR: i32 = 1;
+/// Latest due date accepted.
+pub const DUE_DATE_MAX_YEAR: i32 = 9999;
+
+/// Checks that a due date lies in years 1 to 9999 (what RFC 3339 can express and every backend
+/// stores) and rounds it to the stored microsecond precision.
+pub fn check_due_date(d: DateTime<Utc>) -> Result<DateTime<Utc>, ValidationError> {
+    use chrono::Datelike;
+    if (DUE_DATE_MIN_YEAR..=DUE_DATE_MAX_YEAR).contains(&d.year()) {
+        Ok(to_stored_precision(d))
+    } else {
+        Err(ValidationError::field(
+            "due_date",
+            "must be between the years 1 and 9999",
+        ))
+    }
+}
+
 /// A valid task title: trimmed, 1 to 200 Unicode characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);
@@ -146,6 +177,7 @@ impl Title {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let trimmed = raw.trim();
         char_len_between("title", trimmed, 1, TITLE_MAX_CHARS)?;
+        no_nul("title", trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -163,6 +195,7 @@ impl Description {
     /// Checks the length of `raw` in characters.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         char_len_between("description", raw, 0, DESCRIPTION_MAX_CHARS)?;
+        no_nul("description", raw)?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -269,9 +302,10 @@ impl NewTask {
         let title = errors.collect(Title::parse(title));
         let description = errors.collect(description.map(Description::parse).transpose());
         let priority = errors.collect(priority.map(Priority::parse).transpose());
+        let due_date = errors.collect(due_date.map(check_due_date).transpose());
         errors.into_result()?;
-        match (title, description, priority) {
-            (Some(title), Some(description), Some(priority)) => Ok(Self {
+        match (title, description, priority, due_date) {
+            (Some(title), Some(description), Some(priority), Some(due_date)) => Ok(Self {
                 title,
                 description,
                 priority: priority.unwrap_or_default(),
@@ -487,6 +521,7 @@ impl SearchText {
             return Ok(None);
         }
         char_len_between("q", raw, 1, SEARCH_MAX_CHARS)?;
+        no_nul("q", raw)?;
         Ok(Some(Self(fold_case(raw))))
     }
 
@@ -570,6 +605,20 @@ mod tests {
         let err = NewTask::parse("", Some(&"x".repeat(1001)), Some("urgent"), None).unwrap_err();
         let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["title", "description", "priority"]);
+    }
+
+    #[test]
+    fn nul_characters_and_out_of_range_due_dates_are_rejected() {
+        assert!(Title::parse("a\u{0}b").is_err());
+        assert!(Description::parse("a\u{0}").is_err());
+        assert!(SearchText::parse("\u{0}").is_err());
+        let ancient = DateTime::from_timestamp(-300_000_000_000, 0).unwrap();
+        assert_eq!(
+            check_due_date(ancient).unwrap_err().errors[0].field,
+            "due_date"
+        );
+        let now = Utc::now();
+        assert_eq!(check_due_date(now), Ok(to_stored_precision(now)));
     }
 
     #[test]

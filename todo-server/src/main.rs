@@ -1,1 +1,36 @@
-fn main(){}
+//! `todo-server`: reads the configuration, then serves (or prints a token). Everything else is in
+//! the library.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use todo_server::config::{Command, Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let outcome = match &config.command {
+        Some(Command::Token { user, minutes }) => {
+            todo_server::demo_token(&config, user, Duration::from_secs(minutes * 60)).map(|t| {
+                println!("{t}");
+            })
+        }
+        None => todo_server::serve(config).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("todo-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -13,7 +13,7 @@ use crate::cursor::CursorCodec;
 use crate::error::{Error, Result};
 use crate::model::{
     Created, IdempotencyKey, ListQuery, NewTask, Page, Replacement, Task, TaskId, TaskPatch,
-    fold_case, now,
+    check_due_date, fold_case, now,
 };
 use crate::principal::Principal;
 use sql::{Commit, Db, Exec, Value};
@@ -85,8 +85,12 @@ pub trait TaskStore: Send + Sync + 'static {
     }
 
     /// Deletes a task.
-    async fn delete(&self, who: &Principal, id: TaskId, expected_version: Option<i64>)
-    -> Result<()>;
+    async fn delete(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        expected_version: Option<i64>,
+    ) -> Result<()>;
 
     /// Checks that the database answers ([`Error::Unavailable`] when it does not).
     async fn ping(&self) -> Result<()>;
@@ -117,12 +121,7 @@ impl<D: Db> SqlStore<D> {
 
     /// The answer for a write that matched no row: the task is missing (or not this user's), or
     /// it exists at another version than expected.
-    async fn missing_or_stale(
-        &self,
-        who: &Principal,
-        id: TaskId,
-        expected: Option<i64>,
-    ) -> Error {
+    async fn missing_or_stale(&self, who: &Principal, id: TaskId, expected: Option<i64>) -> Error {
         let args = [Value::I64(id), Value::Text(who.user_id().as_str())];
         match self.db.writer().int(sql::GET_VERSION, &args).await {
             Ok(Some(current)) => match expected {
@@ -213,6 +212,7 @@ async fn insert(
     task: &NewTask,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Task> {
+    let due_date = task.due_date.map(check_due_date).transpose()?;
     let title_key = fold_case(task.title.as_str());
     let description = task.description.as_ref().map(|d| d.as_str());
     let description_key = description.map(fold_case);
@@ -226,7 +226,7 @@ async fn insert(
                 Value::OptText(description),
                 Value::OptText(description_key.as_deref()),
                 Value::I16(task.priority.rank()),
-                Value::OptTime(task.due_date.map(crate::model::to_stored_precision)),
+                Value::OptTime(due_date),
                 Value::Time(now),
             ],
         )
@@ -246,7 +246,8 @@ impl<D: Db> TaskStore for SqlStore<D> {
         match idempotency_key {
             Some(key) => self.create_idempotent(who, &task, key).await,
             None => {
-                let task = insert(&mut self.db.writer(), who.user_id().as_str(), &task, now()).await?;
+                let task =
+                    insert(&mut self.db.writer(), who.user_id().as_str(), &task, now()).await?;
                 Ok(Created {
                     task,
                     replayed: false,
@@ -274,8 +275,12 @@ impl<D: Db> TaskStore for SqlStore<D> {
             ),
             None => None,
         };
-        let (statement, args) =
-            sql::list_statement(D::POSITION_FN, who.user_id().as_str(), query, after.as_ref());
+        let (statement, args) = sql::list_statement(
+            D::POSITION_FN,
+            who.user_id().as_str(),
+            query,
+            after.as_ref(),
+        );
         let mut tasks = self.db.reader().tasks(&statement, &args).await?;
         let limit = query.limit.get() as usize;
         let next_cursor = if tasks.len() > limit {
@@ -312,6 +317,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
         patch: TaskPatch,
         expected_version: Option<i64>,
     ) -> Result<Task> {
+        let due_date = patch.due_date.flatten().map(check_due_date).transpose()?;
         let title_key = patch.title.as_ref().map(|t| fold_case(t.as_str()));
         let description = patch
             .description
@@ -329,7 +335,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
             Value::OptBool(patch.completed),
             Value::OptI16(patch.priority.map(|p| p.rank())),
             Value::Bool(patch.due_date.is_some()),
-            Value::OptTime(patch.due_date.flatten().map(crate::model::to_stored_precision)),
+            Value::OptTime(due_date),
             Value::Time(now()),
             Value::OptI64(expected_version),
         ];

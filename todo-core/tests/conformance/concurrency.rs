@@ -24,7 +24,10 @@ async fn concurrent_writes_are_all_acknowledged_and_all_present() {
                         title: Some(Title::parse(&format!("write {w}")).unwrap()),
                         ..TaskPatch::default()
                     };
-                    store.patch(&alice, id, patch, None).await.map(|t| t.version)
+                    store
+                        .patch(&alice, id, patch, None)
+                        .await
+                        .map(|t| t.version)
                 }));
             }
         }

@@ -21,7 +21,12 @@ async fn create_returns_the_task_with_defaults_and_get_reads_it_back() {
         assert_eq!(task.version, 1);
         assert_eq!(task.created_at, task.updated_at);
         assert!(task.created_at >= to_stored_precision(before), "{}", b.name);
-        assert_eq!(b.store.get(&alice, task.id).await.unwrap(), task, "{}", b.name);
+        assert_eq!(
+            b.store.get(&alice, task.id).await.unwrap(),
+            task,
+            "{}",
+            b.name
+        );
     }
 }
 
@@ -39,7 +44,10 @@ async fn every_field_round_trips_including_long_unicode_text() {
         };
         let task = b.store.create(&alice, new, None).await.unwrap().task;
         assert_eq!(task.title, "é".repeat(200), "{}", b.name);
-        assert_eq!(task.description.as_deref(), Some("字".repeat(1000).as_str()));
+        assert_eq!(
+            task.description.as_deref(),
+            Some("字".repeat(1000).as_str())
+        );
         assert_eq!(task.priority, Priority::High);
         // Stored at microsecond precision on every backend.
         assert_eq!(task.due_date, Some(to_stored_precision(due)), "{}", b.name);
@@ -159,9 +167,17 @@ async fn toggle_flips_completed_and_set_completed_sets_it() {
     for b in backends().await {
         let alice = user("alice");
         let task = create(&b.store, &alice, "t").await;
-        let t1 = b.store.toggle_completed(&alice, task.id, None).await.unwrap();
+        let t1 = b
+            .store
+            .toggle_completed(&alice, task.id, None)
+            .await
+            .unwrap();
         assert!(t1.completed, "{}", b.name);
-        let t2 = b.store.toggle_completed(&alice, task.id, None).await.unwrap();
+        let t2 = b
+            .store
+            .toggle_completed(&alice, task.id, None)
+            .await
+            .unwrap();
         assert!(!t2.completed);
         let t3 = b
             .store
@@ -286,13 +302,21 @@ async fn search_is_a_case_insensitive_substring_of_title_or_description() {
             ..new_task(t)
         };
         let s = &b.store;
-        let milk = s.create(&alice, new_task("Buy MILK"), None).await.unwrap().task;
+        let milk = s
+            .create(&alice, new_task("Buy MILK"), None)
+            .await
+            .unwrap()
+            .task;
         let school = s
             .create(&alice, with_desc("Errands", "pick up at the ÉCOLE"), None)
             .await
             .unwrap()
             .task;
-        let percent = s.create(&alice, new_task("100% done_ish"), None).await.unwrap().task;
+        let percent = s
+            .create(&alice, new_task("100% done_ish"), None)
+            .await
+            .unwrap()
+            .task;
         create(s, &alice, "unrelated").await;
 
         let search = |q: &str| {
@@ -321,7 +345,11 @@ async fn search_is_a_case_insensitive_substring_of_title_or_description() {
         assert_eq!(search("%").await, vec![percent.id], "% is literal");
         assert_eq!(search("_").await, vec![percent.id], "_ is literal");
         assert_eq!(search("nothing like it").await, Vec::<i64>::new());
-        assert_eq!(search("").await.len(), 4, "an empty search matches everything");
+        assert_eq!(
+            search("").await.len(),
+            4,
+            "an empty search matches everything"
+        );
     }
 }
 
@@ -331,7 +359,10 @@ async fn status_filter_selects_pending_or_completed_tasks() {
         let alice = user("alice");
         let a = create(&b.store, &alice, "a").await;
         let done = create(&b.store, &alice, "b").await;
-        b.store.toggle_completed(&alice, done.id, None).await.unwrap();
+        b.store
+            .toggle_completed(&alice, done.id, None)
+            .await
+            .unwrap();
         let ids = |status| {
             let store = b.store.clone();
             let alice = alice.clone();
@@ -346,7 +377,11 @@ async fn status_filter_selects_pending_or_completed_tasks() {
         };
         assert_eq!(ids(StatusFilter::Pending).await, vec![a.id], "{}", b.name);
         assert_eq!(ids(StatusFilter::Completed).await, vec![done.id]);
-        assert_eq!(ids(StatusFilter::All).await, vec![done.id, a.id], "newest first");
+        assert_eq!(
+            ids(StatusFilter::All).await,
+            vec![done.id, a.id],
+            "newest first"
+        );
     }
 }
 

@@ -1,9 +1,7 @@
 use std::io::Write;
 use std::sync::{Arc, Once};
 
-use todo_core::{
-    DynTaskStore, NewTask, Principal, StoreOptions, Task, TaskStore, Title, UserId,
-};
+use todo_core::{DynTaskStore, NewTask, Principal, StoreOptions, Task, TaskStore, Title, UserId};
 
 /// The environment variable naming the PostgreSQL database the suite runs against.
 pub const PG_ENV: &str = "TODO_TEST_DATABASE_URL";

@@ -9,9 +9,17 @@ async fn a_repeated_key_returns_the_first_task_and_creates_nothing() {
     for b in backends().await {
         let alice = user("alice");
         let key = IdempotencyKey::parse("retry-123").unwrap();
-        let first = b.store.create(&alice, new_task("pay rent"), Some(&key)).await.unwrap();
+        let first = b
+            .store
+            .create(&alice, new_task("pay rent"), Some(&key))
+            .await
+            .unwrap();
         assert!(!first.replayed);
-        let again = b.store.create(&alice, new_task("pay rent"), Some(&key)).await.unwrap();
+        let again = b
+            .store
+            .create(&alice, new_task("pay rent"), Some(&key))
+            .await
+            .unwrap();
         assert!(again.replayed, "{}", b.name);
         assert_eq!(again.task, first.task, "{}", b.name);
         let all = b.store.list(&alice, &ListQuery::default()).await.unwrap();
@@ -24,11 +32,18 @@ async fn the_same_key_with_a_different_body_is_a_conflict() {
     for b in backends().await {
         let alice = user("alice");
         let key = IdempotencyKey::parse("k").unwrap();
-        b.store.create(&alice, new_task("a"), Some(&key)).await.unwrap();
+        b.store
+            .create(&alice, new_task("a"), Some(&key))
+            .await
+            .unwrap();
         let mut other = new_task("a");
         other.priority = Priority::High;
         let err = b.store.create(&alice, other, Some(&key)).await.unwrap_err();
-        assert!(matches!(err, Error::IdempotencyConflict), "{}: {err:?}", b.name);
+        assert!(
+            matches!(err, Error::IdempotencyConflict),
+            "{}: {err:?}",
+            b.name
+        );
         let all = b.store.list(&alice, &ListQuery::default()).await.unwrap();
         assert_eq!(all.tasks.len(), 1);
     }
@@ -40,8 +55,16 @@ async fn keys_are_per_user() {
         let alice = user("alice");
         let bob = user("bob");
         let key = IdempotencyKey::parse("shared-key").unwrap();
-        let a = b.store.create(&alice, new_task("x"), Some(&key)).await.unwrap();
-        let c = b.store.create(&bob, new_task("y"), Some(&key)).await.unwrap();
+        let a = b
+            .store
+            .create(&alice, new_task("x"), Some(&key))
+            .await
+            .unwrap();
+        let c = b
+            .store
+            .create(&bob, new_task("y"), Some(&key))
+            .await
+            .unwrap();
         assert!(!a.replayed && !c.replayed, "{}", b.name);
         assert_ne!(a.task.id, c.task.id);
         assert_eq!(c.task.user_id, bob.user_id().as_str());
@@ -53,12 +76,27 @@ async fn a_replay_still_returns_the_task_after_it_was_deleted() {
     for b in backends().await {
         let alice = user("alice");
         let key = IdempotencyKey::parse("k2").unwrap();
-        let first = b.store.create(&alice, new_task("x"), Some(&key)).await.unwrap();
+        let first = b
+            .store
+            .create(&alice, new_task("x"), Some(&key))
+            .await
+            .unwrap();
         b.store.delete(&alice, first.task.id, None).await.unwrap();
-        let again = b.store.create(&alice, new_task("x"), Some(&key)).await.unwrap();
+        let again = b
+            .store
+            .create(&alice, new_task("x"), Some(&key))
+            .await
+            .unwrap();
         assert!(again.replayed, "{}", b.name);
         assert_eq!(again.task.id, first.task.id);
-        assert!(b.store.list(&alice, &ListQuery::default()).await.unwrap().tasks.is_empty());
+        assert!(
+            b.store
+                .list(&alice, &ListQuery::default())
+                .await
+                .unwrap()
+                .tasks
+                .is_empty()
+        );
     }
 }
 

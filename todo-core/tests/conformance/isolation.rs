@@ -1,4 +1,4 @@
-use todo_core::{Error, ListQuery, Limit, Priority, Replacement, TaskPatch, Title};
+use todo_core::{Error, Limit, ListQuery, Priority, Replacement, TaskPatch, Title};
 
 use crate::helpers::{backends, create, user};
 
@@ -83,7 +83,12 @@ async fn another_user_gets_not_found_for_every_operation_and_changes_nothing() {
             "{}",
             b.name
         );
-        assert_eq!(s.get(&alice, id).await.unwrap(), task, "{}: unchanged", b.name);
+        assert_eq!(
+            s.get(&alice, id).await.unwrap(),
+            task,
+            "{}: unchanged",
+            b.name
+        );
     }
 }
 
@@ -118,8 +123,18 @@ async fn the_missing_and_the_foreign_answer_are_identical() {
         let alice = user("alice");
         let mallory = user("mallory");
         let task = create(&b.store, &alice, "secret").await;
-        let foreign = b.store.get(&mallory, task.id).await.unwrap_err().to_string();
-        let missing = b.store.get(&mallory, i64::MAX - 1).await.unwrap_err().to_string();
+        let foreign = b
+            .store
+            .get(&mallory, task.id)
+            .await
+            .unwrap_err()
+            .to_string();
+        let missing = b
+            .store
+            .get(&mallory, i64::MAX - 1)
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(foreign, missing, "{}", b.name);
     }
 }

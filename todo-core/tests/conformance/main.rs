@@ -1,5 +1,6 @@
 //! The backend-agnostic conformance suite: every test runs against SQLite (in memory and on file)
 //! and, when `TODO_TEST_DATABASE_URL` is set, PostgreSQL.
+#![allow(clippy::unwrap_used)] // test helpers panic on setup failures by design
 
 mod concurrency;
 mod crud;

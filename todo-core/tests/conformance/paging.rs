@@ -32,7 +32,10 @@ async fn walking_ten_thousand_tasks_in_pages_sees_each_exactly_once() {
                 let mut ids = Vec::new();
                 for i in 0..1250 {
                     let title = Title::parse(&format!("task {chunk}-{i}")).unwrap();
-                    let t = store.create(&alice, NewTask::new(title), None).await.unwrap();
+                    let t = store
+                        .create(&alice, NewTask::new(title), None)
+                        .await
+                        .unwrap();
                     ids.push(t.task.id);
                 }
                 ids

@@ -1,0 +1,641 @@
+//! The task routes, as two thin `#[OpenApi]` impls (with and without the `{user_id}` path
+//! segment) over one shared implementation.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::auth::Bearer;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi, SecurityScheme, Tags};
+use todo_core::{
+    IdempotencyKey, Limit, ListQuery, Principal, SearchText, SortField, SortOrder, StatusFilter,
+    Task, TaskId, ValidationError,
+};
+
+use crate::AppState;
+use crate::dto::{
+    CompleteDoc, Deleted, TaskCreateDoc, TaskDto, TaskUpdateDoc, parse_complete, parse_create,
+    parse_update,
+};
+use crate::payload::{JsonBody, OptionalJsonBody};
+use crate::problem::ApiError;
+
+/// API groups in the contract.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Tasks of the authenticated user.
+    Tasks,
+}
+
+/// A JWT bearer token: from Better Auth's JWT plugin (EdDSA/RS256... via JWKS), signed with the
+/// shared `BETTER_AUTH_SECRET` (HS256), or issued by the built-in accounts.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
+pub struct BearerAuth(pub Principal);
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    let state = req
+        .data::<Arc<AppState>>()
+        .ok_or_else(|| ApiError::internal().into_poem())?;
+    state
+        .authenticator
+        .authenticate(&bearer.token)
+        .await
+        .map_err(|e| {
+            tracing::debug!(reason = %e, "bearer token rejected");
+            ApiError::unauthorized(&e).into_poem()
+        })
+}
+
+/// A task with its ETag.
+#[derive(ApiResponse)]
+pub enum TaskResponse {
+    /// The task.
+    #[oai(status = 200)]
+    Ok(Json<TaskDto>, #[oai(header = "ETag")] String),
+}
+
+/// A created task.
+#[derive(ApiResponse)]
+pub enum CreateResponse {
+    /// Created.
+    #[oai(status = 201)]
+    Created(
+        Json<TaskDto>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "ETag")] String,
+    ),
+    /// A retry with the same `Idempotency-Key` and body: the task the first request created.
+    #[oai(status = 200)]
+    Replayed(
+        Json<TaskDto>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "ETag")] String,
+    ),
+}
+
+/// A page of tasks.
+#[derive(ApiResponse)]
+pub enum ListResponse {
+    /// The tasks (a bare array). When more follow, `X-Next-Cursor` and `Link: <...>; rel="next"`
+    /// say how to get them.
+    #[oai(status = 200)]
+    Ok(
+        Json<Vec<TaskDto>>,
+        #[oai(header = "X-Next-Cursor")] Option<String>,
+        #[oai(header = "Link")] Option<String>,
+    ),
+}
+
+/// A deletion.
+#[derive(ApiResponse)]
+pub enum DeleteResponse {
+    /// Deleted.
+    #[oai(status = 200)]
+    Ok(Json<Deleted>),
+}
+
+/// The ETag of a task version.
+pub fn etag(task: &Task) -> String {
+    format!("\"{}-{}\"", task.id, task.version)
+}
+
+/// Reads `If-Match`: `None` when absent or `*`; the expected version when it names this task;
+/// 412 when it names another version of nothing we know.
+fn expected_version(id: TaskId, if_match: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = if_match.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if raw == "*" {
+        return Ok(None);
+    }
+    for tag in raw.split(',') {
+        let tag = tag.trim();
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        let tag = tag.trim_matches('"');
+        if let Some((tid, version)) = tag.split_once('-')
+            && tid.parse::<TaskId>() == Ok(id)
+            && let Ok(v) = version.parse::<i64>()
+        {
+            return Ok(Some(v));
+        }
+    }
+    Err(ApiError::precondition_failed(
+        "If-Match does not match the task's current ETag",
+    ))
+}
+
+fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
+    raw.parse::<TaskId>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid_field("id", "must be a positive integer"))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The raw list parameters, as received.
+struct ListParams {
+    status: Option<String>,
+    completed: Option<String>,
+    q: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl ListParams {
+    fn parse(&self) -> Result<ListQuery, ValidationError> {
+        let mut errors = ValidationError::default();
+        let status = match (self.status.as_deref(), self.completed.as_deref()) {
+            (Some(s), _) if !s.is_empty() => errors.collect(StatusFilter::parse(s)),
+            (_, Some(c)) => errors.collect(match c.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(StatusFilter::Completed),
+                "false" | "0" => Ok(StatusFilter::Pending),
+                _ => Err(ValidationError::field("completed", "must be true or false")),
+            }),
+            _ => Some(StatusFilter::All),
+        };
+        let search = errors
+            .collect(SearchText::parse(self.q.as_deref().unwrap_or("")))
+            .flatten();
+        let sort = match self.sort.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => errors.collect(SortField::parse(s)),
+            None => Some(SortField::default()),
+        };
+        let order = match self.order.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => errors.collect(SortOrder::parse(s)),
+            None => Some(SortOrder::default()),
+        };
+        let limit = match self.limit.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => errors.collect(
+                s.trim()
+                    .parse::<i64>()
+                    .map_err(|_| ValidationError::field("limit", "must be an integer"))
+                    .and_then(Limit::new),
+            ),
+            None => Some(Limit::default()),
+        };
+        errors.into_result()?;
+        Ok(ListQuery {
+            status: status.unwrap_or_default(),
+            search,
+            sort: sort.unwrap_or_default(),
+            order: order.unwrap_or_default(),
+            limit: limit.unwrap_or_default(),
+            cursor: self.cursor.clone().filter(|c| !c.is_empty()),
+        })
+    }
+
+    /// The query string of the next page.
+    fn next_query(&self, cursor: &str) -> String {
+        let mut parts = Vec::new();
+        for (name, value) in [
+            ("status", &self.status),
+            ("completed", &self.completed),
+            ("q", &self.q),
+            ("sort", &self.sort),
+            ("order", &self.order),
+            ("limit", &self.limit),
+        ] {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                parts.push(format!("{name}={}", encode(v)));
+            }
+        }
+        parts.push(format!("cursor={}", encode(cursor)));
+        parts.join("&")
+    }
+}
+
+/// The operations, shared by both route shapes. `base` is the collection's path for links.
+struct Ops<'a> {
+    state: &'a AppState,
+    who: Principal,
+    base: String,
+}
+
+impl<'a> Ops<'a> {
+    fn scoped(
+        state: &'a AppState,
+        auth: BearerAuth,
+        path_user: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let who = auth.0;
+        let base = match path_user {
+            Some(user) if user != who.user_id().as_str() => return Err(ApiError::forbidden()),
+            Some(user) => format!("/api/{}/tasks", encode(user)),
+            None => "/api/tasks".to_owned(),
+        };
+        Ok(Self { state, who, base })
+    }
+
+    async fn list(&self, params: ListParams) -> Result<ListResponse, ApiError> {
+        let query = params.parse().map_err(|e| ApiError::validation(&e))?;
+        let page = self.state.store.list(&self.who, &query).await?;
+        let link = page
+            .next_cursor
+            .as_deref()
+            .map(|c| format!("<{}?{}>; rel=\"next\"", self.base, params.next_query(c)));
+        let tasks = page.tasks.into_iter().map(TaskDto::from).collect();
+        Ok(ListResponse::Ok(Json(tasks), page.next_cursor, link))
+    }
+
+    async fn create(
+        &self,
+        body: JsonBody<TaskCreateDoc>,
+        idempotency_key: Option<String>,
+    ) -> Result<CreateResponse, ApiError> {
+        let key = idempotency_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(IdempotencyKey::parse)
+            .transpose();
+        let new = parse_create(&body.fields);
+        let (key, new) = match (key, new) {
+            (Ok(k), Ok(n)) => (k, n),
+            (k, n) => {
+                let mut errors = ValidationError::default();
+                errors.collect(n);
+                errors.collect(k);
+                return Err(ApiError::validation(&errors));
+            }
+        };
+        let created = self
+            .state
+            .store
+            .create(&self.who, new, key.as_ref())
+            .await?;
+        let location = format!("{}/{}", self.base, created.task.id);
+        let tag = etag(&created.task);
+        let dto = Json(TaskDto::from(created.task));
+        Ok(if created.replayed {
+            CreateResponse::Replayed(dto, location, tag)
+        } else {
+            CreateResponse::Created(dto, location, tag)
+        })
+    }
+
+    async fn get(&self, id: &str) -> Result<TaskResponse, ApiError> {
+        let task = self.state.store.get(&self.who, parse_id(id)?).await?;
+        Ok(ok(task))
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        body: JsonBody<TaskUpdateDoc>,
+        if_match: Option<String>,
+    ) -> Result<TaskResponse, ApiError> {
+        let id = parse_id(id)?;
+        let patch = parse_update(&body.fields).map_err(|e| ApiError::validation(&e))?;
+        let expected = expected_version(id, if_match.as_deref())?;
+        let task = self
+            .state
+            .store
+            .patch(&self.who, id, patch, expected)
+            .await?;
+        Ok(ok(task))
+    }
+
+    async fn complete(
+        &self,
+        id: &str,
+        body: OptionalJsonBody<CompleteDoc>,
+        if_match: Option<String>,
+    ) -> Result<TaskResponse, ApiError> {
+        let id = parse_id(id)?;
+        let completed = parse_complete(body.0.as_ref().map(|b| &b.fields))
+            .map_err(|e| ApiError::validation(&e))?;
+        let expected = expected_version(id, if_match.as_deref())?;
+        let task = self
+            .state
+            .store
+            .set_completed(&self.who, id, completed, expected)
+            .await?;
+        Ok(ok(task))
+    }
+
+    async fn delete(&self, id: &str, if_match: Option<String>) -> Result<DeleteResponse, ApiError> {
+        let id = parse_id(id)?;
+        let expected = expected_version(id, if_match.as_deref())?;
+        self.state.store.delete(&self.who, id, expected).await?;
+        Ok(DeleteResponse::Ok(Json(Deleted {
+            message: "Task deleted successfully".to_owned(),
+            id,
+        })))
+    }
+}
+
+fn ok(task: Task) -> TaskResponse {
+    let tag = etag(&task);
+    TaskResponse::Ok(Json(task.into()), tag)
+}
+
+/// Routes under `/api/{user_id}/tasks`: the path's user must be the token's user (else 403).
+pub struct UserTasksApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+/// Routes under `/api/tasks`, scoped to the token's user.
+pub struct TasksApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+#[OpenApi(tag = "ApiTags::Tasks")]
+impl UserTasksApi {
+    /// List the user's tasks.
+    ///
+    /// Filter with `status` (`all`, `pending`, `completed`; or `completed=true|false`), search
+    /// with `q`, sort with `sort` (`created`, `updated`, `title`, `due_date`, `priority`) and
+    /// `order` (`asc`, `desc`; default newest first), page with `limit` (1 to 1000, default 100)
+    /// and the `cursor` from `X-Next-Cursor`.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(
+        path = "/:user_id/tasks",
+        method = "get",
+        operation_id = "list_user_tasks"
+    )]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        user_id: Path<String>,
+        status: Query<Option<String>>,
+        completed: Query<Option<String>>,
+        q: Query<Option<String>>,
+        sort: Query<Option<String>>,
+        order: Query<Option<String>>,
+        limit: Query<Option<String>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<ListResponse, ApiError> {
+        let params = ListParams {
+            status: status.0,
+            completed: completed.0,
+            q: q.0,
+            sort: sort.0,
+            order: order.0,
+            limit: limit.0,
+            cursor: cursor.0,
+        };
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .list(params)
+            .await
+    }
+
+    /// Create a task. A retry with the same `Idempotency-Key` returns the first task (200).
+    #[oai(
+        path = "/:user_id/tasks",
+        method = "post",
+        operation_id = "create_user_task"
+    )]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        user_id: Path<String>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        body: JsonBody<TaskCreateDoc>,
+    ) -> Result<CreateResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .create(body, idempotency_key.0)
+            .await
+    }
+
+    /// Get one task.
+    #[oai(
+        path = "/:user_id/tasks/:id",
+        method = "get",
+        operation_id = "get_user_task"
+    )]
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        user_id: Path<String>,
+        id: Path<String>,
+    ) -> Result<TaskResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .get(&id.0)
+            .await
+    }
+
+    /// Update the fields sent (absent fields are unchanged; `null` clears `description` and
+    /// `due_date`). Honours `If-Match`.
+    #[oai(
+        path = "/:user_id/tasks/:id",
+        method = "put",
+        operation_id = "put_user_task"
+    )]
+    async fn put(
+        &self,
+        auth: BearerAuth,
+        user_id: Path<String>,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: JsonBody<TaskUpdateDoc>,
+    ) -> Result<TaskResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .update(&id.0, body, if_match.0)
+            .await
+    }
+
+    /// Partially update a task (absent = unchanged, `null` = clear). Honours `If-Match`.
+    #[oai(
+        path = "/:user_id/tasks/:id",
+        method = "patch",
+        operation_id = "patch_user_task"
+    )]
+    async fn patch(
+        &self,
+        auth: BearerAuth,
+        user_id: Path<String>,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: JsonBody<TaskUpdateDoc>,
+    ) -> Result<TaskResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .update(&id.0, body, if_match.0)
+            .await
+    }
+
+    /// Delete a task. Honours `If-Match`.
+    #[oai(
+        path = "/:user_id/tasks/:id",
+        method = "delete",
+        operation_id = "delete_user_task"
+    )]
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        user_id: Path<String>,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> Result<DeleteResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .delete(&id.0, if_match.0)
+            .await
+    }
+
+    /// Toggle `completed`, or set it with a body `{"completed": bool}`. Honours `If-Match`.
+    #[oai(
+        path = "/:user_id/tasks/:id/complete",
+        method = "patch",
+        operation_id = "complete_user_task"
+    )]
+    async fn complete(
+        &self,
+        auth: BearerAuth,
+        user_id: Path<String>,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: OptionalJsonBody<CompleteDoc>,
+    ) -> Result<TaskResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .complete(&id.0, body, if_match.0)
+            .await
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Tasks")]
+impl TasksApi {
+    /// List the token user's tasks (same parameters as the `{user_id}` route).
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/tasks", method = "get", operation_id = "list_tasks")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        status: Query<Option<String>>,
+        completed: Query<Option<String>>,
+        q: Query<Option<String>>,
+        sort: Query<Option<String>>,
+        order: Query<Option<String>>,
+        limit: Query<Option<String>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<ListResponse, ApiError> {
+        let params = ListParams {
+            status: status.0,
+            completed: completed.0,
+            q: q.0,
+            sort: sort.0,
+            order: order.0,
+            limit: limit.0,
+            cursor: cursor.0,
+        };
+        Ops::scoped(&self.state, auth, None)?.list(params).await
+    }
+
+    /// Create a task for the token's user.
+    #[oai(path = "/tasks", method = "post", operation_id = "create_task")]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        body: JsonBody<TaskCreateDoc>,
+    ) -> Result<CreateResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?
+            .create(body, idempotency_key.0)
+            .await
+    }
+
+    /// Get one task.
+    #[oai(path = "/tasks/:id", method = "get", operation_id = "get_task")]
+    async fn get(&self, auth: BearerAuth, id: Path<String>) -> Result<TaskResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?.get(&id.0).await
+    }
+
+    /// Update the fields sent. Honours `If-Match`.
+    #[oai(path = "/tasks/:id", method = "put", operation_id = "put_task")]
+    async fn put(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: JsonBody<TaskUpdateDoc>,
+    ) -> Result<TaskResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?
+            .update(&id.0, body, if_match.0)
+            .await
+    }
+
+    /// Partially update a task. Honours `If-Match`.
+    #[oai(path = "/tasks/:id", method = "patch", operation_id = "patch_task")]
+    async fn patch(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: JsonBody<TaskUpdateDoc>,
+    ) -> Result<TaskResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?
+            .update(&id.0, body, if_match.0)
+            .await
+    }
+
+    /// Delete a task. Honours `If-Match`.
+    #[oai(path = "/tasks/:id", method = "delete", operation_id = "delete_task")]
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+    ) -> Result<DeleteResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?
+            .delete(&id.0, if_match.0)
+            .await
+    }
+
+    /// Toggle `completed`, or set it with a body `{"completed": bool}`. Honours `If-Match`.
+    #[oai(
+        path = "/tasks/:id/complete",
+        method = "patch",
+        operation_id = "complete_task"
+    )]
+    async fn complete(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: OptionalJsonBody<CompleteDoc>,
+    ) -> Result<TaskResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?
+            .complete(&id.0, body, if_match.0)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_star_weak_and_lists() {
+        assert_eq!(expected_version(7, None).ok(), Some(None));
+        assert_eq!(expected_version(7, Some("*")).ok(), Some(None));
+        assert_eq!(expected_version(7, Some("\"7-3\"")).ok(), Some(Some(3)));
+        assert_eq!(expected_version(7, Some("W/\"7-4\"")).ok(), Some(Some(4)));
+        assert_eq!(
+            expected_version(7, Some("\"1-1\", \"7-5\"")).ok(),
+            Some(Some(5))
+        );
+        assert!(expected_version(7, Some("\"8-3\"")).is_err());
+        assert!(expected_version(7, Some("garbage")).is_err());
+    }
+
+    #[test]
+    fn encode_keeps_unreserved_characters_only() {
+        assert_eq!(encode("a-b_c.d~e"), "a-b_c.d~e");
+        assert_eq!(encode("a b/é"), "a%20b%2F%C3%A9");
+    }
+}

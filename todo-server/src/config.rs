@@ -1,0 +1,150 @@
+//! The server's configuration: flags, each also read from the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// A secret value whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret's bytes (its UTF-8 bytes are the HMAC key, as with Better Auth).
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// `todo-server`: a drop-in REST backend for Next.js + Better Auth todo apps.
+///
+/// With nothing set it serves on http://127.0.0.1:8000 from a SQLite file in the working
+/// directory, with built-in accounts and a generated secret kept next to the database.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "todo-server", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Port to listen on (the FastAPI backends' default).
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Database URL: `sqlite://path.db`, `sqlite::memory:`, or `postgres://...`
+    /// (`?sslmode=require` for Neon). Default: `sqlite://todo.db` in the working directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Shared secret for HS256/384/512 tokens (Better Auth's `BETTER_AUTH_SECRET`), at least 32
+    /// bytes. Default: a generated secret kept next to the SQLite database.
+    #[arg(long, env = "BETTER_AUTH_SECRET", hide_env_values = true)]
+    pub better_auth_secret: Option<Secret>,
+
+    /// Accepted token issuer (`iss`), e.g. your Better Auth origin.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Accepted token audience (`aud`), e.g. your Better Auth origin.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Frontend origins allowed by CORS, comma-separated (e.g. `http://localhost:3000`).
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Database pool size (PostgreSQL) or reader connections (SQLite).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+
+    /// Something to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print a bearer token for a user, signed with the server's secret (for trying the API).
+    Token {
+        /// The user id the token is for (`sub`).
+        #[arg(long, default_value = "demo-user")]
+        user: String,
+        /// Lifetime in minutes.
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+    },
+}
+
+/// The database URL used when none is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://todo.db";
+
+impl Config {
+    /// The configured database URL, or the embedded default.
+    pub fn database_url(&self) -> &str {
+        self.database_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// Where a generated secret is kept: next to the SQLite database file, or in the working
+    /// directory for other databases.
+    pub fn secret_file(&self) -> PathBuf {
+        let url = self.database_url();
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|p| p.split('?').next().unwrap_or(p))
+            .filter(|p| !p.is_empty() && !p.contains(":memory:"));
+        match path {
+            Some(p) => {
+                let mut file = PathBuf::from(p).into_os_string();
+                file.push(".secret");
+                PathBuf::from(file)
+            }
+            None => PathBuf::from("todo.secret"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_file_sits_next_to_the_sqlite_database() {
+        let c = Config::parse_from([
+            "todo-server",
+            "--database-url",
+            "sqlite://data/x.db?mode=rwc",
+        ]);
+        assert_eq!(c.secret_file(), PathBuf::from("data/x.db.secret"));
+        let c = Config::parse_from(["todo-server", "--database-url", "postgres://h/db"]);
+        assert_eq!(c.secret_file(), PathBuf::from("todo.secret"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let c = Config::parse_from(["todo-server", "--better-auth-secret", "hunter2-hunter2"]);
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

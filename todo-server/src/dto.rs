@@ -1,0 +1,309 @@
+//! The JSON shapes of the API, and the parsing of request bodies into validated core input.
+//!
+//! Request bodies are read as JSON objects and each known field is checked here, so every invalid
+//! field is reported by name in one 422; unknown fields are ignored (frontends send extras).
+
+use chrono::{DateTime, Utc};
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Enum, Object};
+use serde_json::{Map, Value};
+use todo_core::{Description, NewTask, Priority, Task, TaskPatch, Title, ValidationError};
+
+/// Task priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum PriorityDto {
+    /// Low.
+    Low,
+    /// Medium (the default).
+    Medium,
+    /// High.
+    High,
+}
+
+impl From<Priority> for PriorityDto {
+    fn from(p: Priority) -> Self {
+        match p {
+            Priority::Low => Self::Low,
+            Priority::Medium => Self::Medium,
+            Priority::High => Self::High,
+        }
+    }
+}
+
+/// A task as the API returns it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Task")]
+pub struct TaskDto {
+    /// Task id.
+    pub id: i64,
+    /// The owner's user id.
+    pub user_id: String,
+    /// Title (1 to 200 characters).
+    pub title: String,
+    /// Description, or null.
+    pub description: Option<String>,
+    /// Whether the task is done.
+    pub completed: bool,
+    /// Priority.
+    pub priority: PriorityDto,
+    /// Due date (RFC 3339, UTC), or null.
+    pub due_date: Option<DateTime<Utc>>,
+    /// Creation time (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// Last update time (RFC 3339, UTC).
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Task> for TaskDto {
+    fn from(t: Task) -> Self {
+        Self {
+            id: t.id,
+            user_id: t.user_id,
+            title: t.title,
+            description: t.description,
+            completed: t.completed,
+            priority: t.priority.into(),
+            due_date: t.due_date,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// The body of a create.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "TaskCreate")]
+pub struct TaskCreateDoc {
+    /// Title: 1 to 200 characters after trimming.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub title: String,
+    /// Description: at most 1000 characters.
+    #[oai(validator(max_length = 1000))]
+    pub description: Option<String>,
+    /// Priority (default `medium`).
+    pub priority: Option<PriorityDto>,
+    /// Due date (RFC 3339).
+    pub due_date: Option<DateTime<Utc>>,
+}
+
+/// The body of an update: absent fields are unchanged; `null` clears `description` and
+/// `due_date`.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "TaskUpdate")]
+pub struct TaskUpdateDoc {
+    /// New title: 1 to 200 characters after trimming.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub title: Option<String>,
+    /// New description (at most 1000 characters), or null to clear it.
+    #[oai(nullable, validator(max_length = 1000))]
+    pub description: MaybeUndefined<String>,
+    /// New completion state.
+    pub completed: Option<bool>,
+    /// New priority.
+    pub priority: Option<PriorityDto>,
+    /// New due date (RFC 3339), or null to clear it.
+    #[oai(nullable)]
+    pub due_date: MaybeUndefined<DateTime<Utc>>,
+}
+
+/// The optional body of `/complete`: without it the task is toggled.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "TaskComplete")]
+pub struct CompleteDoc {
+    /// The completion state to set.
+    pub completed: Option<bool>,
+}
+
+/// The answer to a delete.
+#[derive(Debug, Clone, Object)]
+pub struct Deleted {
+    /// A human sentence.
+    pub message: String,
+    /// The deleted task's id.
+    pub id: i64,
+}
+
+/// A field as found in a JSON object: absent, null, or a value.
+enum Field<'a> {
+    Absent,
+    Null,
+    Present(&'a Value),
+}
+
+fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Field<'a> {
+    match map.get(name) {
+        None => Field::Absent,
+        Some(Value::Null) => Field::Null,
+        Some(v) => Field::Present(v),
+    }
+}
+
+fn expect_str<'a>(name: &str, v: &'a Value) -> Result<&'a str, ValidationError> {
+    v.as_str()
+        .ok_or_else(|| ValidationError::field(name, "must be a string"))
+}
+
+fn parse_due(v: &Value) -> Result<DateTime<Utc>, ValidationError> {
+    parse_due_text(expect_str("due_date", v)?).and_then(todo_core::check_due_date)
+}
+
+fn parse_due_text(s: &str) -> Result<DateTime<Utc>, ValidationError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    // Frontends often send `<input type="date">` or naive datetime values; read them as UTC.
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(ValidationError::field(
+        "due_date",
+        "must be an RFC 3339 date-time (e.g. 2030-01-31T17:00:00Z) or a date (2030-01-31)",
+    ))
+}
+
+fn parse_priority(v: &Value) -> Result<Priority, ValidationError> {
+    Priority::parse(expect_str("priority", v)?)
+}
+
+/// Parses a create body.
+pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError> {
+    let mut errors = ValidationError::default();
+    let title = match field(map, "title") {
+        Field::Present(v) => errors.collect(expect_str("title", v).and_then(Title::parse)),
+        _ => errors.collect(Err(ValidationError::field("title", "is required"))),
+    };
+    let description = match field(map, "description") {
+        Field::Present(v) => errors
+            .collect(expect_str("description", v).and_then(Description::parse))
+            .map(Some),
+        _ => Some(None),
+    };
+    let priority = match field(map, "priority") {
+        Field::Present(v) => errors.collect(parse_priority(v)),
+        _ => Some(Priority::default()),
+    };
+    let due_date = match field(map, "due_date") {
+        Field::Present(v) => errors.collect(parse_due(v)).map(Some),
+        _ => Some(None),
+    };
+    errors.into_result()?;
+    match (title, description, priority, due_date) {
+        (Some(title), Some(description), Some(priority), Some(due_date)) => Ok(NewTask {
+            title,
+            description,
+            priority,
+            due_date,
+        }),
+        _ => Err(ValidationError::field("body", "is invalid")),
+    }
+}
+
+/// Parses an update body (PUT and PATCH): absent fields are unchanged, `null` clears the nullable
+/// ones and is an error for the others.
+pub fn parse_update(map: &Map<String, Value>) -> Result<TaskPatch, ValidationError> {
+    let mut errors = ValidationError::default();
+    let mut patch = TaskPatch::default();
+    let not_null = |name: &str| ValidationError::field(name, "must not be null");
+    match field(map, "title") {
+        Field::Absent => {}
+        Field::Null => errors.errors.extend(not_null("title").errors),
+        Field::Present(v) => {
+            patch.title = errors.collect(expect_str("title", v).and_then(Title::parse));
+        }
+    }
+    match field(map, "description") {
+        Field::Absent => {}
+        Field::Null => patch.description = Some(None),
+        Field::Present(v) => {
+            patch.description = errors
+                .collect(expect_str("description", v).and_then(Description::parse))
+                .map(Some);
+        }
+    }
+    match field(map, "completed") {
+        Field::Absent => {}
+        Field::Null => errors.errors.extend(not_null("completed").errors),
+        Field::Present(v) => match v.as_bool() {
+            Some(b) => patch.completed = Some(b),
+            None => errors
+                .errors
+                .extend(ValidationError::field("completed", "must be true or false").errors),
+        },
+    }
+    match field(map, "priority") {
+        Field::Absent => {}
+        Field::Null => errors.errors.extend(not_null("priority").errors),
+        Field::Present(v) => patch.priority = errors.collect(parse_priority(v)),
+    }
+    match field(map, "due_date") {
+        Field::Absent => {}
+        Field::Null => patch.due_date = Some(None),
+        Field::Present(v) => patch.due_date = errors.collect(parse_due(v)).map(Some),
+    }
+    errors.into_result()?;
+    Ok(patch)
+}
+
+/// Parses the optional `/complete` body: `Some(b)` sets, `None` toggles.
+pub fn parse_complete(map: Option<&Map<String, Value>>) -> Result<Option<bool>, ValidationError> {
+    let Some(map) = map else { return Ok(None) };
+    match field(map, "completed") {
+        Field::Absent | Field::Null => Ok(None),
+        Field::Present(v) => v
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| ValidationError::field("completed", "must be true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn create_reports_every_bad_field_by_name() {
+        let err = parse_create(&obj(json!({"title": 5, "description": "x".repeat(1001),
+            "priority": "urgent", "due_date": "tomorrow"})))
+        .unwrap_err();
+        let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["title", "description", "priority", "due_date"]);
+        let missing = parse_create(&obj(json!({"description": "d"}))).unwrap_err();
+        assert_eq!(missing.errors[0].field, "title");
+    }
+
+    #[test]
+    fn create_ignores_unknown_fields_and_reads_dates() {
+        let t = parse_create(&obj(
+            json!({"title": " a ", "user_id": "ignored", "completed": true,
+            "due_date": "2030-01-31"}),
+        ))
+        .unwrap();
+        assert_eq!(t.title.as_str(), "a");
+        assert_eq!(
+            t.due_date.unwrap().to_rfc3339(),
+            "2030-01-31T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn update_distinguishes_absent_null_and_value() {
+        let p = parse_update(&obj(json!({"description": null, "completed": true}))).unwrap();
+        assert_eq!(p.description, Some(None));
+        assert_eq!(p.completed, Some(true));
+        assert_eq!(p.title, None);
+        assert_eq!(p.due_date, None);
+        assert!(parse_update(&obj(json!({"title": null}))).is_err());
+        assert!(parse_update(&obj(json!({"completed": "yes"}))).is_err());
+    }
+}

@@ -1,0 +1,339 @@
+//! # todo-server
+//!
+//! A thin HTTP layer over [`todo_core`]: a poem-openapi service that is a drop-in backend for
+//! Next.js + Better Auth todo apps (`/api/{user_id}/tasks...`, same JSON as the FastAPI
+//! backends), and that serves its own OpenAPI contract at `/openapi.json` and Swagger UI at
+//! `/docs`. `main.rs` only boots; everything lives here so tests and embedders can build the app.
+#![forbid(unsafe_code)]
+// `ApiError` is the response enum poem-openapi documents; it is built at most once per request,
+// so its size does not matter and boxing it would only obscure the contract.
+#![allow(clippy::result_large_err)]
+
+pub mod api;
+pub mod config;
+pub mod dto;
+pub mod payload;
+pub mod problem;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::{Cors, NormalizePath, TrailingSlash};
+use poem::web::Json as PoemJson;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use poem_openapi::OpenApiService;
+use todo_core::{
+    Authenticator, DynTaskStore, JwtAuthenticator, JwtRules, StoreOptions, TokenIssuer,
+};
+
+use crate::config::{Config, Secret};
+use crate::problem::ApiError;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The task store.
+    pub store: DynTaskStore,
+    /// Verifies bearer tokens.
+    pub authenticator: Arc<dyn Authenticator>,
+}
+
+/// The OpenAPI service (both route shapes), as mounted under `/api`.
+pub fn openapi(state: &Arc<AppState>) -> OpenApiService<(api::UserTasksApi, api::TasksApi), ()> {
+    OpenApiService::new(
+        (
+            api::UserTasksApi {
+                state: state.clone(),
+            },
+            api::TasksApi {
+                state: state.clone(),
+            },
+        ),
+        "todo",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "A fast, secure, multi-user task backend: a drop-in replacement for the FastAPI + \
+         SQLModel backends of Next.js + Better Auth todo apps.",
+    )
+    .server("/api")
+}
+
+/// The OpenAPI contract as JSON (what `/openapi.json` serves).
+pub fn openapi_json(state: &Arc<AppState>) -> String {
+    openapi(state).spec()
+}
+
+#[handler]
+fn healthz() -> PoemJson<serde_json::Value> {
+    PoemJson(serde_json::json!({"status": "ok"}))
+}
+
+#[handler]
+async fn readyz(req: &Request) -> Response {
+    let Some(state) = req.data::<Arc<AppState>>() else {
+        return ApiError::internal().into_poem().into_response();
+    };
+    match state.store.ping().await {
+        Ok(()) => {
+            PoemJson(serde_json::json!({"status": "ready", "database": state.store.backend()}))
+                .into_response()
+        }
+        Err(e) => ApiError::from(e).into_poem().into_response(),
+    }
+}
+
+/// Logs one line per request (method, path, status, latency, request id; never headers, so never
+/// a token) and returns the request id in `X-Request-Id`.
+async fn log_requests<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let mut resp = ep
+        .call(req)
+        .await
+        .map(IntoResponse::into_response)
+        .unwrap_or_else(|e| e.into_response());
+    let status = resp.status();
+    let micros = started.elapsed().as_micros() as u64;
+    if status.is_server_error() {
+        tracing::warn!(request_id = %id, %method, %path, status = status.as_u16(), latency_us = micros, "request");
+    } else {
+        tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), latency_us = micros, "request");
+    }
+    if let Ok(v) = poem::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    Ok(resp)
+}
+
+/// Builds the whole application: API, contract, Swagger UI, health checks, CORS, error mapping.
+pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use<> {
+    let service = openapi(&state);
+    let spec = service.spec_endpoint();
+    let ui = service.swagger_ui();
+    let cors = Cors::new()
+        .allow_origins(cors_origins.iter().map(String::as_str))
+        .allow_credentials(true)
+        .allow_methods(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "if-match",
+            "idempotency-key",
+            "x-request-id",
+        ])
+        .expose_headers(["etag", "location", "x-next-cursor", "link", "x-request-id"])
+        .max_age(600);
+    Route::new()
+        .nest("/api", service)
+        .at("/openapi.json", spec)
+        .nest("/docs", ui)
+        .at("/healthz", get(healthz))
+        .at("/health", get(healthz))
+        .at("/readyz", get(readyz))
+        .catch_all_error(problem::catch_all)
+        .with_if(!cors_origins.is_empty(), cors)
+        .catch_all_error(problem::catch_all)
+        .with(NormalizePath::new(TrailingSlash::Trim))
+        .around(log_requests)
+        .data(state)
+}
+
+/// Why the server could not start. Each is one clear line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is invalid.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// The database could not be opened.
+    #[error("cannot open the database: {0}")]
+    Database(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Minimum length of a shared secret.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The configured secret, or the one kept in `file` (created with a random value if missing).
+pub fn load_or_create_secret(
+    configured: Option<&Secret>,
+    file: &Path,
+) -> Result<Secret, StartError> {
+    if let Some(s) = configured {
+        if s.expose().len() < MIN_SECRET_BYTES {
+            return Err(StartError::Config(format!(
+                "BETTER_AUTH_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+            )));
+        }
+        return Ok(s.clone());
+    }
+    if let Ok(existing) = std::fs::read_to_string(file) {
+        let existing = existing.trim();
+        if existing.len() >= MIN_SECRET_BYTES {
+            return Ok(Secret::new(existing));
+        }
+    }
+    use rand_hex::random_hex;
+    let secret = random_hex(32);
+    write_private(file, &secret).map_err(|e| {
+        StartError::Config(format!(
+            "cannot write the generated secret to {}: {e}",
+            file.display()
+        ))
+    })?;
+    Ok(Secret::new(secret))
+}
+
+mod rand_hex {
+    /// `n` random bytes as lowercase hex.
+    pub fn random_hex(n: usize) -> String {
+        use rand::RngCore;
+        let mut bytes = vec![0u8; n];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()
+}
+
+/// The validation rules for tokens from the configuration.
+pub fn jwt_rules(config: &Config) -> JwtRules {
+    JwtRules {
+        issuer: config.jwt_issuer.clone().map(|i| vec![i]),
+        audience: config.jwt_audience.clone().map(|a| vec![a]),
+        ..JwtRules::default()
+    }
+}
+
+/// Opens the store and builds the shared state from the configuration.
+pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), StartError> {
+    let secret = load_or_create_secret(config.better_auth_secret.as_ref(), &config.secret_file())?;
+    let options = StoreOptions {
+        max_connections: config.database_max_connections,
+        cursor_secret: Some(secret.expose().to_vec()),
+        ..StoreOptions::default()
+    };
+    let store = todo_core::open(config.database_url(), options)
+        .await
+        .map_err(|e| match e {
+            todo_core::Error::Config(m) => StartError::Config(m),
+            todo_core::Error::Unavailable(src) | todo_core::Error::Storage(src) => {
+                StartError::Database(src.to_string())
+            }
+            other => StartError::Database(other.to_string()),
+        })?;
+    let authenticator = Arc::new(JwtAuthenticator::shared_secret(
+        secret.expose(),
+        &jwt_rules(config),
+    ));
+    Ok((
+        Arc::new(AppState {
+            store,
+            authenticator,
+        }),
+        secret,
+    ))
+}
+
+/// Signs a token for `user` with the configured (or generated) secret.
+pub fn demo_token(config: &Config, user: &str, lifetime: Duration) -> Result<String, StartError> {
+    let secret = load_or_create_secret(config.better_auth_secret.as_ref(), &config.secret_file())?;
+    let user = todo_core::UserId::parse(user).map_err(|e| StartError::Config(e.to_string()))?;
+    TokenIssuer::hs256(
+        secret.expose(),
+        config.jwt_issuer.clone(),
+        config.jwt_audience.clone(),
+        lifetime,
+    )
+    .issue(&user, None, None)
+    .map_err(|e| StartError::Config(e.to_string()))
+}
+
+/// Resolves when the process is asked to stop (SIGINT or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM: in-flight requests finish, then the pool closes.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let (state, _secret) = build_state(&config).await?;
+    let addr = format!("{}:{}", config.host, config.port);
+    let acceptor = TcpListener::bind(addr.clone())
+        .into_acceptor()
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .map(|a| a.to_string())
+        .unwrap_or(addr);
+    let url = format!("http://{local}");
+    tracing::info!(
+        database = state.store.backend(),
+        "todo-server listening on {url} (Swagger UI: {url}/docs, contract: {url}/openapi.json)"
+    );
+    println!("todo-server listening on {url}");
+    println!("  Swagger UI:  {url}/docs");
+    println!("  get a token: cargo run -p todo-server -- token --user demo-user");
+    let store = state.store.clone();
+    let app = app(state, &config.cors_allowed_origins);
+    let result = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(10)))
+        .await;
+    store.close().await;
+    result.map_err(|source| StartError::Bind {
+        addr: local,
+        source,
+    })
+}

@@ -1,0 +1,103 @@
+use std::io::Write;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use poem::EndpointExt;
+use poem::endpoint::BoxEndpoint;
+use poem::test::{TestClient, TestResponse};
+use serde_json::Value;
+use todo_core::{JwtAuthenticator, JwtRules, StoreOptions, TokenIssuer, UserId};
+use todo_server::AppState;
+
+pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+pub const PG_ENV: &str = "TODO_TEST_DATABASE_URL";
+
+pub struct TestApp {
+    pub name: &'static str,
+    pub client: TestClient<BoxEndpoint<'static, poem::Response>>,
+}
+
+fn warn_skip_once() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPING the PostgreSQL HTTP runs: {PG_ENV} is not set ***\n"
+        );
+    });
+}
+
+async fn build(name: &'static str, url: &str, cors: &[String]) -> TestApp {
+    let store = todo_core::open(url, StoreOptions::default()).await.unwrap();
+    let state = Arc::new(AppState {
+        store,
+        authenticator: Arc::new(JwtAuthenticator::shared_secret(
+            SECRET,
+            &JwtRules::default(),
+        )),
+    });
+    let ep = todo_server::app(state, cors).map_to_response().boxed();
+    TestApp {
+        name,
+        client: TestClient::new(ep),
+    }
+}
+
+/// The app on every backend this run can reach.
+pub async fn apps() -> Vec<TestApp> {
+    let mut out = vec![build("sqlite", "sqlite::memory:", &[]).await];
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.is_empty() => out.push(build("postgres", &url, &[]).await),
+        _ => warn_skip_once(),
+    }
+    out
+}
+
+/// The app on SQLite with CORS origins configured.
+pub async fn app_with_cors(origins: &[&str]) -> TestApp {
+    let origins: Vec<String> = origins.iter().map(|s| s.to_string()).collect();
+    build("sqlite", "sqlite::memory:", &origins).await
+}
+
+/// A fresh user id (tests share the PostgreSQL database) and a valid token for it.
+pub fn user() -> (String, String) {
+    use rand::Rng;
+    let id = format!("user-{:016x}", rand::thread_rng().r#gen::<u64>());
+    let token = TokenIssuer::hs256(SECRET, None, None, Duration::from_secs(900))
+        .issue(
+            &UserId::parse(&id).unwrap(),
+            Some("u@example.com"),
+            Some("U"),
+        )
+        .unwrap();
+    (id, token)
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+pub async fn json(resp: TestResponse) -> Value {
+    resp.0.into_body().into_json().await.unwrap()
+}
+
+pub fn header(resp: &TestResponse, name: &str) -> Option<String> {
+    resp.0
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Creates a task over HTTP and returns its JSON.
+pub async fn create(app: &TestApp, user: &str, token: &str, body: Value) -> Value {
+    let resp = app
+        .client
+        .post(format!("/api/{user}/tasks"))
+        .header("authorization", bearer(token))
+        .body_json(&body)
+        .send()
+        .await;
+    assert_eq!(resp.0.status(), 201, "{}", app.name);
+    json(resp).await
+}

@@ -1,0 +1,226 @@
+use serde_json::json;
+
+use crate::helpers::{apps, bearer, create, header, json, user};
+
+#[tokio::test]
+async fn create_returns_201_with_location_etag_and_the_fastapi_task_shape() {
+    for app in apps().await {
+        let (u, t) = user();
+        let resp = app
+            .client
+            .post(format!("/api/{u}/tasks"))
+            .header("authorization", bearer(&t))
+            .body_json(
+                &json!({"title": "Buy milk", "description": "2L", "priority": "high",
+                "due_date": "2030-01-31T17:00:00Z", "unknown_extra": 1}),
+            )
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 201, "{}", app.name);
+        let location = header(&resp, "location").unwrap();
+        let etag = header(&resp, "etag").unwrap();
+        let body = json(resp).await;
+        let id = body["id"].as_i64().unwrap();
+        assert_eq!(location, format!("/api/{u}/tasks/{id}"));
+        assert_eq!(etag, format!("\"{id}-1\""));
+        assert_eq!(body["user_id"], u.as_str());
+        assert_eq!(body["title"], "Buy milk");
+        assert_eq!(body["description"], "2L");
+        assert_eq!(body["completed"], false);
+        assert_eq!(body["priority"], "high");
+        let due = chrono::DateTime::parse_from_rfc3339(body["due_date"].as_str().unwrap()).unwrap();
+        assert_eq!(due.to_utc().to_rfc3339(), "2030-01-31T17:00:00+00:00");
+        for key in ["created_at", "updated_at"] {
+            let v = body[key].as_str().unwrap();
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(v).is_ok(),
+                "{key}: {v}"
+            );
+        }
+        assert!(body.get("version").is_none());
+    }
+}
+
+#[tokio::test]
+async fn list_returns_a_bare_array_newest_first_and_pages_with_cursor_headers() {
+    for app in apps().await {
+        let (u, t) = user();
+        for i in 0..3 {
+            create(&app, &u, &t, json!({"title": format!("t{i}")})).await;
+        }
+        let resp = app
+            .client
+            .get(format!("/api/{u}/tasks"))
+            .query("limit", &2)
+            .header("authorization", bearer(&t))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200);
+        let cursor = header(&resp, "x-next-cursor").expect("more pages");
+        let link = header(&resp, "link").unwrap();
+        assert!(
+            link.starts_with(&format!("</api/{u}/tasks?limit=2&cursor=")),
+            "{link}"
+        );
+        assert!(link.ends_with("rel=\"next\""));
+        let first = json(resp).await;
+        let titles: Vec<_> = first
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].clone())
+            .collect();
+        assert_eq!(titles, [json!("t2"), json!("t1")], "{}", app.name);
+        let resp = app
+            .client
+            .get(format!("/api/{u}/tasks"))
+            .query("limit", &2)
+            .query("cursor", &cursor)
+            .header("authorization", bearer(&t))
+            .send()
+            .await;
+        assert!(header(&resp, "x-next-cursor").is_none());
+        let rest = json(resp).await;
+        assert_eq!(rest.as_array().unwrap().len(), 1);
+        assert_eq!(rest[0]["title"], "t0");
+    }
+}
+
+#[tokio::test]
+async fn the_routes_without_user_id_act_for_the_token_user() {
+    for app in apps().await {
+        let (u, t) = user();
+        let resp = app
+            .client
+            .post("/api/tasks/")
+            .header("authorization", bearer(&t))
+            .body_json(&json!({"title": "x"}))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 201, "{}", app.name);
+        let id = json(resp).await["id"].as_i64().unwrap();
+        let resp = app
+            .client
+            .get(format!("/api/{u}/tasks/{id}"))
+            .header("authorization", bearer(&t))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200);
+        let resp = app
+            .client
+            .get("/api/tasks")
+            .header("authorization", bearer(&t))
+            .send()
+            .await;
+        assert_eq!(json(resp).await.as_array().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn put_patch_complete_and_delete_work_with_if_match() {
+    for app in apps().await {
+        let (u, t) = user();
+        let task = create(&app, &u, &t, json!({"title": "a", "description": "d"})).await;
+        let id = task["id"].as_i64().unwrap();
+        let url = format!("/api/{u}/tasks/{id}");
+        let auth = bearer(&t);
+
+        let resp = app
+            .client
+            .put(&url)
+            .header("authorization", &auth)
+            .header("if-match", format!("\"{id}-1\""))
+            .body_json(&json!({"title": "b"}))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200, "{}", app.name);
+        assert_eq!(header(&resp, "etag").unwrap(), format!("\"{id}-2\""));
+        let body = json(resp).await;
+        assert_eq!(body["title"], "b");
+        assert_eq!(
+            body["description"], "d",
+            "PUT leaves absent fields unchanged"
+        );
+
+        let stale = app
+            .client
+            .patch(&url)
+            .header("authorization", &auth)
+            .header("if-match", format!("\"{id}-1\""))
+            .body_json(&json!({"description": null}))
+            .send()
+            .await;
+        assert_eq!(stale.0.status(), 412);
+
+        let resp = app
+            .client
+            .patch(&url)
+            .header("authorization", &auth)
+            .body_json(&json!({"description": null}))
+            .send()
+            .await;
+        assert_eq!(json(resp).await["description"], serde_json::Value::Null);
+
+        let resp = app
+            .client
+            .patch(format!("{url}/complete"))
+            .header("authorization", &auth)
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200);
+        assert_eq!(json(resp).await["completed"], true);
+        let resp = app
+            .client
+            .patch(format!("{url}/complete"))
+            .header("authorization", &auth)
+            .body_json(&json!({"completed": true}))
+            .send()
+            .await;
+        assert_eq!(
+            json(resp).await["completed"],
+            true,
+            "a body sets instead of toggling"
+        );
+
+        let resp = app
+            .client
+            .delete(&url)
+            .header("authorization", &auth)
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200);
+        let body = json(resp).await;
+        assert_eq!(body["id"], id);
+        assert!(body["message"].is_string());
+        let resp = app
+            .client
+            .get(&url)
+            .header("authorization", &auth)
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 404);
+    }
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_returns_the_same_task_and_a_different_body_is_422() {
+    for app in apps().await {
+        let (u, t) = user();
+        let send = |title: &'static str| {
+            app.client
+                .post(format!("/api/{u}/tasks"))
+                .header("authorization", bearer(&t))
+                .header("idempotency-key", "abc-123")
+                .body_json(&json!({"title": title}))
+                .send()
+        };
+        let first = send("once").await;
+        assert_eq!(first.0.status(), 201);
+        let first = json(first).await;
+        let again = send("once").await;
+        assert_eq!(again.0.status(), 200, "{}", app.name);
+        assert_eq!(json(again).await["id"], first["id"]);
+        let other = send("different").await;
+        assert_eq!(other.0.status(), 422);
+    }
+}
