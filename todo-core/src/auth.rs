@@ -5,8 +5,9 @@
 //! user id is `user.id` rather than `sub`. [`TokenIssuer`] mints tokens of the same shape for the
 //! built-in accounts.
 
-use std::collections::HashSet;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -159,43 +160,371 @@ impl JwtRules {
     }
 }
 
-/// A JWT verifier for HMAC-signed tokens (HS256, HS384, HS512) with a shared secret.
-pub struct JwtAuthenticator {
+/// A public key from a JWKS, with the algorithms its key type allows.
+struct VerifyKey {
     key: DecodingKey,
-    validation: Validation,
+    algorithms: Vec<Algorithm>,
+}
+
+/// The keys currently trusted, by `kid`.
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Arc<VerifyKey>>,
+    without_kid: Vec<Arc<VerifyKey>>,
+}
+
+impl KeySet {
+    /// Builds a key set from a JWKS document. Each key's algorithms are pinned by its type:
+    /// Ed25519 keys verify only EdDSA, RSA keys only RS*/PS*, P-256 only ES256, P-384 only ES384
+    /// (narrowed further by the key's own `alg`). Symmetric (`oct`) keys and unsupported curves
+    /// are ignored: a JWKS never makes HS* tokens acceptable.
+    fn from_jwks(doc: &str) -> Result<Self, crate::Error> {
+        use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+        let set: JwkSet = serde_json::from_str(doc)
+            .map_err(|e| crate::Error::Config(format!("invalid JWKS document: {e}")))?;
+        let mut keys = Self::default();
+        for jwk in &set.keys {
+            let by_type: Vec<Algorithm> = match &jwk.algorithm {
+                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                    vec![Algorithm::EdDSA]
+                }
+                AlgorithmParameters::RSA(_) => vec![
+                    Algorithm::RS256,
+                    Algorithm::RS384,
+                    Algorithm::RS512,
+                    Algorithm::PS256,
+                    Algorithm::PS384,
+                    Algorithm::PS512,
+                ],
+                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+                    vec![Algorithm::ES256]
+                }
+                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => {
+                    vec![Algorithm::ES384]
+                }
+                _ => continue,
+            };
+            let algorithms = match jwk.common.key_algorithm.map(Algorithm::try_from) {
+                Some(Ok(alg)) if by_type.contains(&alg) => vec![alg],
+                Some(_) => continue,
+                None => by_type,
+            };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            let entry = Arc::new(VerifyKey { key, algorithms });
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    keys.by_kid.insert(kid.clone(), entry);
+                }
+                None => keys.without_kid.push(entry),
+            }
+        }
+        Ok(keys)
+    }
+
+    fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<VerifyKey>> {
+        match kid {
+            Some(kid) => self.by_kid.get(kid).cloned(),
+            None => {
+                let mut candidates = self
+                    .by_kid
+                    .values()
+                    .chain(self.without_kid.iter())
+                    .filter(|k| k.algorithms.contains(&alg));
+                match (candidates.next(), candidates.next()) {
+                    (Some(only), None) => Some(only.clone()),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// Where keys are fetched from, and how often at most.
+struct RemoteJwks {
+    url: String,
+    client: reqwest::Client,
+    min_interval: Duration,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// Every algorithm a token may name.
+const ALL_ALGORITHMS: [Algorithm; 12] = [
+    Algorithm::HS256,
+    Algorithm::HS384,
+    Algorithm::HS512,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// A JWT verifier for Better Auth tokens: HS256/384/512 with a shared secret, and EdDSA, RS*,
+/// PS*, ES256, ES384 with public keys from a JWKS (a URL, fetched and cached, or a static
+/// document). Verification with a cached key does no I/O.
+pub struct JwtAuthenticator {
+    hmac: Option<DecodingKey>,
+    keys: RwLock<Arc<KeySet>>,
+    remote: Option<RemoteJwks>,
+    validations: HashMap<Algorithm, Validation>,
 }
 
 impl std::fmt::Debug for JwtAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtAuthenticator")
-            .field("key", &"<redacted>")
-            .field("algorithms", &self.validation.algorithms)
+            .field("shared_secret", &self.hmac.as_ref().map(|_| "<redacted>"))
+            .field("jwks_url", &self.remote.as_ref().map(|r| r.url.as_str()))
             .finish()
     }
 }
 
-impl JwtAuthenticator {
-    /// Verifies HS256/HS384/HS512 tokens signed with `secret` (its raw bytes are the key, as with
+/// Builds a [`JwtAuthenticator`].
+#[derive(Default)]
+pub struct JwtAuthenticatorBuilder {
+    rules: JwtRules,
+    secret: Option<Vec<u8>>,
+    jwks_document: Option<String>,
+    jwks_url: Option<String>,
+    jwks_min_refetch: Option<Duration>,
+    jwks_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for JwtAuthenticatorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtAuthenticatorBuilder")
+            .field("rules", &self.rules)
+            .field("jwks_url", &self.jwks_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtAuthenticatorBuilder {
+    /// Accepts HS256/HS384/HS512 tokens signed with `secret` (its raw bytes are the key, as with
     /// `BETTER_AUTH_SECRET`).
-    pub fn shared_secret(secret: &[u8], rules: &JwtRules) -> Self {
-        Self {
-            key: DecodingKey::from_secret(secret),
-            validation: rules.validation(vec![
-                Algorithm::HS256,
-                Algorithm::HS384,
-                Algorithm::HS512,
-            ]),
+    pub fn shared_secret(mut self, secret: &[u8]) -> Self {
+        self.secret = Some(secret.to_vec());
+        self
+    }
+
+    /// Trusts the public keys of a static JWKS document (`{"keys": [...]}`).
+    pub fn jwks_document(mut self, json: impl Into<String>) -> Self {
+        self.jwks_document = Some(json.into());
+        self
+    }
+
+    /// Fetches keys from a JWKS URL (Better Auth: `<auth origin>/api/auth/jwks`): on first use,
+    /// and again when a token names an unknown `kid` (key rotation), but at most once per
+    /// `min_refetch` (default 10 s) so a flood of bad tokens cannot hammer the issuer. A failing
+    /// endpoint keeps the cached keys and never makes a request wait longer than the fetch
+    /// timeout (default 3 s).
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// The floor between two JWKS fetches.
+    pub fn jwks_min_refetch(mut self, d: Duration) -> Self {
+        self.jwks_min_refetch = Some(d);
+        self
+    }
+
+    /// The timeout of one JWKS fetch.
+    pub fn jwks_timeout(mut self, d: Duration) -> Self {
+        self.jwks_timeout = Some(d);
+        self
+    }
+
+    /// Builds the authenticator. Fails when nothing to verify with was configured, or the JWKS
+    /// document or URL is invalid.
+    pub fn build(self) -> Result<JwtAuthenticator, crate::Error> {
+        if self.secret.is_none() && self.jwks_document.is_none() && self.jwks_url.is_none() {
+            return Err(crate::Error::Config(
+                "configure a shared secret, a JWKS URL or a JWKS document".into(),
+            ));
+        }
+        let keys = match &self.jwks_document {
+            Some(doc) => KeySet::from_jwks(doc)?,
+            None => KeySet::default(),
+        };
+        let remote = match self.jwks_url {
+            Some(url) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(crate::Error::Config(format!(
+                        "the JWKS URL must be http(s): {url}"
+                    )));
+                }
+                let timeout = self.jwks_timeout.unwrap_or(Duration::from_secs(3));
+                let client = reqwest::Client::builder()
+                    .timeout(timeout)
+                    .connect_timeout(timeout)
+                    .build()
+                    .map_err(|e| crate::Error::Config(format!("HTTP client: {e}")))?;
+                Some(RemoteJwks {
+                    url,
+                    client,
+                    min_interval: self.jwks_min_refetch.unwrap_or(Duration::from_secs(10)),
+                    last_fetch: tokio::sync::Mutex::new(None),
+                })
+            }
+            None => None,
+        };
+        let validations = ALL_ALGORITHMS
+            .iter()
+            .map(|alg| (*alg, self.rules.validation(vec![*alg])))
+            .collect();
+        Ok(JwtAuthenticator {
+            hmac: self.secret.as_deref().map(DecodingKey::from_secret),
+            keys: RwLock::new(Arc::new(keys)),
+            remote,
+            validations,
+        })
+    }
+}
+
+/// The two header fields we act on.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+fn read_header(token: &str) -> Result<(Algorithm, Option<String>), AuthError> {
+    use base64::Engine;
+    let first = token.split('.').next().unwrap_or("");
+    if token.split('.').count() != 3 {
+        return Err(AuthError::Malformed);
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(first.trim_end_matches('='))
+        .map_err(|_| AuthError::Malformed)?;
+    let header: RawHeader = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    // `none`, and anything jsonwebtoken cannot verify, is not allowed.
+    let alg = header
+        .alg
+        .parse::<Algorithm>()
+        .map_err(|_| AuthError::AlgorithmNotAllowed)?;
+    Ok((alg, header.kid))
+}
+
+impl JwtAuthenticator {
+    /// Starts a builder with these validation rules.
+    pub fn builder(rules: JwtRules) -> JwtAuthenticatorBuilder {
+        JwtAuthenticatorBuilder {
+            rules,
+            ..JwtAuthenticatorBuilder::default()
         }
     }
 
-    /// Verifies synchronously (a few microseconds of CPU for HMAC).
+    /// Verifies HS256/HS384/HS512 tokens signed with `secret` only.
+    pub fn shared_secret(secret: &[u8], rules: &JwtRules) -> Self {
+        Self {
+            hmac: Some(DecodingKey::from_secret(secret)),
+            keys: RwLock::new(Arc::new(KeySet::default())),
+            remote: None,
+            validations: ALL_ALGORITHMS
+                .iter()
+                .map(|alg| (*alg, rules.validation(vec![*alg])))
+                .collect(),
+        }
+    }
+
+    fn cached_key(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<VerifyKey>> {
+        let keys = match self.keys.read() {
+            Ok(k) => Arc::clone(&k),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        keys.find(kid, alg)
+    }
+
+    fn check(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        alg: Algorithm,
+    ) -> Result<Principal, AuthError> {
+        let validation = self
+            .validations
+            .get(&alg)
+            .ok_or(AuthError::AlgorithmNotAllowed)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|e| map_jwt_error(&e))?;
+        data.claims.into_principal()
+    }
+
+    /// Verifies with the keys at hand, without any I/O (an unknown `kid` is
+    /// [`AuthError::UnknownKey`]; [`Authenticator::authenticate`] also refetches the JWKS).
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_with(token, None)
+    }
+
+    fn verify_with(&self, token: &str, fresh: Option<&KeySet>) -> Result<Principal, AuthError> {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| map_jwt_error(&e))?;
-        data.claims.into_principal()
+        let (alg, kid) = read_header(token)?;
+        if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            let key = self.hmac.as_ref().ok_or(AuthError::AlgorithmNotAllowed)?;
+            return self.check(token, key, alg);
+        }
+        let key = match fresh {
+            Some(keys) => keys.find(kid.as_deref(), alg),
+            None => self.cached_key(kid.as_deref(), alg),
+        }
+        .ok_or(AuthError::UnknownKey)?;
+        if !key.algorithms.contains(&alg) {
+            return Err(AuthError::AlgorithmNotAllowed);
+        }
+        self.check(token, &key.key, alg)
+    }
+
+    /// Fetches the JWKS unless one was fetched less than the floor ago; returns the fresh keys.
+    async fn refresh(&self) -> Option<Arc<KeySet>> {
+        let remote = self.remote.as_ref()?;
+        let mut last = remote.last_fetch.lock().await;
+        if let Some(at) = *last
+            && at.elapsed() < remote.min_interval
+        {
+            return None;
+        }
+        *last = Some(Instant::now());
+        let fetched = async {
+            let resp = remote
+                .client
+                .get(&remote.url)
+                .send()
+                .await?
+                .error_for_status()?;
+            resp.text().await
+        }
+        .await;
+        match fetched
+            .map_err(|e| e.to_string())
+            .and_then(|doc| KeySet::from_jwks(&doc).map_err(|e| e.to_string()))
+        {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                tracing::info!(
+                    keys = keys.by_kid.len() + keys.without_kid.len(),
+                    "JWKS refreshed"
+                );
+                match self.keys.write() {
+                    Ok(mut k) => *k = Arc::clone(&keys),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::clone(&keys),
+                }
+                Some(keys)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS fetch failed; keeping the cached keys");
+                None
+            }
+        }
     }
 }
 
@@ -203,7 +532,16 @@ impl JwtAuthenticator {
 impl Authenticator for JwtAuthenticator {
     #[tracing::instrument(skip_all)]
     async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
-        self.verify(token)
+        match self.verify(token) {
+            Err(AuthError::UnknownKey) if self.remote.is_some() => {
+                match self.refresh().await {
+                    Some(fresh) => self.verify_with(token, Some(&fresh)),
+                    // Fetched recently by someone else (or failed): try what is cached now.
+                    None => self.verify(token),
+                }
+            }
+            other => other,
+        }
     }
 }
 

@@ -32,7 +32,9 @@ mod options;
 mod principal;
 mod store;
 
-pub use auth::{AuthError, Authenticator, JwtAuthenticator, JwtRules, TokenIssuer};
+pub use auth::{
+    AuthError, Authenticator, JwtAuthenticator, JwtAuthenticatorBuilder, JwtRules, TokenIssuer,
+};
 pub use error::{BoxError, Error, FieldError, Result, ValidationError};
 pub use model::{
     Created, DESCRIPTION_MAX_CHARS, Description, IdempotencyKey, Limit, ListQuery, NewTask, Page,

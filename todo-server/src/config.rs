@@ -59,6 +59,11 @@ pub struct Config {
     #[arg(long, env = "BETTER_AUTH_SECRET", hide_env_values = true)]
     pub better_auth_secret: Option<Secret>,
 
+    /// Better Auth's JWKS endpoint (`<auth origin>/api/auth/jwks`): verify its EdDSA/RS256/PS256/
+    /// ES256 tokens. Keys are cached and refetched when a token names a new `kid`.
+    #[arg(long, env = "JWKS_URL")]
+    pub jwks_url: Option<String>,
+
     /// Accepted token issuer (`iss`), e.g. your Better Auth origin.
     #[arg(long, env = "JWT_ISSUER")]
     pub jwt_issuer: Option<String>,

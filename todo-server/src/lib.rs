@@ -252,10 +252,15 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
             }
             other => StartError::Database(other.to_string()),
         })?;
-    let authenticator = Arc::new(JwtAuthenticator::shared_secret(
-        secret.expose(),
-        &jwt_rules(config),
-    ));
+    let mut builder = JwtAuthenticator::builder(jwt_rules(config)).shared_secret(secret.expose());
+    if let Some(url) = config.jwks_url.as_deref().filter(|u| !u.is_empty()) {
+        builder = builder.jwks_url(url);
+    }
+    let authenticator = Arc::new(
+        builder
+            .build()
+            .map_err(|e| StartError::Config(e.to_string()))?,
+    );
     Ok((
         Arc::new(AppState {
             store,
