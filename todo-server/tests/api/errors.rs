@@ -214,3 +214,40 @@ async fn cors_echoes_allowed_origins_with_credentials_and_answers_preflights_wit
         .await;
     assert!(header(&resp, "access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn an_unavailable_database_is_a_prompt_503_and_readyz_says_so() {
+    use std::sync::Arc;
+    use todo_core::{JwtAuthenticator, JwtRules, StoreOptions};
+    let store = todo_core::open("sqlite::memory:", StoreOptions::default())
+        .await
+        .unwrap();
+    let state = Arc::new(todo_server::AppState {
+        store: store.clone(),
+        authenticator: Arc::new(JwtAuthenticator::shared_secret(
+            crate::helpers::SECRET,
+            &JwtRules::default(),
+        )),
+    });
+    let client = poem::test::TestClient::new(todo_server::app(state, &[]));
+    // The pool is gone: every query fails to get a connection.
+    store.close().await;
+    let (u, t) = user();
+    let resp = client
+        .get(format!("/api/{u}/tasks"))
+        .header("authorization", bearer(&t))
+        .send()
+        .await;
+    assert_eq!(resp.0.status(), 503);
+    assert!(header(&resp, "retry-after").is_some());
+    let body = json(resp).await;
+    assert_problem(&body, 503);
+    assert!(
+        !body["detail"].as_str().unwrap().contains("pool"),
+        "no database text"
+    );
+    let resp = client.get("/readyz").send().await;
+    assert_eq!(resp.0.status(), 503);
+    let resp = client.get("/healthz").send().await;
+    assert_eq!(resp.0.status(), 200, "the process is still up");
+}
