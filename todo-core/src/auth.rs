@@ -615,7 +615,7 @@ impl TokenIssuer {
             email,
             name,
             iat,
-            exp: iat + self.lifetime.as_secs(),
+            exp: iat.saturating_add(self.lifetime.as_secs()),
             iss: self.issuer.as_deref(),
             aud: self.audience.as_deref(),
         };

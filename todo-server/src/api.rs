@@ -162,11 +162,13 @@ impl ListParams {
         let mut errors = ValidationError::default();
         let status = match (self.status.as_deref(), self.completed.as_deref()) {
             (Some(s), _) if !s.is_empty() => errors.collect(StatusFilter::parse(s)),
-            (_, Some(c)) => errors.collect(match c.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => Ok(StatusFilter::Completed),
-                "false" | "0" => Ok(StatusFilter::Pending),
-                _ => Err(ValidationError::field("completed", "must be true or false")),
-            }),
+            (_, Some(c)) if !c.trim().is_empty() => {
+                errors.collect(match c.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" => Ok(StatusFilter::Completed),
+                    "false" | "0" => Ok(StatusFilter::Pending),
+                    _ => Err(ValidationError::field("completed", "must be true or false")),
+                })
+            }
             _ => Some(StatusFilter::All),
         };
         let search = errors

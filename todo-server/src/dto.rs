@@ -42,12 +42,14 @@ pub struct TaskDto {
     /// Title (1 to 200 characters).
     pub title: String,
     /// Description, or null.
+    #[oai(nullable)]
     pub description: Option<String>,
     /// Whether the task is done.
     pub completed: bool,
     /// Priority.
     pub priority: PriorityDto,
     /// Due date (RFC 3339, UTC), or null.
+    #[oai(nullable)]
     pub due_date: Option<DateTime<Utc>>,
     /// Creation time (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,

@@ -229,8 +229,16 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// The validation rules for tokens from the configuration.
 pub fn jwt_rules(config: &Config) -> JwtRules {
     JwtRules {
-        issuer: config.jwt_issuer.clone().map(|i| vec![i]),
-        audience: config.jwt_audience.clone().map(|a| vec![a]),
+        issuer: config
+            .jwt_issuer
+            .clone()
+            .filter(|i| !i.is_empty())
+            .map(|i| vec![i]),
+        audience: config
+            .jwt_audience
+            .clone()
+            .filter(|a| !a.is_empty())
+            .map(|a| vec![a]),
         ..JwtRules::default()
     }
 }
@@ -332,7 +340,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     println!("  Swagger UI:  {url}/docs");
     println!("  get a token: cargo run -p todo-server -- token --user demo-user");
     let store = state.store.clone();
-    let app = app(state, &config.cors_allowed_origins);
+    let origins: Vec<String> = config
+        .cors_allowed_origins
+        .iter()
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    let app = app(state, &origins);
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(10)))
         .await;

@@ -19,11 +19,14 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let outcome = match &config.command {
-        Some(Command::Token { user, minutes }) => {
-            todo_server::demo_token(&config, user, Duration::from_secs(minutes * 60)).map(|t| {
-                println!("{t}");
-            })
-        }
+        Some(Command::Token { user, minutes }) => todo_server::demo_token(
+            &config,
+            user,
+            Duration::from_secs(minutes.saturating_mul(60)),
+        )
+        .map(|t| {
+            println!("{t}");
+        }),
         None => todo_server::serve(config).await,
     };
     match outcome {

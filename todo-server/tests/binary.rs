@@ -1,0 +1,352 @@
+//! Runs the real `todo-server` binary as an operator would: on a free port, from an empty working
+//! directory, over real TCP; stops it with SIGTERM and starts it again on the same database.
+#![cfg(unix)] // SIGTERM is sent with `kill -TERM`
+#![allow(clippy::unwrap_used)] // test helpers panic on setup failures by design
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_todo-server");
+
+/// How long the server may take to answer `/healthz` after it is started.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// How long the server may take to exit after SIGTERM (its graceful shutdown waits up to 10 s).
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a command that should fail at start may run.
+const FAIL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Settings read from the environment that must not leak from the test runner's environment.
+const SERVER_ENV: [&str; 10] = [
+    "HOST",
+    "PORT",
+    "DATABASE_URL",
+    "BETTER_AUTH_SECRET",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "CORS_ALLOWED_ORIGINS",
+    "DATABASE_MAX_CONNECTIONS",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+];
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The binary, run in `dir`, with a clean environment for its own settings.
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).stdin(Stdio::null());
+    for var in SERVER_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A child process that is killed (and reaped) when dropped, so a failing assertion never leaves a
+/// server running. Its stdout and stderr go to files, so it can never block on a full pipe and its
+/// output can be shown when something fails.
+struct Guard {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Guard {
+    /// Spawns `cmd` with its output captured in `<dir>/<name>.stdout` and `.stderr`.
+    fn spawn(mut cmd: Command, dir: &Path, name: &str) -> Self {
+        let stdout = dir.join(format!("{name}.stdout"));
+        let stderr = dir.join(format!("{name}.stderr"));
+        let child = cmd
+            .stdout(File::create(&stdout).unwrap())
+            .stderr(File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Both outputs, for failure messages.
+    fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}--- stderr ---\n{}",
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Waits for the process to exit; kills it and panics after `deadline`.
+    fn wait(&mut self, deadline: Duration) -> ExitStatus {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= until {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the process did not exit within {deadline:?}\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM.
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A running server and the address it answers on.
+struct Server {
+    process: Guard,
+    base: String,
+}
+
+/// Starts the server on `database_url` and a free port, and waits until `/healthz` answers.
+async fn start(dir: &Path, database_url: &str, name: &str) -> Server {
+    let port = free_port();
+    let mut cmd = command(dir);
+    cmd.args(["--port", &port.to_string(), "--database-url", database_url]);
+    let mut process = Guard::spawn(cmd, dir, name);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let until = Instant::now() + START_DEADLINE;
+    loop {
+        if let Ok(resp) = client.get(format!("{base}/healthz")).send().await
+            && resp.status() == 200
+        {
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body, json!({"status": "ok"}));
+            return Server { process, base };
+        }
+        if let Some(status) = process.child.try_wait().unwrap() {
+            panic!(
+                "the server exited before answering /healthz ({status})\n{}",
+                process.output()
+            );
+        }
+        assert!(
+            Instant::now() < until,
+            "the server did not answer /healthz within {START_DEADLINE:?}\n{}",
+            process.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs `token --user <user>` with the same database URL and returns the printed token.
+fn token(dir: &Path, database_url: &str, user: &str) -> String {
+    let mut cmd = command(dir);
+    cmd.args(["--database-url", database_url, "token", "--user", user]);
+    let mut process = Guard::spawn(cmd, dir, "token");
+    let status = process.wait(FAIL_DEADLINE);
+    assert!(status.success(), "token failed\n{}", process.output());
+    let out = process.stdout();
+    let token = out.trim();
+    assert_eq!(
+        token.split('.').count(),
+        3,
+        "not a JWT: {out:?}\n{}",
+        process.output()
+    );
+    token.to_owned()
+}
+
+#[tokio::test]
+async fn the_binary_serves_stops_on_sigterm_and_keeps_tasks_and_tokens_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("todo.db");
+    let url = format!("sqlite://{}", db.display());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    let mut server = start(dir.path(), &url, "first").await;
+    let base = server.base.clone();
+    let secret_file = dir.path().join("todo.db.secret");
+    assert!(
+        secret_file.is_file(),
+        "the generated secret is kept next to the database"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = secret_file.metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the secret file is private: {mode:o}");
+    }
+    let token = token(dir.path(), &url, "alice");
+
+    let resp = http
+        .post(format!("{base}/api/alice/tasks"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Survive a restart", "priority": "high"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", server.process.output());
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let created: Value = resp.json().await.unwrap();
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(location, format!("/api/alice/tasks/{id}"));
+    assert_eq!(created["user_id"], "alice");
+
+    let resp = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"status": "ready", "database": "sqlite"})
+    );
+
+    let resp = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let spec: Value = resp.json().await.unwrap();
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3."),
+        "{spec}"
+    );
+    assert!(spec["paths"]["/{user_id}/tasks"]["post"].is_object());
+    assert!(spec["paths"]["/tasks/{id}"]["get"].is_object());
+
+    let resp = http.get(format!("{base}/docs")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let html = resp.text().await.unwrap().to_lowercase();
+    assert!(html.contains("swagger"), "{html}");
+
+    server.process.terminate();
+    let status = server.process.wait(STOP_DEADLINE);
+    assert!(
+        status.success(),
+        "SIGTERM is a clean shutdown, got {status}\n{}",
+        server.process.output()
+    );
+    assert!(
+        !server.process.stderr().contains("panicked"),
+        "{}",
+        server.process.output()
+    );
+    drop(server);
+
+    let server = start(dir.path(), &url, "second").await;
+    let base = &server.base;
+    let resp = http
+        .get(format!("{base}/api/alice/tasks/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "the first run's token still works after a restart\n{}",
+        server.process.output()
+    );
+    assert_eq!(resp.json::<Value>().await.unwrap(), created);
+    let resp = http
+        .get(format!("{base}/api/tasks"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!([created]));
+}
+
+/// Runs the binary with `args` and `envs` until it exits, and returns its status and stderr.
+fn run_failing_start(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    // A free port, so a configuration that is wrongly accepted fails the deadline, not the bind.
+    cmd.args(["--port", &free_port().to_string()]).args(args);
+    // A panic would print a backtrace with this set: make sure there is none to print.
+    cmd.env("RUST_BACKTRACE", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut process = Guard::spawn(cmd, dir.path(), "bad-config");
+    let status = process.wait(FAIL_DEADLINE);
+    (status, process.stdout(), process.stderr())
+}
+
+fn assert_one_clear_line(case: &str, status: ExitStatus, stdout: &str, stderr: &str, says: &str) {
+    let report = format!("{case}: {status}\n--- stdout ---\n{stdout}--- stderr ---\n{stderr}");
+    assert!(!status.success(), "{report}");
+    assert!(status.code().is_some(), "exited by a signal: {report}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stderr: {report}");
+    assert!(lines[0].starts_with("todo-server: "), "{report}");
+    assert!(lines[0].contains(says), "the line says {says:?}: {report}");
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+        assert!(!stderr.contains(bad), "{report}");
+    }
+    assert!(
+        !stdout.contains("listening"),
+        "the server must not start: {report}"
+    );
+}
+
+#[test]
+fn a_bad_configuration_stops_the_start_with_one_clear_line_and_a_failure_exit() {
+    let (status, out, err) = run_failing_start(&["--database-url", "mysql://x"], &[]);
+    assert_one_clear_line("mysql URL", status, &out, &err, "database URL");
+
+    let (status, out, err) = run_failing_start(&[], &[("BETTER_AUTH_SECRET", "short")]);
+    assert_one_clear_line("short secret", status, &out, &err, "BETTER_AUTH_SECRET");
+
+    let (status, out, err) = run_failing_start(
+        &["--database-url", "sqlite:///nonexistent/dir/todo.db"],
+        &[],
+    );
+    assert_one_clear_line("missing directory", status, &out, &err, "/nonexistent/dir");
+
+    let unreachable = format!("postgres://todo@127.0.0.1:{}/todo", free_port());
+    let (status, out, err) = run_failing_start(&["--database-url", &unreachable], &[]);
+    assert_one_clear_line("unreachable PostgreSQL", status, &out, &err, "database");
+}
