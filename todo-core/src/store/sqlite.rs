@@ -55,6 +55,9 @@ fn decode(row: &SqliteRow) -> sqlx::Result<Task> {
     })
 }
 
+/// How long a write may wait for the single writer connection.
+const SQLITE_WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The SQLite backend.
 pub(crate) struct SqliteDb {
     reader: SqlitePool,
@@ -80,11 +83,14 @@ impl SqliteDb {
             .foreign_keys(true)
             .pragma("temp_store", "memory")
             .statement_cache_capacity(256);
+        // Writes queue for the one writer connection instead of failing: a local file cannot be
+        // "down", so a burst of writes must wait its turn rather than surface as unavailable.
+        let write_wait = options.acquire_timeout.max(SQLITE_WRITE_QUEUE_TIMEOUT);
         let writer_pool = |max: u32| {
             SqlitePoolOptions::new()
                 .max_connections(max)
                 .min_connections(1)
-                .acquire_timeout(options.acquire_timeout)
+                .acquire_timeout(write_wait)
                 .idle_timeout(None)
                 .max_lifetime(None)
         };
@@ -102,7 +108,7 @@ impl SqliteDb {
         let readers = options.max_connections.unwrap_or(4).max(1);
         let reader = SqlitePoolOptions::new()
             .max_connections(readers)
-            .acquire_timeout(options.acquire_timeout)
+            .acquire_timeout(write_wait)
             .connect_with(connect.read_only(true))
             .await?;
         Ok(Self { reader, writer })
