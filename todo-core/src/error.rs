@@ -35,6 +35,12 @@ pub enum Error {
     /// Any other database failure. The source is for logs only.
     #[error("storage error")]
     Storage(#[source] BoxError),
+    /// Registration with an email that already has an account.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// Login with an unknown email or a wrong password (deliberately indistinguishable).
+    #[error("invalid email or password")]
+    InvalidCredentials,
     /// The store could not be opened with the given configuration.
     #[error("invalid configuration: {0}")]
     Config(String),

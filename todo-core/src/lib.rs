@@ -24,6 +24,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod auth;
 mod cursor;
 mod error;
@@ -32,6 +33,7 @@ mod options;
 mod principal;
 mod store;
 
+pub use accounts::{Account, AccountStore, Email, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 pub use auth::{
     AuthError, Authenticator, JwtAuthenticator, JwtAuthenticatorBuilder, JwtRules, TokenIssuer,
 };
@@ -44,7 +46,7 @@ pub use model::{
 };
 pub use options::StoreOptions;
 pub use principal::Principal;
-pub use store::{DynTaskStore, IDEMPOTENCY_KEY_TTL, TaskStore};
+pub use store::{DynTaskStore, IDEMPOTENCY_KEY_TTL, Store, TaskStore};
 
 use std::sync::Arc;
 
@@ -58,6 +60,11 @@ use std::sync::Arc;
 /// Fails with [`Error::Config`] for an unknown scheme or a malformed URL, and with
 /// [`Error::Unavailable`] when the database cannot be reached.
 pub async fn open(url: &str, options: StoreOptions) -> Result<DynTaskStore> {
+    Ok(open_store(url, options).await?.tasks)
+}
+
+/// Like [`open`], and also gives the built-in [`AccountStore`] of the same database.
+pub async fn open_store(url: &str, options: StoreOptions) -> Result<Store> {
     let secret = options.cursor_secret.clone().unwrap_or_else(|| {
         use rand::RngCore;
         let mut key = vec![0u8; 32];
@@ -66,10 +73,18 @@ pub async fn open(url: &str, options: StoreOptions) -> Result<DynTaskStore> {
     });
     if url.starts_with("sqlite:") {
         let db = store::sqlite::SqliteDb::open(url, &options).await?;
-        Ok(Arc::new(store::SqlStore::new(db, secret)))
+        let s = Arc::new(store::SqlStore::new(db, secret));
+        Ok(Store {
+            tasks: s.clone(),
+            accounts: s,
+        })
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let db = store::postgres::PgDb::open(url, &options).await?;
-        Ok(Arc::new(store::SqlStore::new(db, secret)))
+        let s = Arc::new(store::SqlStore::new(db, secret));
+        Ok(Store {
+            tasks: s.clone(),
+            accounts: s,
+        })
     } else {
         Err(Error::Config(
             "the database URL must start with sqlite:, postgres:// or postgresql://".into(),

@@ -76,6 +76,15 @@ pub struct Config {
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
 
+    /// Built-in accounts (`POST /api/auth/register`, `/api/auth/login`). Default: on for SQLite,
+    /// off for PostgreSQL (where Better Auth usually runs).
+    #[arg(long, env = "BUILTIN_ACCOUNTS")]
+    pub builtin_accounts: Option<bool>,
+
+    /// Lifetime of tokens issued by the built-in accounts, in minutes.
+    #[arg(long, env = "TOKEN_TTL_MINUTES", default_value_t = 24 * 60)]
+    pub token_ttl_minutes: u64,
+
     /// Database pool size (PostgreSQL) or reader connections (SQLite).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
     pub database_max_connections: Option<u32>,
@@ -109,6 +118,12 @@ impl Config {
             .as_deref()
             .filter(|u| !u.is_empty())
             .unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// Whether the built-in accounts are on.
+    pub fn builtin_accounts_enabled(&self) -> bool {
+        self.builtin_accounts
+            .unwrap_or_else(|| self.database_url().starts_with("sqlite:"))
     }
 
     /// Where a generated secret is kept: next to the SQLite database file, or in the working

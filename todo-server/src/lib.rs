@@ -9,6 +9,7 @@
 // so its size does not matter and boxing it would only obscure the contract.
 #![allow(clippy::result_large_err)]
 
+pub mod accounts_api;
 pub mod api;
 pub mod config;
 pub mod dto;
@@ -37,16 +38,46 @@ pub struct AppState {
     pub store: DynTaskStore,
     /// Verifies bearer tokens.
     pub authenticator: Arc<dyn Authenticator>,
+    /// Built-in accounts, when enabled.
+    pub accounts: Option<Arc<dyn todo_core::AccountStore>>,
+    /// Signs the built-in accounts' tokens.
+    pub issuer: Arc<TokenIssuer>,
+}
+
+impl AppState {
+    /// State for a store and an HS256 secret with default rules: what tests and embedders
+    /// usually want. Built-in accounts are on.
+    pub fn for_secret(store: todo_core::Store, secret: &[u8]) -> Self {
+        Self {
+            store: store.tasks,
+            authenticator: Arc::new(JwtAuthenticator::shared_secret(
+                secret,
+                &JwtRules::default(),
+            )),
+            accounts: Some(store.accounts),
+            issuer: Arc::new(TokenIssuer::hs256(
+                secret,
+                None,
+                None,
+                Duration::from_secs(24 * 60 * 60),
+            )),
+        }
+    }
 }
 
 /// The OpenAPI service (both route shapes), as mounted under `/api`.
-pub fn openapi(state: &Arc<AppState>) -> OpenApiService<(api::UserTasksApi, api::TasksApi), ()> {
+pub fn openapi(
+    state: &Arc<AppState>,
+) -> OpenApiService<(api::UserTasksApi, api::TasksApi, accounts_api::AuthApi), ()> {
     OpenApiService::new(
         (
             api::UserTasksApi {
                 state: state.clone(),
             },
             api::TasksApi {
+                state: state.clone(),
+            },
+            accounts_api::AuthApi {
                 state: state.clone(),
             },
         ),
@@ -251,7 +282,7 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
         cursor_secret: Some(secret.expose().to_vec()),
         ..StoreOptions::default()
     };
-    let store = todo_core::open(config.database_url(), options)
+    let store = todo_core::open_store(config.database_url(), options)
         .await
         .map_err(|e| match e {
             todo_core::Error::Config(m) => StartError::Config(m),
@@ -269,10 +300,19 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
             .build()
             .map_err(|e| StartError::Config(e.to_string()))?,
     );
+    let issuer = Arc::new(TokenIssuer::hs256(
+        secret.expose(),
+        config.jwt_issuer.clone().filter(|i| !i.is_empty()),
+        config.jwt_audience.clone().filter(|a| !a.is_empty()),
+        Duration::from_secs(config.token_ttl_minutes.saturating_mul(60)),
+    ));
+    let accounts = config.builtin_accounts_enabled().then_some(store.accounts);
     Ok((
         Arc::new(AppState {
-            store,
+            store: store.tasks,
             authenticator,
+            accounts,
+            issuer,
         }),
         secret,
     ))
@@ -338,7 +378,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     );
     println!("todo-server listening on {url}");
     println!("  Swagger UI:  {url}/docs");
-    println!("  get a token: cargo run -p todo-server -- token --user demo-user");
+    if state.accounts.is_some() {
+        println!(
+            "  get a token: curl -X POST {url}/api/auth/register -H 'Content-Type: application/json' \\\n               -d '{{\"email\":\"you@example.com\",\"password\":\"correct horse\"}}'"
+        );
+    }
+    println!("          or:  cargo run -p todo-server -- token --user demo-user");
     let store = state.store.clone();
     let origins: Vec<String> = config
         .cors_allowed_origins

@@ -79,7 +79,8 @@ pub enum ApiError {
     Unavailable(Json<Problem>, #[oai(header = "Retry-After")] String),
 }
 
-fn problem(status: StatusCode, detail: impl Into<String>) -> Json<Problem> {
+/// A problem body for a status.
+pub fn problem(status: StatusCode, detail: impl Into<String>) -> Json<Problem> {
     Json(Problem {
         kind: "about:blank".to_owned(),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -219,6 +220,8 @@ impl From<todo_core::Error> for ApiError {
                 tracing::error!(error = %source, "storage error");
                 Self::internal()
             }
+            E::EmailTaken => Self::conflict("an account with this email already exists"),
+            E::InvalidCredentials => Self::bad_credentials(),
             E::Config(msg) => {
                 tracing::error!(error = %msg, "configuration error");
                 Self::internal()

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use todo_core::{JwtAuthenticator, JwtRules, StoreOptions};
+use todo_core::StoreOptions;
 use todo_server::AppState;
 
 const UPDATE_ENV: &str = "UPDATE_OPENAPI";
@@ -26,16 +26,13 @@ fn committed_path() -> PathBuf {
 
 /// The contract the server serves at `/openapi.json`.
 async fn generated() -> String {
-    let store = todo_core::open("sqlite::memory:", StoreOptions::default())
+    let store = todo_core::open_store("sqlite::memory:", StoreOptions::default())
         .await
         .unwrap();
-    let state = Arc::new(AppState {
+    let state = Arc::new(AppState::for_secret(
         store,
-        authenticator: Arc::new(JwtAuthenticator::shared_secret(
-            b"contract-secret-contract-secret-contract",
-            &JwtRules::default(),
-        )),
-    });
+        b"contract-secret-contract-secret-contract",
+    ));
     todo_server::openapi_json(&state)
 }
 

@@ -105,6 +105,23 @@ pub trait TaskStore: Send + Sync + 'static {
 /// A shared, type-erased store, as [`open`](crate::open) returns it.
 pub type DynTaskStore = Arc<dyn TaskStore>;
 
+/// Both faces of one opened database: its tasks and its built-in accounts.
+#[derive(Clone)]
+pub struct Store {
+    /// Per-user tasks.
+    pub tasks: DynTaskStore,
+    /// Built-in accounts.
+    pub accounts: Arc<dyn crate::accounts::AccountStore>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.tasks.backend())
+            .finish()
+    }
+}
+
 /// The one implementation of [`TaskStore`], generic over the backend.
 pub(crate) struct SqlStore<D: Db> {
     db: D,
@@ -394,5 +411,71 @@ impl<D: Db> TaskStore for SqlStore<D> {
 
     fn backend(&self) -> &'static str {
         D::NAME
+    }
+}
+
+fn account_from_row((id, email, name, _hash): sql::AccountRow) -> Result<crate::accounts::Account> {
+    Ok(crate::accounts::Account {
+        id: crate::model::UserId::parse(&id)?,
+        email,
+        name,
+    })
+}
+
+#[async_trait]
+impl<D: Db> crate::accounts::AccountStore for SqlStore<D> {
+    #[tracing::instrument(skip_all)]
+    async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+    ) -> Result<crate::accounts::Account> {
+        let reg = crate::accounts::Registration::parse(email, password, name)?;
+        let id = crate::accounts::new_user_id()?;
+        let hash = crate::accounts::hash_password(reg.password).await?;
+        let args = [
+            Value::Text(id.as_str()),
+            Value::Text(reg.email.as_str()),
+            Value::OptText(reg.name.as_deref()),
+            Value::Text(&hash),
+            Value::Time(now()),
+        ];
+        match self.db.writer().execute(sql::INSERT_ACCOUNT, &args).await {
+            Ok(_) => Ok(crate::accounts::Account {
+                id,
+                email: reg.email.as_str().to_owned(),
+                name: reg.name,
+            }),
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Err(Error::EmailTaken)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn login(&self, email: &str, password: &str) -> Result<crate::accounts::Account> {
+        // A malformed email is just another unknown account: same answer, same time.
+        let row = match crate::accounts::Email::parse(email) {
+            Ok(email) => {
+                self.db
+                    .reader()
+                    .account(sql::GET_ACCOUNT_BY_EMAIL, &[Value::Text(email.as_str())])
+                    .await?
+            }
+            Err(_) => None,
+        };
+        let hash = row.as_ref().map(|r| r.3.clone());
+        if !crate::accounts::verify_password(password.to_owned(), hash).await? {
+            return Err(Error::InvalidCredentials);
+        }
+        match row {
+            Some(row) => account_from_row(row),
+            None => Err(Error::InvalidCredentials),
+        }
     }
 }

@@ -40,7 +40,18 @@ pub(crate) trait Exec: Send {
     ) -> sqlx::Result<Option<(String, Option<String>)>>;
     /// Rows affected.
     async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64>;
+    /// At most one account row: id, email, name, password hash.
+    async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>>;
 }
+
+/// An account as stored: id, email, name, password hash.
+pub(crate) type AccountRow = (String, String, Option<String>, String);
+
+pub(crate) const INSERT_ACCOUNT: &str = r"insert into accounts (id, email, name, password_hash, created_at)
+    values ($1, $2, $3, $4, $5)";
+
+pub(crate) const GET_ACCOUNT_BY_EMAIL: &str =
+    r"select id, email, name, password_hash from accounts where email = $1";
 
 /// A transaction that can be committed (dropping it rolls back).
 #[async_trait]
@@ -307,6 +318,25 @@ macro_rules! exec_impls {
                 .await
         }
 
+        async fn run_account<'e, E: sqlx::Executor<'e, Database = $db>>(
+            e: E,
+            sql: &'e str,
+            args: &'e [$crate::store::sql::Value<'e>],
+        ) -> sqlx::Result<Option<$crate::store::sql::AccountRow>> {
+            use sqlx::Row as _;
+            bound(sql, args)
+                .try_map(|row| {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                    ))
+                })
+                .fetch_optional(e)
+                .await
+        }
+
         async fn run_execute<'e, E: sqlx::Executor<'e, Database = $db>>(
             e: E,
             sql: &'e str,
@@ -352,6 +382,13 @@ macro_rules! exec_impls {
             ) -> sqlx::Result<u64> {
                 run_execute(self.0, sql, args).await
             }
+            async fn account(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<$crate::store::sql::AccountRow>> {
+                run_account(self.0, sql, args).await
+            }
         }
 
         #[async_trait::async_trait]
@@ -390,6 +427,13 @@ macro_rules! exec_impls {
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<u64> {
                 run_execute(&mut *self.0, sql, args).await
+            }
+            async fn account(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<$crate::store::sql::AccountRow>> {
+                run_account(&mut *self.0, sql, args).await
             }
         }
 

@@ -2,6 +2,7 @@
 //! and, when `TODO_TEST_DATABASE_URL` is set, PostgreSQL.
 #![allow(clippy::unwrap_used)] // test helpers panic on setup failures by design
 
+mod accounts;
 mod concurrency;
 mod crud;
 mod helpers;

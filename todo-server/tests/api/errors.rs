@@ -218,17 +218,15 @@ async fn cors_echoes_allowed_origins_with_credentials_and_answers_preflights_wit
 #[tokio::test]
 async fn an_unavailable_database_is_a_prompt_503_and_readyz_says_so() {
     use std::sync::Arc;
-    use todo_core::{JwtAuthenticator, JwtRules, StoreOptions};
-    let store = todo_core::open("sqlite::memory:", StoreOptions::default())
+    use todo_core::StoreOptions;
+    let opened = todo_core::open_store("sqlite::memory:", StoreOptions::default())
         .await
         .unwrap();
-    let state = Arc::new(todo_server::AppState {
-        store: store.clone(),
-        authenticator: Arc::new(JwtAuthenticator::shared_secret(
-            crate::helpers::SECRET,
-            &JwtRules::default(),
-        )),
-    });
+    let store = opened.tasks.clone();
+    let state = Arc::new(todo_server::AppState::for_secret(
+        opened,
+        crate::helpers::SECRET,
+    ));
     let client = poem::test::TestClient::new(todo_server::app(state, &[]));
     // The pool is gone: every query fails to get a connection.
     store.close().await;

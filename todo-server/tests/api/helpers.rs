@@ -6,7 +6,7 @@ use poem::EndpointExt;
 use poem::endpoint::BoxEndpoint;
 use poem::test::{TestClient, TestResponse};
 use serde_json::Value;
-use todo_core::{JwtAuthenticator, JwtRules, StoreOptions, TokenIssuer, UserId};
+use todo_core::{StoreOptions, TokenIssuer, UserId};
 use todo_server::AppState;
 
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
@@ -28,14 +28,10 @@ fn warn_skip_once() {
 }
 
 async fn build(name: &'static str, url: &str, cors: &[String]) -> TestApp {
-    let store = todo_core::open(url, StoreOptions::default()).await.unwrap();
-    let state = Arc::new(AppState {
-        store,
-        authenticator: Arc::new(JwtAuthenticator::shared_secret(
-            SECRET,
-            &JwtRules::default(),
-        )),
-    });
+    let store = todo_core::open_store(url, StoreOptions::default())
+        .await
+        .unwrap();
+    let state = Arc::new(AppState::for_secret(store, SECRET));
     let ep = todo_server::app(state, cors).map_to_response().boxed();
     TestApp {
         name,

@@ -224,3 +224,66 @@ async fn an_idempotent_retry_returns_the_same_task_and_a_different_body_is_422()
         assert_eq!(other.0.status(), 422);
     }
 }
+
+#[tokio::test]
+async fn built_in_accounts_register_and_log_in_with_tokens_that_work_on_the_task_routes() {
+    use rand::Rng;
+    for app in apps().await {
+        let email = format!("ada.{:x}@example.com", rand::thread_rng().r#gen::<u64>());
+        let resp = app
+            .client
+            .post("/api/auth/register")
+            .body_json(&json!({"email": email, "password": "correct horse", "name": "Ada"}))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 201, "{}", app.name);
+        let reg = json(resp).await;
+        assert_eq!(reg["token_type"], "Bearer");
+        assert!(reg["expires_in"].as_u64().unwrap() > 0);
+        assert_eq!(reg["user"]["email"], email.as_str());
+        let id = reg["user"]["id"].as_str().unwrap().to_owned();
+
+        let dup = app
+            .client
+            .post("/api/auth/register")
+            .body_json(&json!({"email": email.to_uppercase(), "password": "another one"}))
+            .send()
+            .await;
+        assert_eq!(dup.0.status(), 409);
+
+        let resp = app
+            .client
+            .post("/api/auth/login")
+            .body_json(&json!({"email": email, "password": "correct horse"}))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200);
+        let token = json(resp).await["token"].as_str().unwrap().to_owned();
+        create(&app, &id, &token, json!({"title": "mine"})).await;
+
+        let wrong = app
+            .client
+            .post("/api/auth/login")
+            .body_json(&json!({"email": email, "password": "wrong horse"}))
+            .send()
+            .await;
+        assert_eq!(wrong.0.status(), 401);
+        let wrong = json(wrong).await;
+        let unknown = app
+            .client
+            .post("/api/auth/login")
+            .body_json(&json!({"email": "nobody@example.com", "password": "wrong horse"}))
+            .send()
+            .await;
+        assert_eq!(unknown.0.status(), 401);
+        assert_eq!(json(unknown).await, wrong, "the same answer");
+
+        let bad = app
+            .client
+            .post("/api/auth/register")
+            .body_json(&json!({"email": "nope", "password": 5}))
+            .send()
+            .await;
+        assert_eq!(bad.0.status(), 422);
+    }
+}

@@ -1,0 +1,172 @@
+//! `POST /api/auth/register` and `POST /api/auth/login`: built-in accounts for teams without
+//! Better Auth. Tokens are HS256, signed with the server's secret, shaped like Better Auth's.
+
+use std::sync::Arc;
+
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use serde_json::{Map, Value};
+use todo_core::{Account, ValidationError};
+
+use crate::AppState;
+use crate::payload::JsonBody;
+use crate::problem::ApiError;
+
+/// API groups in the contract.
+#[derive(Tags)]
+pub enum AuthTags {
+    /// Built-in accounts (when enabled).
+    Auth,
+}
+
+/// The registration body.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Register")]
+pub struct RegisterDoc {
+    /// Email (normalised: trimmed, lowercased).
+    pub email: String,
+    /// Password, 8 to 128 characters.
+    #[oai(validator(min_length = 8, max_length = 128))]
+    pub password: String,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// The login body.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Login")]
+pub struct LoginDoc {
+    /// Email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A user as the auth routes return it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "User")]
+pub struct UserDto {
+    /// The user id (the `sub` of the token and the `{user_id}` of task routes).
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Display name, or null.
+    #[oai(nullable)]
+    pub name: Option<String>,
+}
+
+/// A token and who it is for.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "TokenResponse")]
+pub struct TokenDto {
+    /// The bearer token (HS256 JWT).
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    /// The account.
+    pub user: UserDto,
+}
+
+/// A successful registration or login.
+#[derive(ApiResponse)]
+pub enum TokenResponse {
+    /// Registered.
+    #[oai(status = 201)]
+    Created(Json<TokenDto>),
+    /// Logged in.
+    #[oai(status = 200)]
+    Ok(Json<TokenDto>),
+}
+
+fn string_field(map: &Map<String, Value>, name: &str, errors: &mut ValidationError) -> String {
+    match map.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => {
+            errors
+                .errors
+                .extend(ValidationError::field(name, "is required").errors);
+            String::new()
+        }
+        Some(_) => {
+            errors
+                .errors
+                .extend(ValidationError::field(name, "must be a string").errors);
+            String::new()
+        }
+    }
+}
+
+/// The auth routes.
+pub struct AuthApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+impl AuthApi {
+    fn token_for(&self, account: Account) -> Result<TokenDto, ApiError> {
+        let issuer = &self.state.issuer;
+        let token = issuer
+            .issue(&account.id, Some(&account.email), account.name.as_deref())
+            .map_err(ApiError::from)?;
+        Ok(TokenDto {
+            token,
+            token_type: "Bearer".to_owned(),
+            expires_in: issuer.lifetime().as_secs(),
+            user: UserDto {
+                id: account.id.as_str().to_owned(),
+                email: account.email,
+                name: account.name,
+            },
+        })
+    }
+
+    fn accounts(&self) -> Result<&Arc<dyn todo_core::AccountStore>, ApiError> {
+        self.state.accounts.as_ref().ok_or_else(|| {
+            ApiError::NotFound(crate::problem::problem(
+                poem::http::StatusCode::NOT_FOUND,
+                "built-in accounts are disabled on this server",
+            ))
+        })
+    }
+}
+
+#[OpenApi(tag = "AuthTags::Auth")]
+impl AuthApi {
+    /// Register a built-in account and get a token. A registered email is 409.
+    #[oai(path = "/auth/register", method = "post", operation_id = "register")]
+    async fn register(&self, body: JsonBody<RegisterDoc>) -> Result<TokenResponse, ApiError> {
+        let accounts = self.accounts()?;
+        let mut errors = ValidationError::default();
+        let email = string_field(&body.fields, "email", &mut errors);
+        let password = string_field(&body.fields, "password", &mut errors);
+        let name = match body.fields.get("name") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Null) | None => None,
+            Some(_) => {
+                errors
+                    .errors
+                    .extend(ValidationError::field("name", "must be a string").errors);
+                None
+            }
+        };
+        errors.into_result().map_err(|e| ApiError::validation(&e))?;
+        let account = accounts
+            .register(&email, &password, name.as_deref())
+            .await?;
+        Ok(TokenResponse::Created(Json(self.token_for(account)?)))
+    }
+
+    /// Log in to a built-in account. An unknown email and a wrong password get the same 401.
+    #[oai(path = "/auth/login", method = "post", operation_id = "login")]
+    async fn login(&self, body: JsonBody<LoginDoc>) -> Result<TokenResponse, ApiError> {
+        let accounts = self.accounts()?;
+        let mut errors = ValidationError::default();
+        let email = string_field(&body.fields, "email", &mut errors);
+        let password = string_field(&body.fields, "password", &mut errors);
+        errors.into_result().map_err(|e| ApiError::validation(&e))?;
+        let account = accounts.login(&email, &password).await?;
+        Ok(TokenResponse::Ok(Json(self.token_for(account)?)))
+    }
+}
