@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
-use poem::Request;
+use poem::{Request, RequestBody};
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, OpenApi, SecurityScheme, Tags};
+use poem_openapi::registry::Registry;
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OpenApi, SecurityScheme, Tags,
+};
 use todo_core::{
-    IdempotencyKey, Limit, ListQuery, Principal, SearchText, SortField, SortOrder, StatusFilter,
-    Task, TaskId, ValidationError,
+    AuthError, IdempotencyKey, Limit, ListQuery, Principal, SearchText, SortField, SortOrder,
+    StatusFilter, Task, TaskId, ValidationError,
 };
 
 use crate::AppState;
@@ -18,7 +21,7 @@ use crate::dto::{
     CompleteDoc, Deleted, TaskCreateDoc, TaskDto, TaskUpdateDoc, parse_complete, parse_create,
     parse_update,
 };
-use crate::payload::{JsonBody, OptionalJsonBody};
+use crate::payload::{JsonBody, OptionalJsonBody, is_json};
 use crate::problem::ApiError;
 
 /// API groups in the contract.
@@ -28,24 +31,97 @@ pub enum ApiTags {
     Tasks,
 }
 
-/// A JWT bearer token: from Better Auth's JWT plugin (EdDSA/RS256... via JWKS), signed with the
-/// shared `BETTER_AUTH_SECRET` (HS256), or issued by the built-in accounts.
+/// A JWT bearer token: from Better Auth's JWT plugin (EdDSA/RS256/... via `JWKS_URL`), signed
+/// with the shared `BETTER_AUTH_SECRET` (HS256), or issued by the built-in accounts
+/// (`/api/auth/login`).
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
-pub struct BearerAuth(pub Principal);
+#[oai(ty = "bearer", bearer_format = "JWT")]
+pub struct BearerAuth(pub Bearer);
 
-async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    let state = req
-        .data::<Arc<AppState>>()
-        .ok_or_else(|| ApiError::internal().into_poem())?;
-    state
-        .authenticator
-        .authenticate(&bearer.token)
-        .await
-        .map_err(|e| {
-            tracing::debug!(reason = %e, "bearer token rejected");
-            ApiError::unauthorized(&e).into_poem()
-        })
+/// Better Auth's cookie-cache cookie, read when there is no `Authorization` header and the
+/// cookie switch is on.
+pub const SESSION_COOKIES: [&str; 2] = [
+    "better-auth.session_data",
+    "__Secure-better-auth.session_data",
+];
+
+/// The authenticated caller of a task route. Documented as the bearer scheme; extracted from
+/// `Authorization: Bearer` first and, when enabled, from Better Auth's session cookie.
+pub struct Auth(pub Principal);
+
+fn cookie_value<'a>(req: &'a Request, names: &[&str]) -> Option<&'a str> {
+    req.headers()
+        .get_all(poem::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| names.contains(name))
+        .map(|(_, value)| value.trim_matches('"'))
+}
+
+impl<'a> ApiExtractor<'a> for Auth {
+    const TYPES: &'static [ApiExtractorType] = <BearerAuth as ApiExtractor<'a>>::TYPES;
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <BearerAuth as ApiExtractor<'a>>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        <BearerAuth as ApiExtractor<'a>>::security_schemes()
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = req
+            .data::<Arc<AppState>>()
+            .ok_or_else(|| ApiError::internal().into_poem())?;
+        let header = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        let token = match header {
+            Some(h) => {
+                let (scheme, token) = h.split_once(' ').unwrap_or((h, ""));
+                if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+                    return Err(ApiError::unauthorized(&AuthError::Missing).into_poem());
+                }
+                token.trim()
+            }
+            None => {
+                let cookie = state
+                    .cookie_auth
+                    .then(|| cookie_value(req, &SESSION_COOKIES))
+                    .flatten()
+                    .ok_or_else(|| ApiError::unauthorized(&AuthError::Missing).into_poem())?;
+                // A cookie rides along on cross-site requests: only ever let it authorise JSON,
+                // so an HTML form (urlencoded, multipart or text/plain) cannot act for the user.
+                if let Some(ct) = req.content_type()
+                    && !is_json(ct)
+                {
+                    return Err(ApiError::unsupported_media_type(
+                        "requests authenticated by cookie must send JSON",
+                    )
+                    .into_poem());
+                }
+                cookie
+            }
+        };
+        state
+            .authenticator
+            .authenticate(token)
+            .await
+            .map(Auth)
+            .map_err(|e| {
+                tracing::debug!(reason = %e, "credential rejected");
+                ApiError::unauthorized(&e).into_poem()
+            })
+    }
 }
 
 /// A task with its ETag.
@@ -230,11 +306,7 @@ struct Ops<'a> {
 }
 
 impl<'a> Ops<'a> {
-    fn scoped(
-        state: &'a AppState,
-        auth: BearerAuth,
-        path_user: Option<&str>,
-    ) -> Result<Self, ApiError> {
+    fn scoped(state: &'a AppState, auth: Auth, path_user: Option<&str>) -> Result<Self, ApiError> {
         let who = auth.0;
         let base = match path_user {
             Some(user) if user != who.user_id().as_str() => return Err(ApiError::forbidden()),
@@ -374,7 +446,7 @@ impl UserTasksApi {
     )]
     async fn list(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         user_id: Path<String>,
         status: Query<Option<String>>,
         completed: Query<Option<String>>,
@@ -406,7 +478,7 @@ impl UserTasksApi {
     )]
     async fn create(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         user_id: Path<String>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: JsonBody<TaskCreateDoc>,
@@ -424,7 +496,7 @@ impl UserTasksApi {
     )]
     async fn get(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         user_id: Path<String>,
         id: Path<String>,
     ) -> Result<TaskResponse, ApiError> {
@@ -442,7 +514,7 @@ impl UserTasksApi {
     )]
     async fn put(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         user_id: Path<String>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
@@ -461,7 +533,7 @@ impl UserTasksApi {
     )]
     async fn patch(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         user_id: Path<String>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
@@ -480,7 +552,7 @@ impl UserTasksApi {
     )]
     async fn delete(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         user_id: Path<String>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
@@ -498,7 +570,7 @@ impl UserTasksApi {
     )]
     async fn complete(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         user_id: Path<String>,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
@@ -517,7 +589,7 @@ impl TasksApi {
     #[oai(path = "/tasks", method = "get", operation_id = "list_tasks")]
     async fn list(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         status: Query<Option<String>>,
         completed: Query<Option<String>>,
         q: Query<Option<String>>,
@@ -542,7 +614,7 @@ impl TasksApi {
     #[oai(path = "/tasks", method = "post", operation_id = "create_task")]
     async fn create(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: JsonBody<TaskCreateDoc>,
     ) -> Result<CreateResponse, ApiError> {
@@ -553,7 +625,7 @@ impl TasksApi {
 
     /// Get one task.
     #[oai(path = "/tasks/:id", method = "get", operation_id = "get_task")]
-    async fn get(&self, auth: BearerAuth, id: Path<String>) -> Result<TaskResponse, ApiError> {
+    async fn get(&self, auth: Auth, id: Path<String>) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?.get(&id.0).await
     }
 
@@ -561,7 +633,7 @@ impl TasksApi {
     #[oai(path = "/tasks/:id", method = "put", operation_id = "put_task")]
     async fn put(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
@@ -575,7 +647,7 @@ impl TasksApi {
     #[oai(path = "/tasks/:id", method = "patch", operation_id = "patch_task")]
     async fn patch(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
@@ -589,7 +661,7 @@ impl TasksApi {
     #[oai(path = "/tasks/:id", method = "delete", operation_id = "delete_task")]
     async fn delete(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
@@ -606,7 +678,7 @@ impl TasksApi {
     )]
     async fn complete(
         &self,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: OptionalJsonBody<CompleteDoc>,

@@ -81,6 +81,12 @@ pub struct Config {
     #[arg(long, env = "BUILTIN_ACCOUNTS")]
     pub builtin_accounts: Option<bool>,
 
+    /// Accept Better Auth's cookie-cache JWT (`better-auth.session_data`, with or without the
+    /// `__Secure-` prefix) when there is no `Authorization` header. Cookie credentials only ever
+    /// authorise JSON requests.
+    #[arg(long, env = "COOKIE_AUTH", default_value_t = false)]
+    pub cookie_auth: bool,
+
     /// Lifetime of tokens issued by the built-in accounts, in minutes.
     #[arg(long, env = "TOKEN_TTL_MINUTES", default_value_t = 24 * 60)]
     pub token_ttl_minutes: u64,

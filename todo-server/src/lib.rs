@@ -42,6 +42,8 @@ pub struct AppState {
     pub accounts: Option<Arc<dyn todo_core::AccountStore>>,
     /// Signs the built-in accounts' tokens.
     pub issuer: Arc<TokenIssuer>,
+    /// Whether Better Auth's session cookie is accepted when there is no `Authorization` header.
+    pub cookie_auth: bool,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
                 None,
                 Duration::from_secs(24 * 60 * 60),
             )),
+            cookie_auth: false,
         }
     }
 }
@@ -313,6 +316,7 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
             authenticator,
             accounts,
             issuer,
+            cookie_auth: config.cookie_auth,
         }),
         secret,
     ))

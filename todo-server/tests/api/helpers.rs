@@ -28,10 +28,21 @@ fn warn_skip_once() {
 }
 
 async fn build(name: &'static str, url: &str, cors: &[String]) -> TestApp {
+    build_with(name, url, cors, false).await
+}
+
+/// The app on SQLite with Better Auth's session cookie accepted.
+pub async fn app_with_cookie_auth() -> TestApp {
+    build_with("sqlite", "sqlite::memory:", &[], true).await
+}
+
+async fn build_with(name: &'static str, url: &str, cors: &[String], cookie_auth: bool) -> TestApp {
     let store = todo_core::open_store(url, StoreOptions::default())
         .await
         .unwrap();
-    let state = Arc::new(AppState::for_secret(store, SECRET));
+    let mut state = AppState::for_secret(store, SECRET);
+    state.cookie_auth = cookie_auth;
+    let state = Arc::new(state);
     let ep = todo_server::app(state, cors).map_to_response().boxed();
     TestApp {
         name,

@@ -2,6 +2,7 @@
 //! `TODO_TEST_DATABASE_URL` is set, PostgreSQL.
 #![allow(clippy::unwrap_used)] // test helpers panic on setup failures by design
 
+mod cookies;
 mod errors;
 mod helpers;
 mod tasks;
