@@ -50,6 +50,12 @@ pub enum AuthError {
     /// The token carries no usable user id (`sub`, `user.id` or `id`).
     #[error("the token has no subject")]
     NoSubject,
+    /// An opaque session token that no session has.
+    #[error("the session does not exist")]
+    UnknownSession,
+    /// The credential could not be checked now (its database is unreachable); retry later.
+    #[error("the credential could not be checked; retry shortly")]
+    Unavailable,
 }
 
 /// Verifies a bearer credential and returns the principal it stands for.

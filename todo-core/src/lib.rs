@@ -31,6 +31,7 @@ mod error;
 mod model;
 mod options;
 mod principal;
+mod session;
 mod store;
 
 pub use accounts::{Account, AccountStore, Email, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
@@ -46,6 +47,7 @@ pub use model::{
 };
 pub use options::StoreOptions;
 pub use principal::Principal;
+pub use session::{SessionTable, SessionTableAuthenticator};
 pub use store::{DynTaskStore, IDEMPOTENCY_KEY_TTL, Store, TaskStore};
 
 use std::sync::Arc;

@@ -119,7 +119,10 @@ impl<'a> ApiExtractor<'a> for Auth {
             .map(Auth)
             .map_err(|e| {
                 tracing::debug!(reason = %e, "credential rejected");
-                ApiError::unauthorized(&e).into_poem()
+                match e {
+                    AuthError::Unavailable => ApiError::unavailable().into_poem(),
+                    e => ApiError::unauthorized(&e).into_poem(),
+                }
             })
     }
 }

@@ -64,6 +64,27 @@ pub struct Config {
     #[arg(long, env = "JWKS_URL")]
     pub jwks_url: Option<String>,
 
+    /// Better Auth's PostgreSQL database, to accept its opaque session tokens
+    /// (`better-auth.session_token`) checked against its `session` table.
+    #[arg(long, env = "SESSION_DATABASE_URL", hide_env_values = true)]
+    pub session_database_url: Option<String>,
+
+    /// Better Auth's session table.
+    #[arg(long, env = "SESSION_TABLE", default_value = "session")]
+    pub session_table: String,
+
+    /// The session table's token column.
+    #[arg(long, env = "SESSION_TOKEN_COLUMN", default_value = "token")]
+    pub session_token_column: String,
+
+    /// The session table's user id column.
+    #[arg(long, env = "SESSION_USER_ID_COLUMN", default_value = "userId")]
+    pub session_user_id_column: String,
+
+    /// The session table's expiry column.
+    #[arg(long, env = "SESSION_EXPIRES_AT_COLUMN", default_value = "expiresAt")]
+    pub session_expires_at_column: String,
+
     /// Accepted token issuer (`iss`), e.g. your Better Auth origin.
     #[arg(long, env = "JWT_ISSUER")]
     pub jwt_issuer: Option<String>,

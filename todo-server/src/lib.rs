@@ -184,6 +184,28 @@ pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use
         .data(state)
 }
 
+/// Sends JWTs (three dot-separated parts) to the JWT authenticator and anything else (Better
+/// Auth's opaque session tokens) to the session-table authenticator, when one is configured.
+pub struct CredentialRouter {
+    /// Verifies JWTs.
+    pub jwt: Arc<dyn Authenticator>,
+    /// Checks opaque session tokens.
+    pub sessions: Option<Arc<dyn Authenticator>>,
+}
+
+#[async_trait::async_trait]
+impl Authenticator for CredentialRouter {
+    async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<todo_core::Principal, todo_core::AuthError> {
+        match (&self.sessions, token.split('.').count()) {
+            (_, 3) | (None, _) => self.jwt.authenticate(token).await,
+            (Some(sessions), _) => sessions.authenticate(token).await,
+        }
+    }
+}
+
 /// Why the server could not start. Each is one clear line for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
