@@ -237,6 +237,7 @@ pub struct RawProblem {
     status: StatusCode,
     body: String,
     challenge: Option<String>,
+    retry_after: Option<String>,
 }
 
 impl ResponseError for RawProblem {
@@ -262,8 +263,13 @@ impl ResponseError for RawProblem {
 
 impl From<ApiError> for RawProblem {
     fn from(e: ApiError) -> Self {
+        let mut retry_after = None;
         let (json, challenge) = match e {
             ApiError::Unauthorized(p, c) => (p, Some(c)),
+            ApiError::Unavailable(p, r) => {
+                retry_after = Some(r);
+                (p, None)
+            }
             ApiError::BadRequest(p)
             | ApiError::Forbidden(p)
             | ApiError::NotFound(p)
@@ -272,14 +278,14 @@ impl From<ApiError> for RawProblem {
             | ApiError::PayloadTooLarge(p)
             | ApiError::UnsupportedMediaType(p)
             | ApiError::Unprocessable(p)
-            | ApiError::Internal(p)
-            | ApiError::Unavailable(p, _) => (p, None),
+            | ApiError::Internal(p) => (p, None),
         };
         Self {
             status: StatusCode::from_u16(json.0.status)
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: serde_json::to_string(&json.0).unwrap_or_default(),
             challenge,
+            retry_after,
         }
     }
 }
@@ -323,6 +329,7 @@ pub async fn catch_all(err: Error) -> Response {
             status,
             body: serde_json::to_string(&p.0).unwrap_or_default(),
             challenge: None,
+            retry_after: None,
         }
         .as_response();
     };

@@ -246,6 +246,7 @@ async fn an_unavailable_database_is_a_prompt_503_and_readyz_says_so() {
     );
     let resp = client.get("/readyz").send().await;
     assert_eq!(resp.0.status(), 503);
+    assert!(header(&resp, "retry-after").is_some());
     let resp = client.get("/healthz").send().await;
     assert_eq!(resp.0.status(), 200, "the process is still up");
 }
