@@ -257,6 +257,13 @@ impl ResponseError for RawProblem {
         {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
         }
+        if let Some(r) = self
+            .retry_after
+            .as_deref()
+            .and_then(|r| HeaderValue::from_str(r).ok())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, r);
+        }
         resp
     }
 }

@@ -246,7 +246,11 @@ async fn an_unavailable_database_is_a_prompt_503_and_readyz_says_so() {
     );
     let resp = client.get("/readyz").send().await;
     assert_eq!(resp.0.status(), 503);
-    assert!(header(&resp, "retry-after").is_some());
+    assert!(
+        header(&resp, "retry-after").is_some(),
+        "{:?}",
+        resp.0.headers()
+    );
     let resp = client.get("/healthz").send().await;
     assert_eq!(resp.0.status(), 200, "the process is still up");
 }
