@@ -536,7 +536,7 @@ impl JwtAuthenticator {
 
 #[async_trait]
 impl Authenticator for JwtAuthenticator {
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         match self.verify(token) {
             Err(AuthError::UnknownKey) if self.remote.is_some() => {

@@ -100,7 +100,7 @@ impl SessionTableAuthenticator {
 
 #[async_trait]
 impl Authenticator for SessionTableAuthenticator {
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         // A signed cookie value is `<token>.<signature>`; the table holds the token.
         let token = token.split('.').next().unwrap_or("").trim();

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use poem::{Request, RequestBody};
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::registry::Registry;
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OpenApi, SecurityScheme, Tags,
@@ -21,7 +20,7 @@ use crate::dto::{
     CompleteDoc, Deleted, TaskCreateDoc, TaskDto, TaskUpdateDoc, parse_complete, parse_create,
     parse_update,
 };
-use crate::payload::{JsonBody, OptionalJsonBody, is_json};
+use crate::payload::{JsonBody, JsonOut, OptionalJsonBody, is_json};
 use crate::problem::ApiError;
 
 /// API groups in the contract.
@@ -132,7 +131,7 @@ impl<'a> ApiExtractor<'a> for Auth {
 pub enum TaskResponse {
     /// The task.
     #[oai(status = 200)]
-    Ok(Json<TaskDto>, #[oai(header = "ETag")] String),
+    Ok(JsonOut<TaskDto>, #[oai(header = "ETag")] String),
 }
 
 /// A created task.
@@ -141,14 +140,14 @@ pub enum CreateResponse {
     /// Created.
     #[oai(status = 201)]
     Created(
-        Json<TaskDto>,
+        JsonOut<TaskDto>,
         #[oai(header = "Location")] String,
         #[oai(header = "ETag")] String,
     ),
     /// A retry with the same `Idempotency-Key` and body: the task the first request created.
     #[oai(status = 200)]
     Replayed(
-        Json<TaskDto>,
+        JsonOut<TaskDto>,
         #[oai(header = "Location")] String,
         #[oai(header = "ETag")] String,
     ),
@@ -161,7 +160,7 @@ pub enum ListResponse {
     /// say how to get them.
     #[oai(status = 200)]
     Ok(
-        Json<Vec<TaskDto>>,
+        JsonOut<Vec<TaskDto>>,
         #[oai(header = "X-Next-Cursor")] Option<String>,
         #[oai(header = "Link")] Option<String>,
     ),
@@ -172,7 +171,7 @@ pub enum ListResponse {
 pub enum DeleteResponse {
     /// Deleted.
     #[oai(status = 200)]
-    Ok(Json<Deleted>),
+    Ok(JsonOut<Deleted>),
 }
 
 /// The ETag of a task version.
@@ -327,7 +326,7 @@ impl<'a> Ops<'a> {
             .as_deref()
             .map(|c| format!("<{}?{}>; rel=\"next\"", self.base, params.next_query(c)));
         let tasks = page.tasks.into_iter().map(TaskDto::from).collect();
-        Ok(ListResponse::Ok(Json(tasks), page.next_cursor, link))
+        Ok(ListResponse::Ok(JsonOut(tasks), page.next_cursor, link))
     }
 
     async fn create(
@@ -357,7 +356,7 @@ impl<'a> Ops<'a> {
             .await?;
         let location = format!("{}/{}", self.base, created.task.id);
         let tag = etag(&created.task);
-        let dto = Json(TaskDto::from(created.task));
+        let dto = JsonOut(TaskDto::from(created.task));
         Ok(if created.replayed {
             CreateResponse::Replayed(dto, location, tag)
         } else {
@@ -409,7 +408,7 @@ impl<'a> Ops<'a> {
         let id = parse_id(id)?;
         let expected = expected_version(id, if_match.as_deref())?;
         self.state.store.delete(&self.who, id, expected).await?;
-        Ok(DeleteResponse::Ok(Json(Deleted {
+        Ok(DeleteResponse::Ok(JsonOut(Deleted {
             message: "Task deleted successfully".to_owned(),
             id,
         })))
@@ -418,7 +417,7 @@ impl<'a> Ops<'a> {
 
 fn ok(task: Task) -> TaskResponse {
     let tag = etag(&task);
-    TaskResponse::Ok(Json(task.into()), tag)
+    TaskResponse::Ok(JsonOut(task.into()), tag)
 }
 
 /// Routes under `/api/{user_id}/tasks`: the path's user must be the token's user (else 403).

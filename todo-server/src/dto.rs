@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 use todo_core::{Description, NewTask, Priority, Task, TaskPatch, Title, ValidationError};
 
 /// Task priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum PriorityDto {
     /// Low.
     Low,
@@ -32,7 +33,7 @@ impl From<Priority> for PriorityDto {
 }
 
 /// A task as the API returns it.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename = "Task")]
 pub struct TaskDto {
     /// Task id.
@@ -118,7 +119,7 @@ pub struct CompleteDoc {
 }
 
 /// The answer to a delete.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Deleted {
     /// A human sentence.
     pub message: String,

@@ -130,20 +130,28 @@ async fn log_requests<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Res
         .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = Instant::now();
+    // Skip the bookkeeping entirely when request logs are filtered out (e.g. RUST_LOG=warn).
+    let log = tracing::enabled!(tracing::Level::INFO);
+    let what = log.then(|| {
+        (
+            req.method().clone(),
+            req.uri().path().to_owned(),
+            Instant::now(),
+        )
+    });
     let mut resp = ep
         .call(req)
         .await
         .map(IntoResponse::into_response)
         .unwrap_or_else(|e| e.into_response());
-    let status = resp.status();
-    let micros = started.elapsed().as_micros() as u64;
-    if status.is_server_error() {
-        tracing::warn!(request_id = %id, %method, %path, status = status.as_u16(), latency_us = micros, "request");
-    } else {
-        tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), latency_us = micros, "request");
+    if let Some((method, path, started)) = what {
+        let status = resp.status();
+        let micros = started.elapsed().as_micros() as u64;
+        if status.is_server_error() {
+            tracing::warn!(request_id = %id, %method, %path, status = status.as_u16(), latency_us = micros, "request");
+        } else {
+            tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), latency_us = micros, "request");
+        }
     }
     if let Ok(v) = poem::http::HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);

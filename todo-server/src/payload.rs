@@ -177,6 +177,37 @@ impl<'a, T: Type> ApiExtractor<'a> for OptionalJsonBody<T> {
     }
 }
 
+/// A JSON response body serialised straight from `T` with serde (poem-openapi's `Json` builds a
+/// `serde_json::Value` tree first, which costs an allocation per field on every response); the
+/// contract still documents `T`'s schema.
+pub struct JsonOut<T>(pub T);
+
+impl<T: Type + serde::Serialize + Send> Payload for JsonOut<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: serde::Serialize + Send> poem::IntoResponse for JsonOut<T> {
+    fn into_response(self) -> poem::Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => poem::Response::builder()
+                .content_type("application/json; charset=utf-8")
+                .body(body),
+            Err(e) => {
+                tracing::error!(error = %e, "response serialisation failed");
+                ApiError::internal().into_poem().into_response()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_json;

@@ -253,7 +253,7 @@ async fn insert(
 
 #[async_trait]
 impl<D: Db> TaskStore for SqlStore<D> {
-    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), backend = D::NAME))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), backend = D::NAME))]
     async fn create(
         &self,
         who: &Principal,
@@ -273,7 +273,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
     async fn get(&self, who: &Principal, id: TaskId) -> Result<Task> {
         let args = [Value::I64(id), Value::Text(who.user_id().as_str())];
         self.db
@@ -283,7 +283,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
             .ok_or(Error::NotFound)
     }
 
-    #[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
     async fn list(&self, who: &Principal, query: &ListQuery) -> Result<Page> {
         let after = match &query.cursor {
             Some(c) => Some(
@@ -314,7 +314,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
         Ok(Page { tasks, next_cursor })
     }
 
-    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
     async fn replace(
         &self,
         who: &Principal,
@@ -326,7 +326,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
     async fn patch(
         &self,
         who: &Principal,
@@ -362,7 +362,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
     async fn set_completed(
         &self,
         who: &Principal,
@@ -383,7 +383,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
     async fn delete(
         &self,
         who: &Principal,
@@ -424,7 +424,7 @@ fn account_from_row((id, email, name, _hash): sql::AccountRow) -> Result<crate::
 
 #[async_trait]
 impl<D: Db> crate::accounts::AccountStore for SqlStore<D> {
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn register(
         &self,
         email: &str,
@@ -457,7 +457,7 @@ impl<D: Db> crate::accounts::AccountStore for SqlStore<D> {
         }
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn login(&self, email: &str, password: &str) -> Result<crate::accounts::Account> {
         // A malformed email is just another unknown account: same answer, same time.
         let row = match crate::accounts::Email::parse(email) {
