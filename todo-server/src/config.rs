@@ -112,6 +112,12 @@ pub struct Config {
     #[arg(long, env = "TOKEN_TTL_MINUTES", default_value_t = 24 * 60)]
     pub token_ttl_minutes: u64,
 
+    /// SQLite durability: `full` (default: an acknowledged write survives power loss; one fsync
+    /// per write) or `normal` (survives a crash of the process, not of the machine; several
+    /// times more writes per second).
+    #[arg(long, env = "SQLITE_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
+    pub sqlite_synchronous: String,
+
     /// Database pool size (PostgreSQL) or reader connections (SQLite).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
     pub database_max_connections: Option<u32>,

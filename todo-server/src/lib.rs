@@ -313,6 +313,7 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
     let options = StoreOptions {
         max_connections: config.database_max_connections,
         cursor_secret: Some(secret.expose().to_vec()),
+        sqlite_synchronous_full: config.sqlite_synchronous != "normal",
         ..StoreOptions::default()
     };
     let store = todo_core::open_store(config.database_url(), options)
