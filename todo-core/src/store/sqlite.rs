@@ -11,12 +11,70 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite};
 
-use super::sql::{Db, Value, exec_impls, micros_to_time};
+use super::sql::{AccountRow, Db, Exec, Value, exec_impls, micros_to_time};
 use crate::error::{Error, Result};
 use crate::model::{Priority, Task};
 use crate::options::StoreOptions;
 
+mod batch;
+
 exec_impls!(Sqlite, bind, decode);
+
+/// Runs statements on a pool (reads, and writes on an in-memory database) or through the
+/// group-commit queue (writes on a file).
+pub(crate) enum SqliteExec<'a> {
+    Pool(PoolExec<'a>),
+    Queue(batch::QueueExec<'a>),
+}
+
+#[async_trait]
+impl Exec for SqliteExec<'_> {
+    async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
+        match self {
+            Self::Pool(e) => e.tasks(sql, args).await,
+            Self::Queue(e) => e.tasks(sql, args).await,
+        }
+    }
+
+    async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
+        match self {
+            Self::Pool(e) => e.task(sql, args).await,
+            Self::Queue(e) => e.task(sql, args).await,
+        }
+    }
+
+    async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
+        match self {
+            Self::Pool(e) => e.int(sql, args).await,
+            Self::Queue(e) => e.int(sql, args).await,
+        }
+    }
+
+    async fn texts(
+        &mut self,
+        sql: &str,
+        args: &[Value<'_>],
+    ) -> sqlx::Result<Option<(String, Option<String>)>> {
+        match self {
+            Self::Pool(e) => e.texts(sql, args).await,
+            Self::Queue(e) => e.texts(sql, args).await,
+        }
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
+        match self {
+            Self::Pool(e) => e.execute(sql, args).await,
+            Self::Queue(e) => e.execute(sql, args).await,
+        }
+    }
+
+    async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
+        match self {
+            Self::Pool(e) => e.account(sql, args).await,
+            Self::Queue(e) => e.account(sql, args).await,
+        }
+    }
+}
 
 fn bind<'q>(
     q: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
@@ -61,7 +119,10 @@ const SQLITE_WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The SQLite backend.
 pub(crate) struct SqliteDb {
     reader: SqlitePool,
+    /// Multi-statement write transactions (keyed creates), and every write in memory.
     writer: SqlitePool,
+    /// Single-statement writes on a file, group-committed.
+    queue: Option<batch::WriteQueue>,
 }
 
 fn is_in_memory(url: &str) -> bool {
@@ -79,7 +140,8 @@ impl SqliteDb {
             } else {
                 SqliteSynchronous::Normal
             })
-            .busy_timeout(Duration::from_secs(5))
+            // The group-commit writer and the transaction writer take turns on the write lock.
+            .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             .pragma("temp_store", "memory")
             .statement_cache_capacity(256);
@@ -101,6 +163,7 @@ impl SqliteDb {
             return Ok(Self {
                 reader: pool.clone(),
                 writer: pool,
+                queue: None,
             });
         }
         let writer = writer_pool(1).connect_with(connect.clone()).await?;
@@ -109,25 +172,33 @@ impl SqliteDb {
         let reader = SqlitePoolOptions::new()
             .max_connections(readers)
             .acquire_timeout(write_wait)
-            .connect_with(connect.read_only(true))
+            .connect_with(connect.clone().read_only(true))
             .await?;
-        Ok(Self { reader, writer })
+        let queue_conn = sqlx::ConnectOptions::connect(&connect).await?;
+        Ok(Self {
+            reader,
+            writer,
+            queue: Some(batch::WriteQueue::start(queue_conn)),
+        })
     }
 }
 
 #[async_trait]
 impl Db for SqliteDb {
-    type Conn<'a> = PoolExec<'a>;
+    type Conn<'a> = SqliteExec<'a>;
     type Tx = TxExec;
     const POSITION_FN: &'static str = "instr";
     const NAME: &'static str = "sqlite";
 
-    fn reader(&self) -> PoolExec<'_> {
-        PoolExec(&self.reader)
+    fn reader(&self) -> SqliteExec<'_> {
+        SqliteExec::Pool(PoolExec(&self.reader))
     }
 
-    fn writer(&self) -> PoolExec<'_> {
-        PoolExec(&self.writer)
+    fn writer(&self) -> SqliteExec<'_> {
+        match &self.queue {
+            Some(queue) => SqliteExec::Queue(batch::QueueExec(queue)),
+            None => SqliteExec::Pool(PoolExec(&self.writer)),
+        }
     }
 
     async fn begin_write(&self) -> sqlx::Result<TxExec> {
@@ -140,6 +211,9 @@ impl Db for SqliteDb {
     }
 
     async fn close(&self) {
+        if let Some(queue) = &self.queue {
+            queue.close().await;
+        }
         self.reader.close().await;
         self.writer.close().await;
     }

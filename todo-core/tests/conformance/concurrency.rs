@@ -46,3 +46,54 @@ async fn concurrent_writes_are_all_acknowledged_and_all_present() {
         }
     }
 }
+
+/// On a SQLite file, writes are group-committed: every acknowledged create must be there after
+/// the store is closed and reopened, including keyed creates that take the other write path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_sqlite_write_survives_a_reopen() {
+    use todo_core::{IdempotencyKey, Limit, ListQuery, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("durable.db").display());
+    let store = todo_core::open(&url, StoreOptions::default())
+        .await
+        .unwrap();
+    let alice = user("alice");
+    let mut handles = Vec::new();
+    for i in 0..400 {
+        let store = Arc::clone(&store);
+        let alice = alice.clone();
+        handles.push(tokio::spawn(async move {
+            let key = (i % 10 == 0).then(|| IdempotencyKey::parse(&format!("k{i}")).unwrap());
+            store
+                .create(
+                    &alice,
+                    crate::helpers::new_task(&format!("t{i}")),
+                    key.as_ref(),
+                )
+                .await
+                .map(|c| c.task.id)
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for h in handles {
+        acknowledged.push(h.await.unwrap().expect("no write may fail"));
+    }
+    store.close().await;
+    let reopened = todo_core::open(&url, StoreOptions::default())
+        .await
+        .unwrap();
+    let all = reopened
+        .list(
+            &alice,
+            &ListQuery {
+                limit: Limit::new(1000).unwrap(),
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut stored: Vec<i64> = all.tasks.iter().map(|t| t.id).collect();
+    stored.sort();
+    acknowledged.sort();
+    assert_eq!(stored, acknowledged);
+}
