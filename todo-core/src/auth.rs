@@ -78,6 +78,8 @@ struct Claims {
     email: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    exp: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,6 +281,56 @@ pub struct JwtAuthenticator {
     keys: RwLock<Arc<KeySet>>,
     remote: Option<RemoteJwks>,
     validations: HashMap<Algorithm, Validation>,
+    cache: VerifiedCache,
+}
+
+/// How long a verified token is remembered at most (it is never remembered past its `exp`).
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// How many verified tokens are remembered.
+const VERIFIED_CAPACITY: usize = 8192;
+
+/// Tokens that verified recently, so a client sending the same token on every request pays for
+/// the signature check once a minute rather than every time. An entry never outlives the
+/// token's own `exp` (plus the configured leeway), so caching accepts nothing that verification
+/// would reject; a JWKS refresh forgets everything, so a withdrawn key stops working at once.
+#[derive(Default)]
+struct VerifiedCache {
+    entries: RwLock<HashMap<Box<str>, (Principal, Instant)>>,
+}
+
+impl VerifiedCache {
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+
+    fn get(&self, token: &str) -> Option<Principal> {
+        let entries = self.entries.read().ok()?;
+        let (principal, until) = entries.get(token)?;
+        (Instant::now() < *until).then(|| principal.clone())
+    }
+
+    fn remember(&self, token: &str, principal: &Principal, exp: Option<f64>, leeway: u64) {
+        let now_unix = jsonwebtoken::get_current_timestamp() as f64;
+        let Some(exp) = exp else { return };
+        let left = exp + leeway as f64 - now_unix;
+        if !(left > 0.0) {
+            return;
+        }
+        let ttl = Duration::from_secs_f64(left.min(VERIFIED_TTL.as_secs_f64()));
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        if entries.len() >= VERIFIED_CAPACITY {
+            let now = Instant::now();
+            entries.retain(|_, (_, until)| *until > now);
+            if entries.len() >= VERIFIED_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(token.into(), (principal.clone(), Instant::now() + ttl));
+    }
 }
 
 impl std::fmt::Debug for JwtAuthenticator {
@@ -389,6 +441,7 @@ impl JwtAuthenticatorBuilder {
             keys: RwLock::new(Arc::new(keys)),
             remote,
             validations,
+            cache: VerifiedCache::default(),
         })
     }
 }
@@ -438,6 +491,7 @@ impl JwtAuthenticator {
                 .iter()
                 .map(|alg| (*alg, rules.validation(vec![*alg])))
                 .collect(),
+            cache: VerifiedCache::default(),
         }
     }
 
@@ -461,7 +515,11 @@ impl JwtAuthenticator {
             .ok_or(AuthError::AlgorithmNotAllowed)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|e| map_jwt_error(&e))?;
-        data.claims.into_principal()
+        let exp = data.claims.exp;
+        let principal = data.claims.into_principal()?;
+        self.cache
+            .remember(token, &principal, exp, validation.leeway);
+        Ok(principal)
     }
 
     /// Verifies with the keys at hand, without any I/O (an unknown `kid` is
@@ -473,6 +531,9 @@ impl JwtAuthenticator {
     fn verify_with(&self, token: &str, fresh: Option<&KeySet>) -> Result<Principal, AuthError> {
         if token.is_empty() {
             return Err(AuthError::Missing);
+        }
+        if let Some(principal) = self.cache.get(token) {
+            return Ok(principal);
         }
         let (alg, kid) = read_header(token)?;
         if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
@@ -524,6 +585,8 @@ impl JwtAuthenticator {
                     Ok(mut k) => *k = Arc::clone(&keys),
                     Err(poisoned) => *poisoned.into_inner() = Arc::clone(&keys),
                 }
+                // A key may have been withdrawn: forget what it verified.
+                self.cache.clear();
                 Some(keys)
             }
             Err(e) => {
@@ -647,6 +710,24 @@ mod tests {
 
     fn now() -> u64 {
         jsonwebtoken::get_current_timestamp()
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_rejected_once_it_expires() {
+        let rules = JwtRules {
+            leeway: Duration::ZERO,
+            ..JwtRules::default()
+        };
+        let auth = JwtAuthenticator::shared_secret(SECRET, &rules);
+        let token = sign(
+            serde_json::json!({"sub": "u", "exp": now() + 1}),
+            Algorithm::HS256,
+            SECRET,
+        );
+        assert!(auth.verify(&token).is_ok());
+        assert!(auth.verify(&token).is_ok(), "served from the cache");
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(auth.verify(&token).unwrap_err(), AuthError::Expired);
     }
 
     #[test]

@@ -8,6 +8,10 @@ use std::time::Duration;
 use clap::Parser;
 use todo_server::config::{Command, Config};
 
+/// mimalloc: fewer cycles per allocation than glibc's malloc under a multi-threaded server load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
