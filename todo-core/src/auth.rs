@@ -315,7 +315,8 @@ impl VerifiedCache {
         let now_unix = jsonwebtoken::get_current_timestamp() as f64;
         let Some(exp) = exp else { return };
         let left = exp + leeway as f64 - now_unix;
-        if !(left > 0.0) {
+        // Also refuses NaN (a non-finite `exp`).
+        if left.is_nan() || left <= 0.0 {
             return;
         }
         let ttl = Duration::from_secs_f64(left.min(VERIFIED_TTL.as_secs_f64()));
