@@ -18,6 +18,9 @@ pub struct StoreOptions {
     /// SQLite: `synchronous = FULL` (default `true`): every acknowledged write survives a power
     /// loss. `false` uses `NORMAL`, which survives a crash of the process but not of the machine.
     pub sqlite_synchronous_full: bool,
+    /// PostgreSQL: the `application_name` the connections report (default `todo`), to find
+    /// them in `pg_stat_activity`.
+    pub application_name: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -27,6 +30,7 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(3),
             cursor_secret: None,
             sqlite_synchronous_full: true,
+            application_name: None,
         }
     }
 }
@@ -41,6 +45,7 @@ impl std::fmt::Debug for StoreOptions {
                 &self.cursor_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("sqlite_synchronous_full", &self.sqlite_synchronous_full)
+            .field("application_name", &self.application_name)
             .finish()
     }
 }

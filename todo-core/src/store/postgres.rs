@@ -60,10 +60,14 @@ impl PgDb {
     pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
-            .application_name("todo")
+            .application_name(options.application_name.as_deref().unwrap_or("todo"))
             .statement_cache_capacity(256);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(16).max(1))
+            // sqlx pings every connection it takes from the pool by default: one extra round
+            // trip per query. A dead connection instead fails its query (503) and is discarded,
+            // and the next one is fresh, so recovery after a database restart is automatic.
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;

@@ -152,6 +152,7 @@ impl SqliteDb {
             SqlitePoolOptions::new()
                 .max_connections(max)
                 .min_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(write_wait)
                 .idle_timeout(None)
                 .max_lifetime(None)
@@ -171,6 +172,7 @@ impl SqliteDb {
         let readers = options.max_connections.unwrap_or(4).max(1);
         let reader = SqlitePoolOptions::new()
             .max_connections(readers)
+            .test_before_acquire(false)
             .acquire_timeout(write_wait)
             .connect_with(connect.clone().read_only(true))
             .await?;

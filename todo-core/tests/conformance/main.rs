@@ -9,3 +9,4 @@ mod helpers;
 mod idempotency;
 mod isolation;
 mod paging;
+mod recovery;

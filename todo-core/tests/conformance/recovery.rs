@@ -1,0 +1,50 @@
+use todo_core::{Error, StoreOptions};
+
+use crate::helpers::{create, pg_url, user};
+
+/// PostgreSQL drops every connection (a restart, a failover): calls fail promptly as
+/// "unavailable" at worst, and the store recovers by itself without being reopened.
+#[tokio::test]
+async fn the_store_recovers_by_itself_after_its_connections_are_killed() {
+    let Some(url) = pg_url() else { return };
+    use rand::Rng;
+    let app = format!("todo-recovery-{:x}", rand::thread_rng().r#gen::<u32>());
+    let store = todo_core::open(
+        &url,
+        StoreOptions {
+            application_name: Some(app.clone()),
+            max_connections: Some(4),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let alice = user("alice");
+    let task = create(&store, &alice, "before").await;
+
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+    )
+    .bind(&app)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "the store's connections were found");
+
+    // The first calls may hit a dead connection: that is "unavailable", never anything else.
+    let mut recovered = false;
+    for _ in 0..10 {
+        match store.get(&alice, task.id).await {
+            Ok(t) => {
+                assert_eq!(t, task);
+                recovered = true;
+                break;
+            }
+            Err(Error::Unavailable(_)) => continue,
+            Err(other) => panic!("unexpected error after a disconnect: {other:?}"),
+        }
+    }
+    assert!(recovered, "the store did not recover");
+    create(&store, &alice, "after").await;
+}
