@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MAX_EXAMPLES="${1:-25}"
-BIN="${TODO_SERVER_BIN:-target/debug/todo-server}"
+BIN="${TODO_SERVER_BIN:-${CARGO_TARGET_DIR:-target}/debug/todo-server}"
+[ -x "$BIN" ] || { echo "schemathesis.sh: $BIN not found (cargo build -p todo-server)" >&2; exit 1; }
 command -v schemathesis >/dev/null || pip install -q 'schemathesis>=4,<5'
 
 WORK="$(mktemp -d)"
@@ -22,10 +23,16 @@ BETTER_AUTH_SECRET="schemathesis-secret-schemathesis-secret" RUST_LOG=warn \
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+up=no
+for _ in $(seq 1 200); do
+    if curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null; then up=yes; break; fi
     sleep 0.1
 done
+if [ "$up" != yes ]; then
+    echo "schemathesis.sh: the server did not start; its log:" >&2
+    cat "$WORK/server.log" >&2
+    exit 1
+fi
 
 REG="$(curl -fs -X POST "http://127.0.0.1:$PORT/api/auth/register" \
     -H 'Content-Type: application/json' \

@@ -303,7 +303,7 @@ pub fn jwt_rules(config: &Config) -> JwtRules {
             .clone()
             .filter(|a| !a.is_empty())
             .map(|a| vec![a]),
-        ..JwtRules::default()
+        leeway: Duration::from_secs(config.jwt_leeway_seconds),
     }
 }
 
