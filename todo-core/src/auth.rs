@@ -147,6 +147,14 @@ impl Default for JwtRules {
 }
 
 impl JwtRules {
+    /// One prepared validation per algorithm.
+    fn validations(&self) -> HashMap<Algorithm, Validation> {
+        ALL_ALGORITHMS
+            .iter()
+            .map(|alg| (*alg, self.validation(vec![*alg])))
+            .collect()
+    }
+
     fn validation(&self, algorithms: Vec<Algorithm>) -> Validation {
         let mut v = Validation::new(Algorithm::HS256);
         v.algorithms = algorithms;
@@ -196,14 +204,7 @@ impl KeySet {
                 AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
                     vec![Algorithm::EdDSA]
                 }
-                AlgorithmParameters::RSA(_) => vec![
-                    Algorithm::RS256,
-                    Algorithm::RS384,
-                    Algorithm::RS512,
-                    Algorithm::PS256,
-                    Algorithm::PS384,
-                    Algorithm::PS512,
-                ],
+                AlgorithmParameters::RSA(_) => RSA_ALGORITHMS.to_vec(),
                 AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
                     vec![Algorithm::ES256]
                 }
@@ -257,17 +258,27 @@ struct RemoteJwks {
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
-/// Every algorithm a token may name.
-const ALL_ALGORITHMS: [Algorithm; 12] = [
-    Algorithm::HS256,
-    Algorithm::HS384,
-    Algorithm::HS512,
+/// What an RSA key may verify.
+const RSA_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
     Algorithm::PS256,
     Algorithm::PS384,
     Algorithm::PS512,
+];
+
+/// Every algorithm a token may name.
+const ALL_ALGORITHMS: [Algorithm; 12] = [
+    Algorithm::HS256,
+    Algorithm::HS384,
+    Algorithm::HS512,
+    RSA_ALGORITHMS[0],
+    RSA_ALGORITHMS[1],
+    RSA_ALGORITHMS[2],
+    RSA_ALGORITHMS[3],
+    RSA_ALGORITHMS[4],
+    RSA_ALGORITHMS[5],
     Algorithm::ES256,
     Algorithm::ES384,
     Algorithm::EdDSA,
@@ -433,10 +444,7 @@ impl JwtAuthenticatorBuilder {
             }
             None => None,
         };
-        let validations = ALL_ALGORITHMS
-            .iter()
-            .map(|alg| (*alg, self.rules.validation(vec![*alg])))
-            .collect();
+        let validations = self.rules.validations();
         Ok(JwtAuthenticator {
             hmac: self.secret.as_deref().map(DecodingKey::from_secret),
             keys: RwLock::new(Arc::new(keys)),
@@ -488,10 +496,7 @@ impl JwtAuthenticator {
             hmac: Some(DecodingKey::from_secret(secret)),
             keys: RwLock::new(Arc::new(KeySet::default())),
             remote: None,
-            validations: ALL_ALGORITHMS
-                .iter()
-                .map(|alg| (*alg, rules.validation(vec![*alg])))
-                .collect(),
+            validations: rules.validations(),
             cache: VerifiedCache::default(),
         }
     }
