@@ -338,7 +338,14 @@ impl<'a> Ops<'a> {
             .as_deref()
             .filter(|k| !k.is_empty())
             .map(IdempotencyKey::parse)
-            .transpose();
+            .transpose()
+            .map_err(|mut e| {
+                // Name the header, as the conflict answer does.
+                for f in &mut e.errors {
+                    f.field = "Idempotency-Key".to_owned();
+                }
+                e
+            });
         let new = parse_create(&body.fields);
         let (key, new) = match (key, new) {
             (Ok(k), Ok(n)) => (k, n),

@@ -309,6 +309,13 @@ pub fn jwt_rules(config: &Config) -> JwtRules {
 
 /// Opens the store and builds the shared state from the configuration.
 pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), StartError> {
+    let url = config.database_url();
+    if matches!(url.split('?').next(), Some("sqlite:" | "sqlite://")) {
+        return Err(StartError::Config(
+            "DATABASE_URL names no SQLite file (use e.g. sqlite://todo.db or sqlite::memory:)"
+                .into(),
+        ));
+    }
     let secret = load_or_create_secret(config.better_auth_secret.as_ref(), &config.secret_file())?;
     let options = StoreOptions {
         max_connections: config.database_max_connections,

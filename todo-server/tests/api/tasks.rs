@@ -222,6 +222,17 @@ async fn an_idempotent_retry_returns_the_same_task_and_a_different_body_is_422()
         assert_eq!(json(again).await["id"], first["id"]);
         let other = send("different").await;
         assert_eq!(other.0.status(), 422);
+        assert_eq!(json(other).await["errors"][0]["field"], "Idempotency-Key");
+        let bad_key = app
+            .client
+            .post(format!("/api/{u}/tasks"))
+            .header("authorization", bearer(&t))
+            .header("idempotency-key", "has space")
+            .body_json(&json!({"title": "x"}))
+            .send()
+            .await;
+        assert_eq!(bad_key.0.status(), 422);
+        assert_eq!(json(bad_key).await["errors"][0]["field"], "Idempotency-Key");
     }
 }
 
