@@ -338,7 +338,13 @@ fn a_bad_configuration_stops_the_start_with_one_clear_line_and_a_failure_exit() 
     assert_one_clear_line("mysql URL", status, &out, &err, "database URL");
 
     let (status, out, err) = run_failing_start(&["--database-url", "sqlite://"], &[]);
-    assert_one_clear_line("empty SQLite path", status, &out, &err, "names no SQLite file");
+    assert_one_clear_line(
+        "empty SQLite path",
+        status,
+        &out,
+        &err,
+        "names no SQLite file",
+    );
 
     let (status, out, err) = run_failing_start(&[], &[("BETTER_AUTH_SECRET", "short")]);
     assert_one_clear_line("short secret", status, &out, &err, "BETTER_AUTH_SECRET");
