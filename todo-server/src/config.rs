@@ -157,6 +157,16 @@ impl Config {
             .unwrap_or(DEFAULT_DATABASE_URL)
     }
 
+    /// The accepted issuer, if set to something (an empty value means unset).
+    pub fn issuer(&self) -> Option<&str> {
+        self.jwt_issuer.as_deref().filter(|i| !i.is_empty())
+    }
+
+    /// The accepted audience, if set to something (an empty value means unset).
+    pub fn audience(&self) -> Option<&str> {
+        self.jwt_audience.as_deref().filter(|a| !a.is_empty())
+    }
+
     /// Whether the built-in accounts are on.
     pub fn builtin_accounts_enabled(&self) -> bool {
         self.builtin_accounts

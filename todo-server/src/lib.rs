@@ -255,7 +255,6 @@ pub fn load_or_create_secret(
             return Ok(Secret::new(existing));
         }
     }
-    use rand_hex::random_hex;
     let secret = random_hex(32);
     write_private(file, &secret).map_err(|e| {
         StartError::Config(format!(
@@ -266,14 +265,12 @@ pub fn load_or_create_secret(
     Ok(Secret::new(secret))
 }
 
-mod rand_hex {
-    /// `n` random bytes as lowercase hex.
-    pub fn random_hex(n: usize) -> String {
-        use rand::RngCore;
-        let mut bytes = vec![0u8; n];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
+/// `n` random bytes as lowercase hex.
+fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -293,16 +290,8 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// The validation rules for tokens from the configuration.
 pub fn jwt_rules(config: &Config) -> JwtRules {
     JwtRules {
-        issuer: config
-            .jwt_issuer
-            .clone()
-            .filter(|i| !i.is_empty())
-            .map(|i| vec![i]),
-        audience: config
-            .jwt_audience
-            .clone()
-            .filter(|a| !a.is_empty())
-            .map(|a| vec![a]),
+        issuer: config.issuer().map(|i| vec![i.to_owned()]),
+        audience: config.audience().map(|a| vec![a.to_owned()]),
         leeway: Duration::from_secs(config.jwt_leeway_seconds),
     }
 }
@@ -341,10 +330,9 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
             .build()
             .map_err(|e| StartError::Config(e.to_string()))?,
     );
-    let issuer = Arc::new(TokenIssuer::hs256(
-        secret.expose(),
-        config.jwt_issuer.clone().filter(|i| !i.is_empty()),
-        config.jwt_audience.clone().filter(|a| !a.is_empty()),
+    let issuer = Arc::new(token_issuer(
+        config,
+        &secret,
         Duration::from_secs(config.token_ttl_minutes.saturating_mul(60)),
     ));
     let accounts = config.builtin_accounts_enabled().then_some(store.accounts);
@@ -364,14 +352,19 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
 pub fn demo_token(config: &Config, user: &str, lifetime: Duration) -> Result<String, StartError> {
     let secret = load_or_create_secret(config.better_auth_secret.as_ref(), &config.secret_file())?;
     let user = todo_core::UserId::parse(user).map_err(|e| StartError::Config(e.to_string()))?;
+    token_issuer(config, &secret, lifetime)
+        .issue(&user, None, None)
+        .map_err(|e| StartError::Config(e.to_string()))
+}
+
+/// Signs tokens the server itself accepts: its secret, and the configured issuer and audience.
+fn token_issuer(config: &Config, secret: &Secret, lifetime: Duration) -> TokenIssuer {
     TokenIssuer::hs256(
         secret.expose(),
-        config.jwt_issuer.clone(),
-        config.jwt_audience.clone(),
+        config.issuer().map(str::to_owned),
+        config.audience().map(str::to_owned),
         lifetime,
     )
-    .issue(&user, None, None)
-    .map_err(|e| StartError::Config(e.to_string()))
 }
 
 /// Resolves when the process is asked to stop (SIGINT or SIGTERM).

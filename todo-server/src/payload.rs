@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 
 use poem::{Request, RequestBody};
-use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
@@ -89,34 +89,6 @@ async fn read_object(
     }
 }
 
-impl<T: Type> Payload for JsonBody<T> {
-    const CONTENT_TYPE: &'static str = "application/json";
-
-    fn check_content_type(content_type: &str) -> bool {
-        is_json(content_type)
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-}
-
-impl<T: Type> ParsePayload for JsonBody<T> {
-    const IS_REQUIRED: bool = true;
-
-    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let fields = read_object(request, body, true).await?.unwrap_or_default();
-        Ok(Self {
-            fields,
-            _schema: PhantomData,
-        })
-    }
-}
-
 fn request_meta<T: Type>(required: bool) -> Option<MetaRequest> {
     Some(MetaRequest {
         description: None,
@@ -146,7 +118,11 @@ impl<'a, T: Type> ApiExtractor<'a> for JsonBody<T> {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        <Self as ParsePayload>::from_request(request, body).await
+        let fields = read_object(request, body, true).await?.unwrap_or_default();
+        Ok(Self {
+            fields,
+            _schema: PhantomData,
+        })
     }
 }
 
