@@ -300,22 +300,34 @@ impl ListParams {
     }
 }
 
-/// The operations, shared by both route shapes. `base` is the collection's path for links.
+/// The operations, shared by both route shapes.
 struct Ops<'a> {
     state: &'a AppState,
     who: Principal,
-    base: String,
+    /// Whether the request came through `/api/{user_id}/...` (links then keep that shape).
+    user_in_path: bool,
 }
 
 impl<'a> Ops<'a> {
     fn scoped(state: &'a AppState, auth: Auth, path_user: Option<&str>) -> Result<Self, ApiError> {
         let who = auth.0;
-        let base = match path_user {
-            Some(user) if user != who.user_id().as_str() => return Err(ApiError::forbidden()),
-            Some(user) => format!("/api/{}/tasks", encode(user)),
-            None => "/api/tasks".to_owned(),
-        };
-        Ok(Self { state, who, base })
+        if path_user.is_some_and(|user| user != who.user_id().as_str()) {
+            return Err(ApiError::forbidden());
+        }
+        Ok(Self {
+            state,
+            who,
+            user_in_path: path_user.is_some(),
+        })
+    }
+
+    /// The collection's path, for `Location` and `Link` (built only when one is sent).
+    fn base(&self) -> String {
+        if self.user_in_path {
+            format!("/api/{}/tasks", encode(self.who.user_id().as_str()))
+        } else {
+            "/api/tasks".to_owned()
+        }
     }
 
     async fn list(&self, params: ListParams) -> Result<ListResponse, ApiError> {
@@ -324,7 +336,7 @@ impl<'a> Ops<'a> {
         let link = page
             .next_cursor
             .as_deref()
-            .map(|c| format!("<{}?{}>; rel=\"next\"", self.base, params.next_query(c)));
+            .map(|c| format!("<{}?{}>; rel=\"next\"", self.base(), params.next_query(c)));
         let tasks = page.tasks.into_iter().map(TaskDto::from).collect();
         Ok(ListResponse::Ok(JsonOut(tasks), page.next_cursor, link))
     }
@@ -361,7 +373,7 @@ impl<'a> Ops<'a> {
             .store
             .create(&self.who, new, key.as_ref())
             .await?;
-        let location = format!("{}/{}", self.base, created.task.id);
+        let location = format!("{}/{}", self.base(), created.task.id);
         let tag = etag(&created.task);
         let dto = JsonOut(TaskDto::from(created.task));
         Ok(if created.replayed {
