@@ -1,5 +1,6 @@
 //! The [`TaskStore`] trait and its SQL implementation on SQLite and PostgreSQL.
 
+pub(crate) mod pool;
 pub(crate) mod postgres;
 pub(crate) mod sql;
 pub(crate) mod sqlite;

@@ -4,10 +4,10 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
 use sqlx::{Postgres, Row};
 
-use super::sql::{Db, Value, exec_impls};
+use super::sql::{Db, Exec, Value, exec_impls};
 use crate::error::{Error, Result};
 use crate::model::{Priority, Task};
 use crate::options::StoreOptions;
@@ -53,7 +53,7 @@ fn decode(row: &PgRow) -> sqlx::Result<Task> {
 
 /// The PostgreSQL backend.
 pub(crate) struct PgDb {
-    pool: PgPool,
+    pool: Pool,
 }
 
 impl PgDb {
@@ -62,16 +62,19 @@ impl PgDb {
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
             .application_name(options.application_name.as_deref().unwrap_or("todo"))
             .statement_cache_capacity(256);
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.unwrap_or(16).max(1))
-            // sqlx pings every connection it takes from the pool by default: one extra round
-            // trip per query. A dead connection instead fails its query (503) and is discarded,
-            // and the next one is fresh, so recovery after a database restart is automatic.
-            .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+        // Connections are not pinged when taken or returned (see `store::pool`): a dead one
+        // fails its statement (503) and is discarded, and the next one is fresh, so recovery
+        // after a database restart is automatic.
+        let pool = Pool::new(
+            connect,
+            options.max_connections.unwrap_or(16),
+            options.acquire_timeout,
+        )?;
+        let mut conn = pool.get().await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut *conn)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        drop(conn);
         Ok(Self { pool })
     }
 }
@@ -92,15 +95,74 @@ impl Db for PgDb {
     }
 
     async fn begin_write(&self) -> sqlx::Result<TxExec> {
-        Ok(TxExec(self.pool.begin().await?))
+        Ok(TxExec::begin(&self.pool, "begin").await?)
     }
 
     async fn ping(&self) -> sqlx::Result<()> {
-        sqlx::query("select 1").execute(&self.pool).await?;
-        Ok(())
+        PoolExec(&self.pool)
+            .execute("select 1", &[])
+            .await
+            .map(drop)
     }
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::store::sql::Commit;
+
+    async fn db() -> Option<PgDb> {
+        let Ok(url) = std::env::var("TODO_TEST_DATABASE_URL") else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: TODO_TEST_DATABASE_URL is not set, PostgreSQL pool test not run"
+            );
+            return None;
+        };
+        let options = StoreOptions {
+            max_connections: Some(1),
+            ..StoreOptions::default()
+        };
+        Some(PgDb::open(&url, &options).await.unwrap())
+    }
+
+    /// With one connection, the next statement runs only after the dropped transaction's
+    /// rollback gave it back: it must not see the dropped insert, and a new transaction begins.
+    #[tokio::test]
+    async fn a_transaction_dropped_unfinished_is_rolled_back_before_its_connection_is_reused() {
+        let Some(db) = db().await else { return };
+        let user = format!("pool-test-{}", std::process::id());
+        let claim = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ($1, 'k', 'f', now())";
+        let count = "select count(*) from idempotency_keys where user_id = $1";
+        db.writer()
+            .execute(
+                "delete from idempotency_keys where user_id = $1",
+                &[Value::Text(&user)],
+            )
+            .await
+            .unwrap();
+
+        let mut tx = db.begin_write().await.unwrap();
+        assert_eq!(tx.execute(claim, &[Value::Text(&user)]).await.unwrap(), 1);
+        drop(tx);
+        assert_eq!(
+            db.reader().int(count, &[Value::Text(&user)]).await.unwrap(),
+            Some(0)
+        );
+
+        let mut tx = db.begin_write().await.unwrap();
+        assert_eq!(tx.execute(claim, &[Value::Text(&user)]).await.unwrap(), 1);
+        tx.commit().await.unwrap();
+        assert_eq!(
+            db.reader().int(count, &[Value::Text(&user)]).await.unwrap(),
+            Some(1)
+        );
+        db.close().await;
     }
 }

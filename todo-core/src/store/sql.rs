@@ -259,11 +259,68 @@ pub(crate) fn micros_to_time(micros: i64) -> DateTime<Utc> {
 /// backend's bind function and row decoder, so both backends execute identically.
 macro_rules! exec_impls {
     ($db:ty, $bind:path, $decode:path) => {
-        /// Runs single statements on a pool.
-        pub(crate) struct PoolExec<'a>(pub(crate) &'a sqlx::Pool<$db>);
+        /// The backend's connection pool.
+        pub(crate) type Pool = $crate::store::pool::Pool<<$db as sqlx::Database>::Connection>;
 
-        /// A write transaction.
-        pub(crate) struct TxExec(pub(crate) sqlx::Transaction<'static, $db>);
+        /// Runs single statements on a pool.
+        pub(crate) struct PoolExec<'a>(pub(crate) &'a Pool);
+
+        /// A write transaction on one pooled connection. [`Commit::commit`] ends it; dropping
+        /// it unfinished rolls it back (in the background) before the connection can be taken
+        /// again.
+        pub(crate) struct TxExec(
+            Option<$crate::store::pool::Conn<<$db as sqlx::Database>::Connection>>,
+        );
+
+        impl TxExec {
+            /// Takes a connection and runs `begin` (the backend's begin statement) on it.
+            pub(crate) async fn begin(pool: &Pool, begin: &'static str) -> sqlx::Result<Self> {
+                use sqlx::Executor as _;
+                let mut conn = pool.get().await?;
+                match (&mut *conn).execute(begin).await {
+                    Ok(_) => Ok(Self(Some(conn))),
+                    Err(e) => {
+                        $crate::store::pool::settle(conn, Some(&e));
+                        Err(e)
+                    }
+                }
+            }
+
+            /// The transaction's connection.
+            fn conn(&mut self) -> sqlx::Result<&mut <$db as sqlx::Database>::Connection> {
+                self.0.as_deref_mut().ok_or(sqlx::Error::PoolClosed)
+            }
+        }
+
+        impl Drop for TxExec {
+            fn drop(&mut self) {
+                use sqlx::Executor as _;
+                let Some(mut conn) = self.0.take() else {
+                    return;
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        runtime.spawn(async move {
+                            let result = (&mut *conn).execute("rollback").await.map(drop);
+                            $crate::store::pool::settle(conn, result.as_ref().err());
+                        });
+                    }
+                    // No runtime to roll back on: closing the connection rolls back.
+                    Err(_) => drop(deadpool::managed::Object::take(conn)),
+                }
+            }
+        }
+
+        /// Runs one statement on a connection from the pool; a connection the statement broke
+        /// does not go back.
+        macro_rules! on_pool {
+            ($pool:expr, $run:ident, $sql:expr, $args:expr) => {{
+                let mut conn = $pool.get().await?;
+                let result = $run(&mut *conn, $sql, $args).await;
+                $crate::store::pool::settle(conn, result.as_ref().err());
+                result
+            }};
+        }
 
         fn bound<'q>(
             sql: &'q str,
@@ -352,42 +409,42 @@ macro_rules! exec_impls {
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Vec<$crate::model::Task>> {
-                run_tasks(self.0, sql, args).await
+                on_pool!(self.0, run_tasks, sql, args)
             }
             async fn task(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Option<$crate::model::Task>> {
-                run_task(self.0, sql, args).await
+                on_pool!(self.0, run_task, sql, args)
             }
             async fn int(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Option<i64>> {
-                run_int(self.0, sql, args).await
+                on_pool!(self.0, run_int, sql, args)
             }
             async fn texts(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Option<(String, Option<String>)>> {
-                run_texts(self.0, sql, args).await
+                on_pool!(self.0, run_texts, sql, args)
             }
             async fn execute(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<u64> {
-                run_execute(self.0, sql, args).await
+                on_pool!(self.0, run_execute, sql, args)
             }
             async fn account(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Option<$crate::store::sql::AccountRow>> {
-                run_account(self.0, sql, args).await
+                on_pool!(self.0, run_account, sql, args)
             }
         }
 
@@ -398,49 +455,55 @@ macro_rules! exec_impls {
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Vec<$crate::model::Task>> {
-                run_tasks(&mut *self.0, sql, args).await
+                run_tasks(self.conn()?, sql, args).await
             }
             async fn task(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Option<$crate::model::Task>> {
-                run_task(&mut *self.0, sql, args).await
+                run_task(self.conn()?, sql, args).await
             }
             async fn int(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Option<i64>> {
-                run_int(&mut *self.0, sql, args).await
+                run_int(self.conn()?, sql, args).await
             }
             async fn texts(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Option<(String, Option<String>)>> {
-                run_texts(&mut *self.0, sql, args).await
+                run_texts(self.conn()?, sql, args).await
             }
             async fn execute(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<u64> {
-                run_execute(&mut *self.0, sql, args).await
+                run_execute(self.conn()?, sql, args).await
             }
             async fn account(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Option<$crate::store::sql::AccountRow>> {
-                run_account(&mut *self.0, sql, args).await
+                run_account(self.conn()?, sql, args).await
             }
         }
 
         #[async_trait::async_trait]
         impl $crate::store::sql::Commit for TxExec {
-            async fn commit(self) -> sqlx::Result<()> {
-                self.0.commit().await
+            async fn commit(mut self) -> sqlx::Result<()> {
+                use sqlx::Executor as _;
+                let Some(mut conn) = self.0.take() else {
+                    return Err(sqlx::Error::PoolClosed);
+                };
+                let result = (&mut *conn).execute("commit").await.map(drop);
+                $crate::store::pool::settle(conn, result.as_ref().err());
+                result
             }
         }
     };

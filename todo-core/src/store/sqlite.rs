@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite};
 
@@ -118,9 +117,9 @@ const SQLITE_WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The SQLite backend.
 pub(crate) struct SqliteDb {
-    reader: SqlitePool,
+    reader: Pool,
     /// Multi-statement write transactions (keyed creates), and every write in memory.
-    writer: SqlitePool,
+    writer: Pool,
     /// Single-statement writes on a file, group-committed.
     queue: Option<batch::WriteQueue>,
 }
@@ -148,34 +147,23 @@ impl SqliteDb {
         // Writes queue for the one writer connection instead of failing: a local file cannot be
         // "down", so a burst of writes must wait its turn rather than surface as unavailable.
         let write_wait = options.acquire_timeout.max(SQLITE_WRITE_QUEUE_TIMEOUT);
-        let writer_pool = |max: u32| {
-            SqlitePoolOptions::new()
-                .max_connections(max)
-                .min_connections(1)
-                .test_before_acquire(false)
-                .acquire_timeout(write_wait)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        };
+        // An in-memory database lives as long as its one connection: that one connection
+        // serves everything. A file has one writer connection and a pool of readers.
+        let writer = Pool::new(connect.clone(), 1, write_wait)?;
+        let mut conn = writer.get().await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut *conn)
+            .await?;
+        drop(conn);
         if is_in_memory(url) {
-            // An in-memory database lives as long as its one connection: share it for everything.
-            let pool = writer_pool(1).connect_with(connect).await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
             return Ok(Self {
-                reader: pool.clone(),
-                writer: pool,
+                reader: writer.clone(),
+                writer,
                 queue: None,
             });
         }
-        let writer = writer_pool(1).connect_with(connect.clone()).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let readers = options.max_connections.unwrap_or(4).max(1);
-        let reader = SqlitePoolOptions::new()
-            .max_connections(readers)
-            .test_before_acquire(false)
-            .acquire_timeout(write_wait)
-            .connect_with(connect.clone().read_only(true))
-            .await?;
+        let readers = options.max_connections.unwrap_or(4);
+        let reader = Pool::new(connect.clone().read_only(true), readers, write_wait)?;
         let queue_conn = sqlx::ConnectOptions::connect(&connect).await?;
         Ok(Self {
             reader,
@@ -204,12 +192,14 @@ impl Db for SqliteDb {
     }
 
     async fn begin_write(&self) -> sqlx::Result<TxExec> {
-        Ok(TxExec(self.writer.begin().await?))
+        Ok(TxExec::begin(&self.writer, "begin immediate").await?)
     }
 
     async fn ping(&self) -> sqlx::Result<()> {
-        sqlx::query("select 1").execute(&self.reader).await?;
-        Ok(())
+        PoolExec(&self.reader)
+            .execute("select 1", &[])
+            .await
+            .map(drop)
     }
 
     async fn close(&self) {
@@ -218,5 +208,46 @@ impl Db for SqliteDb {
         }
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::Commit;
+
+    const CLAIM: &str = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ('u', 'k', 'f', 0)";
+    const COUNT: &str = "select count(*) from idempotency_keys";
+
+    /// In memory there is one connection: the next statement can only run once the dropped
+    /// transaction's rollback has given it back, and must not see the dropped insert.
+    #[tokio::test]
+    async fn a_transaction_dropped_unfinished_is_rolled_back_before_its_connection_is_reused() {
+        let db = SqliteDb::open("sqlite::memory:", &StoreOptions::default())
+            .await
+            .unwrap();
+        let mut tx = db.begin_write().await.unwrap();
+        assert_eq!(tx.execute(CLAIM, &[]).await.unwrap(), 1);
+        drop(tx);
+        assert_eq!(db.reader().int(COUNT, &[]).await.unwrap(), Some(0));
+
+        // The connection is out of the transaction: a new one begins and commits.
+        let mut tx = db.begin_write().await.unwrap();
+        assert_eq!(tx.execute(CLAIM, &[]).await.unwrap(), 1);
+        tx.commit().await.unwrap();
+        assert_eq!(db.reader().int(COUNT, &[]).await.unwrap(), Some(1));
+    }
+
+    /// A failed statement (a constraint, not a broken connection) keeps the connection: the
+    /// in-memory database, which lives in that one connection, is still there.
+    #[tokio::test]
+    async fn a_statement_error_keeps_the_connection_and_its_data() {
+        let db = SqliteDb::open("sqlite::memory:", &StoreOptions::default())
+            .await
+            .unwrap();
+        db.writer().execute(CLAIM, &[]).await.unwrap();
+        let err = db.writer().execute(CLAIM, &[]).await.unwrap_err();
+        assert!(matches!(err, sqlx::Error::Database(_)), "{err:?}");
+        assert_eq!(db.reader().int(COUNT, &[]).await.unwrap(), Some(1));
     }
 }
