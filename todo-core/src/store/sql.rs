@@ -28,6 +28,10 @@ pub(crate) enum Value<'a> {
 pub(crate) trait Exec: Send {
     /// Every row, decoded as tasks.
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>>;
+    /// One row of one nullable text column holding a JSON array of tasks, each in
+    /// [`JsonTask`]'s shape (what [`list_statement`] selects for a backend with
+    /// [`Db::JSON_LIST`]).
+    async fn tasks_json(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>>;
     /// At most one row, decoded as a task.
     async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>>;
     /// At most one row of one `bigint` column.
@@ -53,6 +57,14 @@ pub(crate) const INSERT_ACCOUNT: &str = r"insert into accounts (id, email, name,
 pub(crate) const GET_ACCOUNT_BY_EMAIL: &str =
     r"select id, email, name, password_hash from accounts where email = $1";
 
+/// How a backend builds a list page as one JSON text: `aggregate(row order by ...)`.
+pub(crate) struct JsonList {
+    /// The aggregate collecting rows into a JSON array, honouring an `order by` inside it.
+    pub(crate) aggregate: &'static str,
+    /// An expression turning one selected task row into a JSON array in [`JsonTask`]'s shape.
+    pub(crate) row: &'static str,
+}
+
 /// A transaction that can be committed (dropping it rolls back).
 #[async_trait]
 pub(crate) trait Commit: Exec {
@@ -73,6 +85,8 @@ pub(crate) trait Db: Send + Sync + 'static {
     const POSITION_FN: &'static str;
     /// The backend's name, for logs and diagnostics.
     const NAME: &'static str;
+    /// How the backend sends a list page as one JSON text, or `None` to send it row by row.
+    const JSON_LIST: Option<JsonList>;
 
     /// Runs reads (never blocks behind writes on SQLite).
     fn reader(&self) -> Self::Conn<'_>;
@@ -151,8 +165,7 @@ fn sort_column(sort: SortField) -> &'static str {
 
 /// Builds the list statement and its arguments. Placeholder numbers follow the order in which
 /// arguments are pushed, so the text and the arguments cannot disagree.
-pub(crate) fn list_statement<'a>(
-    position_fn: &str,
+pub(crate) fn list_statement<'a, D: Db>(
     user_id: &'a str,
     query: &'a ListQuery,
     after: Option<&'a Position>,
@@ -166,9 +179,16 @@ pub(crate) fn list_statement<'a>(
         args.len()
     };
 
+    let position_fn = D::POSITION_FN;
+    // The JSON aggregate orders by the sort column, so the page must carry it.
+    let sort_key = if D::JSON_LIST.is_some() && query.sort == SortField::Title {
+        ", title_key"
+    } else {
+        ""
+    };
     let _ = write!(
         sql,
-        "select {TASK_COLUMNS} from tasks where user_id = ${}",
+        "select {TASK_COLUMNS}{sort_key} from tasks where user_id = ${}",
         arg(Value::Text(user_id))
     );
     match query.status {
@@ -222,11 +242,74 @@ pub(crate) fn list_statement<'a>(
         ""
     };
     let limit = arg(Value::I64(i64::from(query.limit.get()) + 1));
-    let _ = write!(
-        sql,
-        " order by {column} {dir}{nulls}, id {dir} limit ${limit}"
-    );
+    let order = format!("{column} {dir}{nulls}, id {dir}");
+    let _ = write!(sql, " order by {order} limit ${limit}");
+    if let Some(JsonList { aggregate, row }) = D::JSON_LIST {
+        sql = format!(
+            "select cast({aggregate}({row} order by {order}) as text) from ({sql}) as page"
+        );
+    }
     (sql, args)
+}
+
+/// One task as a list statement's JSON aggregate encodes it ([`JsonList::row`]): id, user id,
+/// title, description, completed, priority rank, then due date, creation and update times in
+/// microseconds since the epoch, and version.
+#[derive(serde::Deserialize)]
+struct JsonTask(
+    i64,
+    String,
+    String,
+    Option<String>,
+    bool,
+    i16,
+    Option<i64>,
+    i64,
+    i64,
+    i64,
+);
+
+/// Decodes the JSON array a list statement's aggregate built (`None`: no rows).
+pub(crate) fn tasks_from_json(json: Option<&str>) -> sqlx::Result<Vec<Task>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<JsonTask> =
+        serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    rows.into_iter()
+        .map(
+            |JsonTask(
+                id,
+                user_id,
+                title,
+                description,
+                completed,
+                rank,
+                due,
+                created,
+                updated,
+                version,
+            )| {
+                Ok(Task {
+                    id,
+                    user_id,
+                    title,
+                    description,
+                    completed,
+                    priority: crate::model::Priority::from_rank(rank).ok_or_else(|| {
+                        sqlx::Error::ColumnDecode {
+                            index: "priority".into(),
+                            source: format!("unknown priority rank {rank}").into(),
+                        }
+                    })?,
+                    due_date: due.map(micros_to_time),
+                    created_at: micros_to_time(created),
+                    updated_at: micros_to_time(updated),
+                    version,
+                })
+            },
+        )
+        .collect()
 }
 
 /// The keyset position just after `task` in a list sorted by `sort`/`order`.
@@ -340,6 +423,20 @@ macro_rules! exec_impls {
                 .await
         }
 
+        async fn run_tasks_json<'e, E: sqlx::Executor<'e, Database = $db>>(
+            e: E,
+            sql: &'e str,
+            args: &'e [$crate::store::sql::Value<'e>],
+        ) -> sqlx::Result<Vec<$crate::model::Task>> {
+            use sqlx::Row as _;
+            let json: Option<String> = bound(sql, args)
+                .try_map(|row| row.try_get::<Option<String>, _>(0))
+                .fetch_optional(e)
+                .await?
+                .flatten();
+            $crate::store::sql::tasks_from_json(json.as_deref())
+        }
+
         async fn run_task<'e, E: sqlx::Executor<'e, Database = $db>>(
             e: E,
             sql: &'e str,
@@ -411,6 +508,13 @@ macro_rules! exec_impls {
             ) -> sqlx::Result<Vec<$crate::model::Task>> {
                 on_pool!(self.0, run_tasks, sql, args)
             }
+            async fn tasks_json(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Vec<$crate::model::Task>> {
+                on_pool!(self.0, run_tasks_json, sql, args)
+            }
             async fn task(
                 &mut self,
                 sql: &str,
@@ -456,6 +560,13 @@ macro_rules! exec_impls {
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Vec<$crate::model::Task>> {
                 run_tasks(self.conn()?, sql, args).await
+            }
+            async fn tasks_json(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Vec<$crate::model::Task>> {
+                run_tasks_json(self.conn()?, sql, args).await
             }
             async fn task(
                 &mut self,

@@ -10,7 +10,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite};
 
-use super::sql::{AccountRow, Db, Exec, Value, exec_impls, micros_to_time};
+use super::sql::{AccountRow, Db, Exec, JsonList, Value, exec_impls, micros_to_time};
 use crate::error::{Error, Result};
 use crate::model::{Priority, Task};
 use crate::options::StoreOptions;
@@ -32,6 +32,13 @@ impl Exec for SqliteExec<'_> {
         match self {
             Self::Pool(e) => e.tasks(sql, args).await,
             Self::Queue(e) => e.tasks(sql, args).await,
+        }
+    }
+
+    async fn tasks_json(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
+        match self {
+            Self::Pool(e) => e.tasks_json(sql, args).await,
+            Self::Queue(e) => e.tasks_json(sql, args).await,
         }
     }
 
@@ -179,6 +186,14 @@ impl Db for SqliteDb {
     type Tx = TxExec;
     const POSITION_FN: &'static str = "instr";
     const NAME: &'static str = "sqlite";
+    // sqlx copies every value of every row across its worker thread; one JSON text per page
+    // crosses once.
+    const JSON_LIST: Option<JsonList> = Some(JsonList {
+        aggregate: "json_group_array",
+        row: "json_array(id, user_id, title, description, \
+            json(case when completed then 'true' else 'false' end), priority, due_date, \
+            created_at, updated_at, version)",
+    });
 
     fn reader(&self) -> SqliteExec<'_> {
         SqliteExec::Pool(PoolExec(&self.reader))

@@ -222,3 +222,91 @@ async fn a_tampered_cursor_or_one_for_another_sort_is_a_validation_error() {
         }
     }
 }
+
+/// Lists travel as one JSON document built by the database: every field of every task must
+/// come back exactly as `get` reads it, whatever the text holds and however far the dates lie.
+#[tokio::test]
+async fn a_list_returns_every_task_exactly_as_get_reads_it() {
+    use chrono::{TimeZone, Utc};
+    use todo_core::{Description, NewTask, Priority, SortField, SortOrder, Title};
+
+    let titles = [
+        "quote \" backslash \\ slash / done",
+        "tab\tnewline\nreturn\r bell\u{7} escape\u{1b} del\u{7f}",
+        "emoji 🦀 and combining e\u{301} and RTL \u{202e}abc",
+        "<script>alert('x')</script> & ampersand",
+        "\u{2028} line separator \u{2029} paragraph separator",
+        "plain",
+    ];
+    let dues = [
+        None,
+        Some(Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap()),
+        Some(
+            Utc.with_ymd_and_hms(1969, 12, 31, 23, 59, 59).unwrap()
+                + chrono::Duration::microseconds(999_999),
+        ),
+        Some(
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap() - chrono::Duration::microseconds(1),
+        ),
+        Some(
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+                + chrono::Duration::microseconds(999_999),
+        ),
+        Some(
+            Utc.with_ymd_and_hms(2031, 2, 3, 4, 5, 6).unwrap() + chrono::Duration::microseconds(7),
+        ),
+    ];
+    let priorities = [Priority::Low, Priority::Medium, Priority::High];
+    for b in backends().await {
+        let owner = user("json-list");
+        let mut expected = Vec::new();
+        for (i, (title, due)) in titles.iter().zip(dues).enumerate() {
+            let new = NewTask {
+                title: Title::parse(title).unwrap(),
+                description: (i % 2 == 0)
+                    .then(|| Description::parse(&format!("{title} {i}")).unwrap()),
+                priority: priorities[i % 3],
+                due_date: due,
+            };
+            let created = b.store.create(&owner, new, None).await.unwrap().task;
+            let created = if i == 3 {
+                b.store
+                    .set_completed(&owner, created.id, Some(true), None)
+                    .await
+                    .unwrap()
+            } else {
+                created
+            };
+            expected.push(b.store.get(&owner, created.id).await.unwrap());
+        }
+        for sort in [
+            SortField::Created,
+            SortField::Updated,
+            SortField::Title,
+            SortField::DueDate,
+            SortField::Priority,
+        ] {
+            for order in [SortOrder::Asc, SortOrder::Desc] {
+                let query = ListQuery {
+                    sort,
+                    order,
+                    ..ListQuery::default()
+                };
+                let page = b.store.list(&owner, &query).await.unwrap();
+                let mut got = page.tasks.clone();
+                got.sort_by_key(|t| t.id);
+                assert_eq!(got, expected, "{} {sort:?} {order:?}", b.name);
+            }
+        }
+        let empty = b
+            .store
+            .list(&user("json-list-nobody"), &ListQuery::default())
+            .await
+            .unwrap();
+        assert!(
+            empty.tasks.is_empty() && empty.next_cursor.is_none(),
+            "{}",
+            b.name
+        );
+    }
+}
