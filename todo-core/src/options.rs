@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Options for [`open`](crate::open). `StoreOptions::default()` suits most uses.
 #[derive(Clone)]
 pub struct StoreOptions {
-    /// PostgreSQL: pool size (default 16). SQLite: number of reader connections (default 4; there
+    /// PostgreSQL: pool size (default 16). SQLite: number of reader connections (default 8; there
     /// is always exactly one writer).
     pub max_connections: Option<u32>,
     /// How long a call waits for a free connection before failing with
