@@ -95,18 +95,22 @@ impl<C: Connection> Pool<C> {
     }
 }
 
-/// Whether an error leaves the connection unusable (so it must not go back to the pool).
+/// Whether an error leaves the connection unusable (so it must not go back to the pool): I/O,
+/// TLS, protocol and driver failures, and PostgreSQL's connection-level errors (class 08, and
+/// 57P: the server is shutting the session down, as `pg_terminate_backend` or a restart do).
 fn is_broken(e: &sqlx::Error) -> bool {
-    !matches!(
-        e,
-        sqlx::Error::Database(_)
-            | sqlx::Error::RowNotFound
-            | sqlx::Error::ColumnDecode { .. }
-            | sqlx::Error::ColumnNotFound(_)
-            | sqlx::Error::ColumnIndexOutOfBounds { .. }
-            | sqlx::Error::Decode(_)
-            | sqlx::Error::TypeNotFound { .. }
-    )
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        sqlx::Error::RowNotFound
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::TypeNotFound { .. } => false,
+        _ => true,
+    }
 }
 
 /// Returns `conn` to its pool, unless `error` says it is broken, in which case it is dropped

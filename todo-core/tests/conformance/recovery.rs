@@ -48,3 +48,39 @@ async fn the_store_recovers_by_itself_after_its_connections_are_killed() {
     assert!(recovered, "the store did not recover");
     create(&store, &alice, "after").await;
 }
+
+/// A connection closed by the server while it sat idle in the pool (an idle timeout, as Neon
+/// and proxies apply, or a restart at night) is noticed before use: the next call just works.
+#[tokio::test]
+async fn a_connection_closed_while_idle_is_replaced_before_use() {
+    let Some(url) = pg_url() else { return };
+    use rand::Rng;
+    let app = format!("todo-idle-{:x}", rand::thread_rng().r#gen::<u32>());
+    let store = todo_core::open(
+        &url,
+        StoreOptions {
+            application_name: Some(app.clone()),
+            max_connections: Some(1),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let alice = user("alice");
+    let task = create(&store, &alice, "before").await;
+
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+    )
+    .bind(&app)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true], "the store's one connection was found");
+
+    // Longer than the pool's idle check (5 s): the dead connection is pinged, dropped and
+    // replaced inside the call.
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    assert_eq!(store.get(&alice, task.id).await.unwrap(), task);
+}
