@@ -295,10 +295,11 @@ impl<D: Db> TaskStore for SqlStore<D> {
         };
         let (statement, args) =
             sql::list_statement::<D>(who.user_id().as_str(), query, after.as_ref());
+        let mut reader = self.db.list_reader();
         let mut tasks = if D::JSON_LIST.is_some() {
-            self.db.reader().tasks_json(&statement, &args).await?
+            reader.tasks_json(&statement, &args).await?
         } else {
-            self.db.reader().tasks(&statement, &args).await?
+            reader.tasks(&statement, &args).await?
         };
         let limit = query.limit.get() as usize;
         let next_cursor = if tasks.len() > limit {

@@ -90,6 +90,10 @@ pub(crate) trait Db: Send + Sync + 'static {
 
     /// Runs reads (never blocks behind writes on SQLite).
     fn reader(&self) -> Self::Conn<'_>;
+    /// Runs list statements (by default where [`Db::reader`] runs reads).
+    fn list_reader(&self) -> Self::Conn<'_> {
+        self.reader()
+    }
     /// Runs writes.
     fn writer(&self) -> Self::Conn<'_>;
     /// Starts a write transaction whose first statement takes the write lock.

@@ -1,0 +1,240 @@
+//! Reads on a SQLite file that run on the calling thread, through rusqlite.
+//!
+//! sqlx-sqlite gives every connection its own thread: a statement is sent to it over a channel,
+//! and its result comes back the same way, two thread wake-ups plus a copy of every value per
+//! statement. Measured on the server (`docs/benchmarks.md`): a GET answered from SQLite cost
+//! 36 µs of server CPU where the same request refused before the database (403) cost 12 µs, while
+//! SQLite itself needs about 2 µs for the lookup. Such a lookup by key (a task, a version, an
+//! account) is cheaper to run right where the request is than to hand over, so the store runs
+//! those here, on read-only connections to the same WAL database (readers never wait for the
+//! writer); each takes microseconds, well within what an async worker may spend between awaits.
+//! Lists, whose cost grows with the page and, for searches and filters, with the user's data,
+//! stay on sqlx's threads, off the async workers (run here, a page of 50 also measured slower).
+//!
+//! Writes, migrations and transactions stay on sqlx.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool::managed::{self, Metrics, PoolError, QueueMode, RecycleResult};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement};
+
+use crate::model::Task;
+use crate::store::sql::{AccountRow, Exec, Value, micros_to_time, tasks_from_json};
+
+/// Opens read-only connections to one database file.
+pub(crate) struct Manager {
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl managed::Manager for Manager {
+    type Type = Connection;
+    type Error = rusqlite::Error;
+
+    async fn create(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    async fn recycle(&self, _: &mut Connection, _: &Metrics) -> RecycleResult<rusqlite::Error> {
+        // A local file does not drop connections.
+        Ok(())
+    }
+}
+
+/// A pool of read-only connections.
+pub(crate) struct Readers(managed::Pool<Manager>);
+
+impl Readers {
+    /// At most `max` read-only connections to the file at `path`.
+    pub(crate) fn new(
+        path: PathBuf,
+        max: u32,
+        wait: Duration,
+        busy_timeout: Duration,
+    ) -> sqlx::Result<Self> {
+        managed::Pool::builder(Manager { path, busy_timeout })
+            .max_size(usize::try_from(max.max(1)).unwrap_or(usize::MAX))
+            .queue_mode(QueueMode::Lifo)
+            .wait_timeout(Some(wait))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map(Self)
+            .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+    }
+
+    /// Drops every connection; later reads fail with `PoolClosed`.
+    pub(crate) fn close(&self) {
+        self.0.close();
+    }
+
+    /// Takes a connection and runs `f` on it, here, without awaiting in between.
+    async fn run<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send,
+    ) -> sqlx::Result<T> {
+        let mut conn = self.0.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => to_sqlx(e),
+            PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+            PoolError::Closed => sqlx::Error::PoolClosed,
+            other => sqlx::Error::Configuration(other.to_string().into()),
+        })?;
+        f(&mut conn).map_err(to_sqlx)
+    }
+}
+
+/// rusqlite's errors in sqlx's terms, so the store classifies both drivers alike: a busy, locked
+/// or unreadable database is "unavailable", anything else a storage error.
+fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::NotADatabase,
+        ) => sqlx::Error::Io(std::io::Error::other(e)),
+        _ => sqlx::Error::AnyDriverError(Box::new(e)),
+    }
+}
+
+/// Binds `$1..$n` by name (SQLite numbers named parameters by first appearance, which need not
+/// follow their digits).
+fn bind(stmt: &mut Statement<'_>, args: &[Value<'_>]) -> rusqlite::Result<()> {
+    for (i, v) in args.iter().enumerate() {
+        let name = format!("${}", i + 1);
+        let index = stmt
+            .parameter_index(&name)?
+            .ok_or(rusqlite::Error::InvalidParameterName(name))?;
+        match *v {
+            Value::I64(x) => stmt.raw_bind_parameter(index, x)?,
+            Value::OptI64(x) => stmt.raw_bind_parameter(index, x)?,
+            Value::I16(x) => stmt.raw_bind_parameter(index, x)?,
+            Value::OptI16(x) => stmt.raw_bind_parameter(index, x)?,
+            Value::Bool(x) => stmt.raw_bind_parameter(index, x)?,
+            Value::OptBool(x) => stmt.raw_bind_parameter(index, x)?,
+            Value::Text(x) => stmt.raw_bind_parameter(index, x)?,
+            Value::OptText(x) => stmt.raw_bind_parameter(index, x)?,
+            Value::Time(t) => stmt.raw_bind_parameter(index, t.timestamp_micros())?,
+            Value::OptTime(t) => {
+                stmt.raw_bind_parameter(index, t.map(|t| t.timestamp_micros()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every row of `sql`, each read by `map`.
+fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    args: &[Value<'_>],
+    mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, args)?;
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(map(row)?);
+    }
+    Ok(out)
+}
+
+/// The first row of `sql`, if any, read by `map`.
+fn first<T>(
+    conn: &Connection,
+    sql: &str,
+    args: &[Value<'_>],
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, args)?;
+    let mut rows = stmt.raw_query();
+    rows.next()?.map(map).transpose()
+}
+
+/// Reads a task row (the columns of `TASK_COLUMNS`, in order).
+fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
+    let rank: i16 = row.get(5)?;
+    Ok(Task {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        title: row.get(2)?,
+        description: row.get(3)?,
+        completed: row.get(4)?,
+        priority: crate::model::Priority::from_rank(rank)
+            .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(5, i64::from(rank)))?,
+        due_date: row.get::<_, Option<i64>>(6)?.map(micros_to_time),
+        created_at: micros_to_time(row.get(7)?),
+        updated_at: micros_to_time(row.get(8)?),
+        version: row.get(9)?,
+    })
+}
+
+/// Runs statements on the calling thread (see the module documentation for when).
+pub(crate) struct DirectExec<'a>(pub(crate) &'a Readers);
+
+#[async_trait]
+impl Exec for DirectExec<'_> {
+    async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
+        self.0.run(|conn| all(conn, sql, args, task)).await
+    }
+
+    async fn tasks_json(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
+        let json = self
+            .0
+            .run(|conn| first(conn, sql, args, |row| row.get::<_, Option<String>>(0)))
+            .await?
+            .flatten();
+        tasks_from_json(json.as_deref())
+    }
+
+    async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
+        self.0.run(|conn| first(conn, sql, args, task)).await
+    }
+
+    async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
+        self.0
+            .run(|conn| first(conn, sql, args, |row| row.get(0)))
+            .await
+    }
+
+    async fn texts(
+        &mut self,
+        sql: &str,
+        args: &[Value<'_>],
+    ) -> sqlx::Result<Option<(String, Option<String>)>> {
+        self.0
+            .run(|conn| first(conn, sql, args, |row| Ok((row.get(0)?, row.get(1)?))))
+            .await
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
+        self.0
+            .run(|conn| {
+                let mut stmt = conn.prepare_cached(sql)?;
+                bind(&mut stmt, args)?;
+                stmt.raw_execute()
+            })
+            .await
+            .map(|n| u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
+        self.0
+            .run(|conn| {
+                first(conn, sql, args, |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+            })
+            .await
+    }
+}
