@@ -7,6 +7,15 @@ use todo_core::{
 
 use crate::helpers::{Backend, backends, create, user};
 
+/// Every sort field.
+const EVERY_SORT: [SortField; 5] = [
+    SortField::Created,
+    SortField::Updated,
+    SortField::Title,
+    SortField::DueDate,
+    SortField::Priority,
+];
+
 async fn walk(b: &Backend, who: &todo_core::Principal, mut q: ListQuery) -> Vec<Task> {
     let mut out = Vec::new();
     loop {
@@ -119,13 +128,7 @@ async fn every_sort_and_order_pages_in_the_documented_order() {
         for t in tasks.iter_mut().step_by(3) {
             *t = b.store.toggle_completed(&alice, t.id, None).await.unwrap();
         }
-        for sort in [
-            SortField::Created,
-            SortField::Updated,
-            SortField::Title,
-            SortField::DueDate,
-            SortField::Priority,
-        ] {
+        for sort in EVERY_SORT {
             for order in [SortOrder::Asc, SortOrder::Desc] {
                 let q = ListQuery {
                     sort,
@@ -228,7 +231,7 @@ async fn a_tampered_cursor_or_one_for_another_sort_is_a_validation_error() {
 #[tokio::test]
 async fn a_list_returns_every_task_exactly_as_get_reads_it() {
     use chrono::{TimeZone, Utc};
-    use todo_core::{Description, NewTask, Priority, SortField, SortOrder, Title};
+    use todo_core::Description;
 
     let titles = [
         "quote \" backslash \\ slash / done",
@@ -279,13 +282,7 @@ async fn a_list_returns_every_task_exactly_as_get_reads_it() {
             };
             expected.push(b.store.get(&owner, created.id).await.unwrap());
         }
-        for sort in [
-            SortField::Created,
-            SortField::Updated,
-            SortField::Title,
-            SortField::DueDate,
-            SortField::Priority,
-        ] {
+        for sort in EVERY_SORT {
             for order in [SortOrder::Asc, SortOrder::Desc] {
                 let query = ListQuery {
                     sort,

@@ -1,35 +1,46 @@
-use todo_core::{Error, StoreOptions};
+use todo_core::{DynTaskStore, Error, StoreOptions};
 
 use crate::helpers::{create, pg_url, user};
+
+/// A PostgreSQL store whose connections carry a fresh application name (returned with it).
+async fn store(url: &str, prefix: &str, max_connections: u32) -> (DynTaskStore, String) {
+    use rand::Rng;
+    let app = format!("{prefix}-{:x}", rand::thread_rng().r#gen::<u32>());
+    let store = todo_core::open(
+        url,
+        StoreOptions {
+            application_name: Some(app.clone()),
+            max_connections: Some(max_connections),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    (store, app)
+}
+
+/// Terminates every server process of the connections named `app`; one `true` per connection.
+async fn kill_connections(url: &str, app: &str) -> Vec<bool> {
+    let admin = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+    )
+    .bind(app)
+    .fetch_all(&admin)
+    .await
+    .unwrap()
+}
 
 /// PostgreSQL drops every connection (a restart, a failover): calls fail promptly as
 /// "unavailable" at worst, and the store recovers by itself without being reopened.
 #[tokio::test]
 async fn the_store_recovers_by_itself_after_its_connections_are_killed() {
     let Some(url) = pg_url() else { return };
-    use rand::Rng;
-    let app = format!("todo-recovery-{:x}", rand::thread_rng().r#gen::<u32>());
-    let store = todo_core::open(
-        &url,
-        StoreOptions {
-            application_name: Some(app.clone()),
-            max_connections: Some(4),
-            ..StoreOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (store, app) = store(&url, "todo-recovery", 4).await;
     let alice = user("alice");
     let task = create(&store, &alice, "before").await;
 
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
-    )
-    .bind(&app)
-    .fetch_all(&admin)
-    .await
-    .unwrap();
+    let killed = kill_connections(&url, &app).await;
     assert!(!killed.is_empty(), "the store's connections were found");
 
     // The first calls may hit a dead connection: that is "unavailable", never anything else.
@@ -54,29 +65,11 @@ async fn the_store_recovers_by_itself_after_its_connections_are_killed() {
 #[tokio::test]
 async fn a_connection_closed_while_idle_is_replaced_before_use() {
     let Some(url) = pg_url() else { return };
-    use rand::Rng;
-    let app = format!("todo-idle-{:x}", rand::thread_rng().r#gen::<u32>());
-    let store = todo_core::open(
-        &url,
-        StoreOptions {
-            application_name: Some(app.clone()),
-            max_connections: Some(1),
-            ..StoreOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (store, app) = store(&url, "todo-idle", 1).await;
     let alice = user("alice");
     let task = create(&store, &alice, "before").await;
 
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
-    )
-    .bind(&app)
-    .fetch_all(&admin)
-    .await
-    .unwrap();
+    let killed = kill_connections(&url, &app).await;
     assert_eq!(killed, [true], "the store's one connection was found");
 
     // Longer than the pool's idle check (5 s): the dead connection is pinged, dropped and
