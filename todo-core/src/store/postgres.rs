@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
 use sqlx::{Postgres, Row};
 
-use super::sql::{Db, Exec, JsonList, Value, exec_impls};
+use super::sql::{Db, Exec, JsonList, Value, exec_impls, unknown_rank};
 use crate::error::{Error, Result};
 use crate::model::{Priority, Task};
 use crate::options::StoreOptions;
@@ -43,10 +43,7 @@ fn decode(row: &PgRow) -> sqlx::Result<Task> {
         title: row.try_get_unchecked(2)?,
         description: row.try_get_unchecked(3)?,
         completed: row.try_get_unchecked(4)?,
-        priority: Priority::from_rank(rank).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: "priority".into(),
-            source: format!("unknown priority rank {rank}").into(),
-        })?,
+        priority: Priority::from_rank(rank).ok_or_else(|| unknown_rank(rank))?,
         due_date: row.try_get_unchecked(6)?,
         created_at: row.try_get_unchecked(7)?,
         updated_at: row.try_get_unchecked(8)?,

@@ -29,7 +29,7 @@ pub(crate) trait Exec: Send {
     /// Every row, decoded as tasks.
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>>;
     /// One row of one nullable text column holding a JSON array of tasks, each in
-    /// [`JsonTask`]'s shape (what [`list_statement`] selects for a backend with
+    /// [`StoredTask`]'s shape (what [`list_statement`] selects for a backend with
     /// [`Db::JSON_LIST`]).
     async fn tasks_json(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>>;
     /// At most one row, decoded as a task.
@@ -61,7 +61,7 @@ pub(crate) const GET_ACCOUNT_BY_EMAIL: &str =
 pub(crate) struct JsonList {
     /// The aggregate collecting rows into a JSON array, honouring an `order by` inside it.
     pub(crate) aggregate: &'static str,
-    /// An expression turning one selected task row into a JSON array in [`JsonTask`]'s shape.
+    /// An expression turning one selected task row into a JSON array in [`StoredTask`]'s shape.
     pub(crate) row: &'static str,
 }
 
@@ -256,63 +256,60 @@ pub(crate) fn list_statement<'a, D: Db>(
     (sql, args)
 }
 
-/// One task as a list statement's JSON aggregate encodes it ([`JsonList::row`]): id, user id,
-/// title, description, completed, priority rank, then due date, creation and update times in
-/// microseconds since the epoch, and version.
+/// A task as SQLite stores it: id, user id, title, description, completed, priority rank, then
+/// due date, creation and update times in microseconds since the epoch, and version. It is also
+/// the shape of one element of a list statement's JSON aggregate ([`JsonList::row`]).
 #[derive(serde::Deserialize)]
-struct JsonTask(
-    i64,
-    String,
-    String,
-    Option<String>,
-    bool,
-    i16,
-    Option<i64>,
-    i64,
-    i64,
-    i64,
+pub(crate) struct StoredTask(
+    pub(crate) i64,
+    pub(crate) String,
+    pub(crate) String,
+    pub(crate) Option<String>,
+    pub(crate) bool,
+    pub(crate) i16,
+    pub(crate) Option<i64>,
+    pub(crate) i64,
+    pub(crate) i64,
+    pub(crate) i64,
 );
+
+impl StoredTask {
+    /// The task, or the unknown priority rank it holds.
+    pub(crate) fn into_task(self) -> Result<Task, i16> {
+        let Self(id, user_id, title, description, completed, rank, due, created, updated, version) =
+            self;
+        Ok(Task {
+            id,
+            user_id,
+            title,
+            description,
+            completed,
+            priority: crate::model::Priority::from_rank(rank).ok_or(rank)?,
+            due_date: due.map(micros_to_time),
+            created_at: micros_to_time(created),
+            updated_at: micros_to_time(updated),
+            version,
+        })
+    }
+}
+
+/// The decode error for a priority rank no migration defines.
+pub(crate) fn unknown_rank(rank: i16) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: "priority".into(),
+        source: format!("unknown priority rank {rank}").into(),
+    }
+}
 
 /// Decodes the JSON array a list statement's aggregate built (`None`: no rows).
 pub(crate) fn tasks_from_json(json: Option<&str>) -> sqlx::Result<Vec<Task>> {
     let Some(json) = json else {
         return Ok(Vec::new());
     };
-    let rows: Vec<JsonTask> =
+    let rows: Vec<StoredTask> =
         serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     rows.into_iter()
-        .map(
-            |JsonTask(
-                id,
-                user_id,
-                title,
-                description,
-                completed,
-                rank,
-                due,
-                created,
-                updated,
-                version,
-            )| {
-                Ok(Task {
-                    id,
-                    user_id,
-                    title,
-                    description,
-                    completed,
-                    priority: crate::model::Priority::from_rank(rank).ok_or_else(|| {
-                        sqlx::Error::ColumnDecode {
-                            index: "priority".into(),
-                            source: format!("unknown priority rank {rank}").into(),
-                        }
-                    })?,
-                    due_date: due.map(micros_to_time),
-                    created_at: micros_to_time(created),
-                    updated_at: micros_to_time(updated),
-                    version,
-                })
-            },
-        )
+        .map(|row| row.into_task().map_err(unknown_rank))
         .collect()
 }
 

@@ -10,9 +10,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite};
 
-use super::sql::{AccountRow, Db, Exec, JsonList, Value, exec_impls, micros_to_time};
+use super::sql::{AccountRow, Db, Exec, JsonList, StoredTask, Value, exec_impls, unknown_rank};
 use crate::error::{Error, Result};
-use crate::model::{Priority, Task};
+use crate::model::Task;
 use crate::options::StoreOptions;
 
 mod batch;
@@ -113,24 +113,20 @@ fn bind<'q>(
 /// type-compatibility check (a tenth of a list's decode time) is skipped; values still decode
 /// with their own checks.
 fn decode(row: &SqliteRow) -> sqlx::Result<Task> {
-    let rank: i16 = row.try_get_unchecked(5)?;
-    Ok(Task {
-        id: row.try_get_unchecked(0)?,
-        user_id: row.try_get_unchecked(1)?,
-        title: row.try_get_unchecked(2)?,
-        description: row.try_get_unchecked(3)?,
-        completed: row.try_get_unchecked(4)?,
-        priority: Priority::from_rank(rank).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: "priority".into(),
-            source: format!("unknown priority rank {rank}").into(),
-        })?,
-        due_date: row
-            .try_get_unchecked::<Option<i64>, _>(6)?
-            .map(micros_to_time),
-        created_at: micros_to_time(row.try_get_unchecked(7)?),
-        updated_at: micros_to_time(row.try_get_unchecked(8)?),
-        version: row.try_get_unchecked(9)?,
-    })
+    StoredTask(
+        row.try_get_unchecked(0)?,
+        row.try_get_unchecked(1)?,
+        row.try_get_unchecked(2)?,
+        row.try_get_unchecked(3)?,
+        row.try_get_unchecked(4)?,
+        row.try_get_unchecked(5)?,
+        row.try_get_unchecked(6)?,
+        row.try_get_unchecked(7)?,
+        row.try_get_unchecked(8)?,
+        row.try_get_unchecked(9)?,
+    )
+    .into_task()
+    .map_err(unknown_rank)
 }
 
 /// How long a statement waits for a lock another connection holds.

@@ -21,7 +21,7 @@ use deadpool::managed::{self, Metrics, PoolError, QueueMode, RecycleResult};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement};
 
 use crate::model::Task;
-use crate::store::sql::{AccountRow, Exec, Value, micros_to_time, tasks_from_json};
+use crate::store::sql::{AccountRow, Exec, StoredTask, Value, tasks_from_json};
 
 /// Opens read-only connections to one database file.
 pub(crate) struct Manager {
@@ -163,20 +163,20 @@ fn first<T>(
 
 /// Reads a task row (the columns of `TASK_COLUMNS`, in order).
 fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
-    let rank: i16 = row.get(5)?;
-    Ok(Task {
-        id: row.get(0)?,
-        user_id: row.get(1)?,
-        title: row.get(2)?,
-        description: row.get(3)?,
-        completed: row.get(4)?,
-        priority: crate::model::Priority::from_rank(rank)
-            .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(5, i64::from(rank)))?,
-        due_date: row.get::<_, Option<i64>>(6)?.map(micros_to_time),
-        created_at: micros_to_time(row.get(7)?),
-        updated_at: micros_to_time(row.get(8)?),
-        version: row.get(9)?,
-    })
+    StoredTask(
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+    )
+    .into_task()
+    .map_err(|rank| rusqlite::Error::IntegralValueOutOfRange(5, i64::from(rank)))
 }
 
 /// Runs statements on the calling thread (see the module documentation for when).
