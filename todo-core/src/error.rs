@@ -81,9 +81,18 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code();
             let code = code.as_deref().unwrap_or("");
-            // PostgreSQL: class 08 connection exception, 57P01-57P03 shutdown / cannot connect
-            // now, 53300 too many connections. SQLite: 14 SQLITE_CANTOPEN.
-            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "14"
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLite reports extended result codes; the primary code is the low byte.
+                // BUSY and LOCKED (the lock stayed taken past the busy timeout), IOERR and
+                // CANTOPEN: the file cannot be used now. CORRUPT, NOTADB and the rest are not
+                // "try again later".
+                let primary = code.parse::<i32>().map_or(-1, |c| c & 0xff);
+                matches!(primary, 5 | 6 | 10 | 14)
+            } else {
+                // PostgreSQL: class 08 connection exception, 57P01-57P03 shutdown / cannot
+                // connect now, 53300 too many connections.
+                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            }
         }
         _ => false,
     }

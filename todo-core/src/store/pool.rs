@@ -98,18 +98,18 @@ impl<C: Connection> Pool<C> {
 /// Whether an error leaves the connection unusable (so it must not go back to the pool): I/O,
 /// TLS, protocol and driver failures, and PostgreSQL's connection-level errors (class 08, and
 /// 57P: the server is shutting the session down, as `pg_terminate_backend` or a restart do).
+/// Anything else (a constraint, a bad value, a decode error) leaves it usable, which matters for
+/// an in-memory SQLite database: it lives only as long as its one connection.
 fn is_broken(e: &sqlx::Error) -> bool {
     match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db
             .code()
             .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
-        sqlx::Error::RowNotFound
-        | sqlx::Error::ColumnDecode { .. }
-        | sqlx::Error::ColumnNotFound(_)
-        | sqlx::Error::ColumnIndexOutOfBounds { .. }
-        | sqlx::Error::Decode(_)
-        | sqlx::Error::TypeNotFound { .. } => false,
-        _ => true,
+        _ => false,
     }
 }
 

@@ -167,4 +167,65 @@ mod tests {
         );
         db.close().await;
     }
+
+    /// Callers that give up at every stage of a transaction leave nothing behind: the one
+    /// connection always comes back out of any transaction, nothing they wrote is committed,
+    /// and the next transaction begins and commits normally.
+    #[tokio::test]
+    async fn transactions_abandoned_at_any_point_leave_nothing_behind() {
+        let Some(db) = db().await else { return };
+        let user = format!("pool-abandon-{}", std::process::id());
+        let claim = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ($1, $2, 'f', now())";
+        let count = "select count(*) from idempotency_keys where user_id = $1";
+        for i in 0..200u64 {
+            let key = format!("k{i}");
+            let attempt = async {
+                let mut tx = db.begin_write().await?;
+                tx.execute(claim, &[Value::Text(&user), Value::Text(&key)])
+                    .await?;
+                Ok::<_, sqlx::Error>(tx)
+            };
+            let give_up = async {
+                for _ in 0..i % 50 {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::select! {
+                biased;
+                tx = attempt => drop(tx),
+                () = give_up => {}
+            }
+        }
+        // A plain write on the same connection commits by itself: another session sees it (it
+        // would not if the connection had been left inside an abandoned transaction).
+        db.writer()
+            .execute(claim, &[Value::Text(&user), Value::Text("plain")])
+            .await
+            .unwrap();
+        let url = std::env::var("TODO_TEST_DATABASE_URL").unwrap();
+        let other = sqlx::PgPool::connect(&url).await.unwrap();
+        let seen: i64 = sqlx::query_scalar(count)
+            .bind(&user)
+            .fetch_one(&other)
+            .await
+            .unwrap();
+        assert_eq!(seen, 1, "only the plain write is committed");
+        let mut tx = db.begin_write().await.unwrap();
+        tx.execute(claim, &[Value::Text(&user), Value::Text("last")])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            db.reader().int(count, &[Value::Text(&user)]).await.unwrap(),
+            Some(2)
+        );
+        db.writer()
+            .execute(
+                "delete from idempotency_keys where user_id = $1",
+                &[Value::Text(&user)],
+            )
+            .await
+            .unwrap();
+        db.close().await;
+    }
 }

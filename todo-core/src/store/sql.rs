@@ -349,9 +349,11 @@ macro_rules! exec_impls {
         /// Runs single statements on a pool.
         pub(crate) struct PoolExec<'a>(pub(crate) &'a Pool);
 
-        /// A write transaction on one pooled connection. [`Commit::commit`] ends it; dropping
-        /// it unfinished rolls it back (in the background) before the connection can be taken
-        /// again.
+        /// A write transaction on one pooled connection. It holds the connection from before
+        /// `begin` is sent until `commit` has succeeded; leaving any other way (an error, or the
+        /// caller's future dropped mid-statement, mid-`begin` or mid-`commit`) rolls back in the
+        /// background before the connection can be taken again. A `rollback` where no
+        /// transaction is open is harmless on both backends.
         pub(crate) struct TxExec(
             Option<$crate::store::pool::Conn<<$db as sqlx::Database>::Connection>>,
         );
@@ -360,14 +362,9 @@ macro_rules! exec_impls {
             /// Takes a connection and runs `begin` (the backend's begin statement) on it.
             pub(crate) async fn begin(pool: &Pool, begin: &'static str) -> sqlx::Result<Self> {
                 use sqlx::Executor as _;
-                let mut conn = pool.get().await?;
-                match (&mut *conn).execute(begin).await {
-                    Ok(_) => Ok(Self(Some(conn))),
-                    Err(e) => {
-                        $crate::store::pool::settle(conn, Some(&e));
-                        Err(e)
-                    }
-                }
+                let mut tx = Self(Some(pool.get().await?));
+                tx.conn()?.execute(begin).await?;
+                Ok(tx)
             }
 
             /// The transaction's connection.
@@ -389,7 +386,8 @@ macro_rules! exec_impls {
                             $crate::store::pool::settle(conn, result.as_ref().err());
                         });
                     }
-                    // No runtime to roll back on: closing the connection rolls back.
+                    // No runtime (it is shutting down): the connection cannot be rolled back
+                    // here, so it must not be reused; closing it rolls back.
                     Err(_) => drop(deadpool::managed::Object::take(conn)),
                 }
             }
@@ -610,12 +608,13 @@ macro_rules! exec_impls {
         impl $crate::store::sql::Commit for TxExec {
             async fn commit(mut self) -> sqlx::Result<()> {
                 use sqlx::Executor as _;
-                let Some(mut conn) = self.0.take() else {
-                    return Err(sqlx::Error::PoolClosed);
-                };
-                let result = (&mut *conn).execute("commit").await.map(drop);
-                $crate::store::pool::settle(conn, result.as_ref().err());
-                result
+                // On failure (or if this future is dropped) the connection stays in `self`,
+                // and dropping `self` rolls back whatever is still open.
+                self.conn()?.execute("commit").await?;
+                if let Some(conn) = self.0.take() {
+                    $crate::store::pool::settle(conn, None);
+                }
+                Ok(())
             }
         }
     };

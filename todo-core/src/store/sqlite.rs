@@ -191,12 +191,8 @@ impl SqliteDb {
         // (docs/benchmarks.md); more gained nothing.
         let readers = options.max_connections.unwrap_or(8);
         let reader = Pool::new(connect.clone().read_only(true), readers, write_wait)?;
-        let direct = direct::Readers::new(
-            connect.get_filename().to_path_buf(),
-            readers,
-            write_wait,
-            SQLITE_BUSY_TIMEOUT,
-        )?;
+        let direct =
+            direct::Readers::new(connect.get_filename().to_path_buf(), readers, write_wait)?;
         let queue_conn = sqlx::ConnectOptions::connect(&connect).await?;
         Ok(Self {
             reader,
@@ -224,7 +220,10 @@ impl Db for SqliteDb {
 
     fn reader(&self) -> SqliteExec<'_> {
         match &self.direct {
-            Some(direct) => SqliteExec::Direct(direct::DirectExec(direct)),
+            Some(readers) => SqliteExec::Direct(direct::DirectExec {
+                readers,
+                fallback: &self.reader,
+            }),
             None => SqliteExec::Pool(PoolExec(&self.reader)),
         }
     }
@@ -290,6 +289,116 @@ mod tests {
         assert_eq!(tx.execute(CLAIM, &[]).await.unwrap(), 1);
         tx.commit().await.unwrap();
         assert_eq!(db.reader().int(COUNT, &[]).await.unwrap(), Some(1));
+    }
+
+    /// Callers that give up at every point of a transaction (while taking the connection,
+    /// while `begin` runs, mid-statement) leave nothing behind: the one connection always comes
+    /// back out of any transaction, nothing they wrote is committed, and the next transaction
+    /// begins and commits normally.
+    #[tokio::test]
+    async fn transactions_abandoned_at_any_point_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in [
+            "sqlite::memory:".to_owned(),
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+        ] {
+            let db = SqliteDb::open(&url, &StoreOptions::default())
+                .await
+                .unwrap();
+            for i in 0..300u64 {
+                let key = format!("k{i}");
+                let attempt = async {
+                    let mut tx = db.begin_write().await?;
+                    let claim = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ('u', $1, 'f', 0)";
+                    tx.execute(claim, &[Value::Text(&key)]).await?;
+                    Ok::<_, sqlx::Error>(tx)
+                };
+                // Give up after a growing number of scheduler turns, so the attempts are cut
+                // at every stage; finished or not, the transaction is dropped uncommitted.
+                let give_up = async {
+                    for _ in 0..i % 100 {
+                        tokio::task::yield_now().await;
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    tx = attempt => drop(tx),
+                    () = give_up => {}
+                }
+            }
+            let mut tx = db.begin_write().await.unwrap();
+            assert_eq!(tx.execute(CLAIM, &[]).await.unwrap(), 1, "{url}");
+            tx.commit().await.unwrap();
+            assert_eq!(db.reader().int(COUNT, &[]).await.unwrap(), Some(1), "{url}");
+            db.close().await;
+        }
+    }
+
+    /// A lookup runs on the calling thread and must never wait there for a lock. While another
+    /// connection holds the file exclusively (here a rollback-journal database in the middle of
+    /// a write; on a WAL database only another process can do that), it is refused at once, runs
+    /// on sqlx's threads instead (which wait, up to the busy timeout), and answers once the file
+    /// is free.
+    #[tokio::test]
+    async fn a_lookup_on_a_locked_file_waits_on_sqlx_threads_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder
+            .execute_batch("create table t (x integer); insert into t values (1); begin exclusive; insert into t values (2);")
+            .unwrap();
+        let readers = direct::Readers::new(path.clone(), 1, Duration::from_secs(5)).unwrap();
+        let fallback = Pool::new(
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT),
+            1,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let release = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            holder.execute_batch("commit").unwrap();
+        });
+        let mut exec = direct::DirectExec {
+            readers: &readers,
+            fallback: &fallback,
+        };
+        // Answered after the commit, by the fallback: the direct connection alone fails.
+        assert_eq!(
+            exec.int("select count(*) from t", &[]).await.unwrap(),
+            Some(2)
+        );
+        release.await.unwrap();
+    }
+
+    /// SQLite reports extended result codes (`5` busy, `517` busy snapshot, `261` busy
+    /// recovery, ...): a lock still held after the busy timeout is "unavailable" (503, retry),
+    /// not a storage error (500).
+    #[tokio::test]
+    async fn a_lock_held_past_the_busy_timeout_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder
+            .execute_batch("create table t (x integer); begin exclusive; insert into t values (1);")
+            .unwrap();
+        let mut conn = sqlx::ConnectOptions::connect(
+            &SqliteConnectOptions::new()
+                .filename(&path)
+                .busy_timeout(Duration::ZERO),
+        )
+        .await
+        .unwrap();
+        let err = sqlx::query("select count(*) from t")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(Error::from(err), Error::Unavailable(_)),
+            "a busy database must be unavailable"
+        );
+        drop(holder);
     }
 
     /// A failed statement (a constraint, not a broken connection) keeps the connection: the

@@ -26,7 +26,6 @@ use crate::store::sql::{AccountRow, Exec, StoredTask, Value, tasks_from_json};
 /// Opens read-only connections to one database file.
 pub(crate) struct Manager {
     path: PathBuf,
-    busy_timeout: Duration,
 }
 
 impl managed::Manager for Manager {
@@ -38,7 +37,10 @@ impl managed::Manager for Manager {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(self.busy_timeout)?;
+        // Never wait for a lock on an async worker: a WAL reader is only refused in rare
+        // moments (another process holding the file exclusively, a WAL being reset), and then
+        // the statement runs on sqlx's threads, which may wait.
+        conn.busy_timeout(Duration::ZERO)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }
@@ -53,14 +55,10 @@ impl managed::Manager for Manager {
 pub(crate) struct Readers(managed::Pool<Manager>);
 
 impl Readers {
-    /// At most `max` read-only connections to the file at `path`.
-    pub(crate) fn new(
-        path: PathBuf,
-        max: u32,
-        wait: Duration,
-        busy_timeout: Duration,
-    ) -> sqlx::Result<Self> {
-        managed::Pool::builder(Manager { path, busy_timeout })
+    /// At most `max` read-only connections to the file at `path`. They never wait for a lock:
+    /// a busy database fails at once, and [`DirectExec`] falls back to sqlx.
+    pub(crate) fn new(path: PathBuf, max: u32, wait: Duration) -> sqlx::Result<Self> {
+        managed::Pool::builder(Manager { path })
             .max_size(usize::try_from(max.max(1)).unwrap_or(usize::MAX))
             .queue_mode(QueueMode::Lifo)
             .wait_timeout(Some(wait))
@@ -90,19 +88,25 @@ impl Readers {
     }
 }
 
-/// rusqlite's errors in sqlx's terms, so the store classifies both drivers alike: a busy, locked
-/// or unreadable database is "unavailable", anything else a storage error.
+/// rusqlite's errors in sqlx's terms, so the store classifies both drivers alike: a file that
+/// cannot be read now is "unavailable", anything else (a corrupt file included) a storage error.
+/// A busy or locked database becomes [`std::io::ErrorKind::WouldBlock`], which [`DirectExec`]
+/// answers by running the statement on sqlx's threads instead (see [`Readers::new`]).
 fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
     match e.sqlite_error_code() {
-        Some(
-            ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::CannotOpen
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::NotADatabase,
-        ) => sqlx::Error::Io(std::io::Error::other(e)),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::WouldBlock, e))
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::SystemIoFailure) => {
+            sqlx::Error::Io(std::io::Error::other(e))
+        }
         _ => sqlx::Error::AnyDriverError(Box::new(e)),
     }
+}
+
+/// Whether `e` is a lock this thread must not wait for (see [`to_sqlx`]).
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 /// Binds `$1..$n` by name (SQLite numbers named parameters by first appearance, which need not
@@ -179,32 +183,50 @@ fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
     .map_err(|rank| rusqlite::Error::IntegralValueOutOfRange(5, i64::from(rank)))
 }
 
-/// Runs statements on the calling thread (see the module documentation for when).
-pub(crate) struct DirectExec<'a>(pub(crate) &'a Readers);
+/// Runs statements on the calling thread (see the module documentation for when), or, when
+/// the database is momentarily locked, on `fallback` (sqlx's threads, which may wait for it).
+pub(crate) struct DirectExec<'a> {
+    pub(crate) readers: &'a Readers,
+    pub(crate) fallback: &'a super::Pool,
+}
+
+/// Runs `$direct`; if the database was locked, runs `$method` on the fallback pool instead.
+macro_rules! or_fallback {
+    ($self:ident, $method:ident, $sql:ident, $args:ident, $direct:expr) => {
+        match $direct {
+            Err(e) if is_busy(&e) => super::PoolExec($self.fallback).$method($sql, $args).await,
+            other => other,
+        }
+    };
+}
 
 #[async_trait]
 impl Exec for DirectExec<'_> {
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        self.0.run(|conn| all(conn, sql, args, task)).await
+        let direct = self.readers.run(|conn| all(conn, sql, args, task)).await;
+        or_fallback!(self, tasks, sql, args, direct)
     }
 
     async fn tasks_json(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        let json = self
-            .0
+        let direct = self
+            .readers
             .run(|conn| first(conn, sql, args, |row| row.get::<_, Option<String>>(0)))
-            .await?
-            .flatten();
-        tasks_from_json(json.as_deref())
+            .await
+            .and_then(|json| tasks_from_json(json.flatten().as_deref()));
+        or_fallback!(self, tasks_json, sql, args, direct)
     }
 
     async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
-        self.0.run(|conn| first(conn, sql, args, task)).await
+        let direct = self.readers.run(|conn| first(conn, sql, args, task)).await;
+        or_fallback!(self, task, sql, args, direct)
     }
 
     async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
-        self.0
+        let direct = self
+            .readers
             .run(|conn| first(conn, sql, args, |row| row.get(0)))
-            .await
+            .await;
+        or_fallback!(self, int, sql, args, direct)
     }
 
     async fn texts(
@@ -212,29 +234,35 @@ impl Exec for DirectExec<'_> {
         sql: &str,
         args: &[Value<'_>],
     ) -> sqlx::Result<Option<(String, Option<String>)>> {
-        self.0
+        let direct = self
+            .readers
             .run(|conn| first(conn, sql, args, |row| Ok((row.get(0)?, row.get(1)?))))
-            .await
+            .await;
+        or_fallback!(self, texts, sql, args, direct)
     }
 
     async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
-        self.0
+        let direct = self
+            .readers
             .run(|conn| {
                 let mut stmt = conn.prepare_cached(sql)?;
                 bind(&mut stmt, args)?;
                 stmt.raw_execute()
             })
             .await
-            .map(|n| u64::try_from(n).unwrap_or(u64::MAX))
+            .map(|n| u64::try_from(n).unwrap_or(u64::MAX));
+        or_fallback!(self, execute, sql, args, direct)
     }
 
     async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
-        self.0
+        let direct = self
+            .readers
             .run(|conn| {
                 first(conn, sql, args, |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })
             })
-            .await
+            .await;
+        or_fallback!(self, account, sql, args, direct)
     }
 }
