@@ -120,6 +120,21 @@ async fn readyz(req: &Request) -> Response {
 
 /// Logs one line per request (method, path, status, latency, request id; never headers, so never
 /// a token) and returns the request id in `X-Request-Id`.
+/// The methods a path answers, for the `Allow` header of a 405 (RFC 9110 requires it).
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    const COLLECTION: &str = "GET, POST";
+    const ITEM: &str = "GET, PUT, PATCH, DELETE";
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match segments.as_slice() {
+        ["api", "tasks"] | ["api", _, "tasks"] => Some(COLLECTION),
+        ["api", "tasks", _] | ["api", _, "tasks", _] => Some(ITEM),
+        ["api", "tasks", _, "complete"] | ["api", _, "tasks", _, "complete"] => Some("PATCH"),
+        ["api", "auth", "register" | "login"] => Some("POST"),
+        ["healthz" | "health" | "readyz" | "openapi.json"] => Some("GET"),
+        _ => None,
+    }
+}
+
 async fn log_requests<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -139,11 +154,21 @@ async fn log_requests<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Res
             Instant::now(),
         )
     });
+    // A cheap clone (reference-counted), kept to name the allowed methods on a 405.
+    let uri = req.uri().clone();
     let mut resp = ep
         .call(req)
         .await
         .map(IntoResponse::into_response)
         .unwrap_or_else(|e| e.into_response());
+    if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = allowed_methods(uri.path())
+    {
+        resp.headers_mut().insert(
+            poem::http::header::ALLOW,
+            poem::http::HeaderValue::from_static(allow),
+        );
+    }
     if let Some((method, path, started)) = what {
         let status = resp.status();
         let micros = started.elapsed().as_micros() as u64;

@@ -254,3 +254,41 @@ async fn an_unavailable_database_is_a_prompt_503_and_readyz_says_so() {
     let resp = client.get("/healthz").send().await;
     assert_eq!(resp.0.status(), 200, "the process is still up");
 }
+
+#[tokio::test]
+async fn a_method_a_path_does_not_answer_is_405_with_an_allow_header() {
+    for app in apps().await {
+        let (u, t) = user();
+        let task = create(&app, &u, &t, json!({"title": "x"})).await;
+        let id = task["id"].as_i64().unwrap();
+        let cases = [
+            (format!("/api/{u}/tasks"), "GET, POST"),
+            (format!("/api/{u}/tasks/"), "GET, POST"),
+            ("/api/tasks".to_owned(), "GET, POST"),
+            (format!("/api/{u}/tasks/{id}/complete"), "PATCH"),
+            ("/healthz".to_owned(), "GET"),
+        ];
+        for (path, allow) in cases {
+            let resp = app
+                .client
+                .delete(&path)
+                .header("authorization", bearer(&t))
+                .send()
+                .await;
+            assert_eq!(resp.0.status(), 405, "{path}");
+            assert_eq!(header(&resp, "allow").as_deref(), Some(allow), "{path}");
+            assert_problem(&json(resp).await, 405);
+        }
+        let resp = app
+            .client
+            .post(format!("/api/{u}/tasks/{id}"))
+            .header("authorization", bearer(&t))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 405);
+        assert_eq!(
+            header(&resp, "allow").as_deref(),
+            Some("GET, PUT, PATCH, DELETE")
+        );
+    }
+}
