@@ -15,7 +15,8 @@
 # one row by primary key; and a prepared single-row insert into the same `tasks` table the server
 # writes), and the sqlite3 command line inserting single rows (one transaction each,
 # synchronous = FULL) into the server's database file. It prints one table with requests/s, p99,
-# errors, CPU used, the server's peak RSS, and each figure against its target (see
+# errors, CPU used, the server's peak RSS, and each figure against its target, then CPU per request
+# in microseconds for server, client and the rest of the machine (see
 # docs/benchmarks.md). Raw outputs are kept in $RESULTS_DIR.
 #
 # Needs: cargo, curl, jq, wrk (apt-get install wrk), psql, pgbench, a PostgreSQL that $PGUSER
@@ -268,6 +269,20 @@ for ref in insert/sqlite3 select-S/pgbench select-S-prepared/pgbench insert/pgbe
         "$(val "$s" "$b" 4)" "$(val "$s" "$b" 5)" - "$(val "$s" "$b" 7)" "$(val "$s" "$b" 8)" \
         "(reference)"
 done
+echo
+echo "CPU per request, in microseconds (cores used / rate): where the machine's time goes. \"rest\" is"
+echo "the machine's busy time minus server and client: PostgreSQL, or anything else running."
+printf '%-17s %-8s %8s %8s %8s %8s\n' scenario backend server client rest total
+NCPU=$(nproc)
+while IFS='|' read -r s b rps _p99 _err srv clt busy; do
+    awk -v s="$s" -v b="$b" -v r="$rps" -v srv="$srv" -v clt="$clt" -v busy="$busy" -v n="$NCPU" 'BEGIN {
+        if (r <= 0) exit
+        sv = (srv == "-") ? 0 : srv
+        total = busy / 100 * n / r * 1e6
+        rest = total - (sv + clt) / r * 1e6
+        printf "%-17s %-8s %8s %8.1f %8.1f %8.1f\n", s, b, (srv == "-") ? "-" : sprintf("%.1f", sv / r * 1e6), clt / r * 1e6, rest, total
+    }'
+done <"$RESULTS"
 echo
 printf '%-28s %10s  %-30s %s\n' "server peak RSS (VmHWM)" MiB target met
 for b in sqlite postgres; do
