@@ -134,6 +134,24 @@ mod tests {
         Some(PgDb::open(&url, &options).await.unwrap())
     }
 
+    const COUNT: &str = "select count(*) from idempotency_keys where user_id = $1";
+
+    /// How many idempotency keys `user` holds, as the store reads them.
+    async fn claims(db: &PgDb, user: &str) -> Option<i64> {
+        db.reader().int(COUNT, &[Value::Text(user)]).await.unwrap()
+    }
+
+    /// Forgets `user`'s idempotency keys.
+    async fn clear(db: &PgDb, user: &str) {
+        db.writer()
+            .execute(
+                "delete from idempotency_keys where user_id = $1",
+                &[Value::Text(user)],
+            )
+            .await
+            .unwrap();
+    }
+
     /// With one connection, the next statement runs only after the dropped transaction's
     /// rollback gave it back: it must not see the dropped insert, and a new transaction begins.
     #[tokio::test]
@@ -141,30 +159,17 @@ mod tests {
         let Some(db) = db().await else { return };
         let user = format!("pool-test-{}", std::process::id());
         let claim = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ($1, 'k', 'f', now())";
-        let count = "select count(*) from idempotency_keys where user_id = $1";
-        db.writer()
-            .execute(
-                "delete from idempotency_keys where user_id = $1",
-                &[Value::Text(&user)],
-            )
-            .await
-            .unwrap();
+        clear(&db, &user).await;
 
         let mut tx = db.begin_write().await.unwrap();
         assert_eq!(tx.execute(claim, &[Value::Text(&user)]).await.unwrap(), 1);
         drop(tx);
-        assert_eq!(
-            db.reader().int(count, &[Value::Text(&user)]).await.unwrap(),
-            Some(0)
-        );
+        assert_eq!(claims(&db, &user).await, Some(0));
 
         let mut tx = db.begin_write().await.unwrap();
         assert_eq!(tx.execute(claim, &[Value::Text(&user)]).await.unwrap(), 1);
         tx.commit().await.unwrap();
-        assert_eq!(
-            db.reader().int(count, &[Value::Text(&user)]).await.unwrap(),
-            Some(1)
-        );
+        assert_eq!(claims(&db, &user).await, Some(1));
         db.close().await;
     }
 
@@ -176,7 +181,6 @@ mod tests {
         let Some(db) = db().await else { return };
         let user = format!("pool-abandon-{}", std::process::id());
         let claim = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ($1, $2, 'f', now())";
-        let count = "select count(*) from idempotency_keys where user_id = $1";
         for i in 0..200u64 {
             let key = format!("k{i}");
             let attempt = async {
@@ -204,7 +208,7 @@ mod tests {
             .unwrap();
         let url = std::env::var("TODO_TEST_DATABASE_URL").unwrap();
         let other = sqlx::PgPool::connect(&url).await.unwrap();
-        let seen: i64 = sqlx::query_scalar(count)
+        let seen: i64 = sqlx::query_scalar(COUNT)
             .bind(&user)
             .fetch_one(&other)
             .await
@@ -215,17 +219,8 @@ mod tests {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(
-            db.reader().int(count, &[Value::Text(&user)]).await.unwrap(),
-            Some(2)
-        );
-        db.writer()
-            .execute(
-                "delete from idempotency_keys where user_id = $1",
-                &[Value::Text(&user)],
-            )
-            .await
-            .unwrap();
+        assert_eq!(claims(&db, &user).await, Some(2));
+        clear(&db, &user).await;
         db.close().await;
     }
 }
