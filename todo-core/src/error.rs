@@ -89,13 +89,20 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
                 let primary = code.parse::<i32>().map_or(-1, |c| c & 0xff);
                 matches!(primary, 5 | 6 | 10 | 14)
             } else {
-                // PostgreSQL: class 08 connection exception, 57P01-57P03 shutdown / cannot
-                // connect now, 53300 too many connections.
-                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+                // PostgreSQL: the session is gone or could not start, or 53300 too many
+                // connections.
+                is_connection_lost(code) || code == "53300"
             }
         }
         _ => false,
     }
+}
+
+/// Whether a PostgreSQL SQLSTATE says the session itself is gone or could not start: class 08
+/// (connection exception) and 57P (the server shut the session down: `pg_terminate_backend`, a
+/// restart, "cannot connect now").
+pub(crate) fn is_connection_lost(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P")
 }
 
 /// One invalid field and why.

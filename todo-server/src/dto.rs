@@ -111,7 +111,7 @@ mod rfc3339 {
         let mut buf = [0u8; MAX_LEN];
         match format(t, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
             Some(text) => s.serialize_str(text),
-            None => s.collect_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            None => s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         }
     }
 

@@ -295,12 +295,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
         };
         let (statement, args) =
             sql::list_statement::<D>(who.user_id().as_str(), query, after.as_ref());
-        let mut reader = self.db.list_reader();
-        let mut tasks = if D::JSON_LIST.is_some() {
-            reader.tasks_json(&statement, &args).await?
-        } else {
-            reader.tasks(&statement, &args).await?
-        };
+        let mut tasks = self.db.list(&statement, &args).await?;
         let limit = query.limit.get() as usize;
         let next_cursor = if tasks.len() > limit {
             tasks.truncate(limit);

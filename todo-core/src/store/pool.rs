@@ -10,8 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use deadpool::managed::{self, Metrics, Object, PoolError, QueueMode, RecycleResult};
+use deadpool::managed::{self, Metrics, Object, PoolBuilder, PoolError, QueueMode, RecycleResult};
 use sqlx::{ConnectOptions, Connection};
+
+use crate::error::is_connection_lost;
 
 /// A connection idle for this long is pinged before it is handed out again.
 pub(crate) const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(5);
@@ -56,26 +58,15 @@ impl<C: Connection> Pool<C> {
     /// A pool of at most `max` connections opened with `options`; taking one waits at most
     /// `wait` (for a free connection, and again for a new one to open).
     pub(crate) fn new(options: C::Options, max: u32, wait: Duration) -> sqlx::Result<Self> {
-        managed::Pool::builder(Manager { options })
-            .max_size(usize::try_from(max.max(1)).unwrap_or(usize::MAX))
-            .queue_mode(QueueMode::Lifo)
-            .wait_timeout(Some(wait))
+        let builder = managed::Pool::builder(Manager { options })
             .create_timeout(Some(wait))
-            .recycle_timeout(Some(wait))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map(Self)
-            .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+            .recycle_timeout(Some(wait));
+        build(builder, max, wait).map(Self)
     }
 
     /// Takes a connection, opening one if none is free and the pool is not full.
     pub(crate) async fn get(&self) -> sqlx::Result<Conn<C>> {
-        self.0.get().await.map_err(|e| match e {
-            PoolError::Backend(e) => e,
-            PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
-            PoolError::Closed => sqlx::Error::PoolClosed,
-            other => sqlx::Error::Configuration(other.to_string().into()),
-        })
+        self.0.get().await.map_err(|e| pool_error(e, |e| e))
     }
 
     /// Closes idle connections cleanly, waits (a bounded time) for those in use to come back and
@@ -95,6 +86,36 @@ impl<C: Connection> Pool<C> {
     }
 }
 
+/// Finishes a deadpool of at most `max` objects, most recently returned first, where taking one
+/// waits at most `wait` for a free one (shared by this pool and SQLite's rusqlite readers).
+pub(crate) fn build<M: managed::Manager>(
+    builder: PoolBuilder<M>,
+    max: u32,
+    wait: Duration,
+) -> sqlx::Result<managed::Pool<M>> {
+    builder
+        .max_size(usize::try_from(max.max(1)).unwrap_or(usize::MAX))
+        .queue_mode(QueueMode::Lifo)
+        .wait_timeout(Some(wait))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+}
+
+/// A failure to take an object from a deadpool, in sqlx's terms; `backend` converts the
+/// manager's own error.
+pub(crate) fn pool_error<E: std::fmt::Display>(
+    e: PoolError<E>,
+    backend: impl FnOnce(E) -> sqlx::Error,
+) -> sqlx::Error {
+    match e {
+        PoolError::Backend(e) => backend(e),
+        PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+        PoolError::Closed => sqlx::Error::PoolClosed,
+        other => sqlx::Error::Configuration(other.to_string().into()),
+    }
+}
+
 /// Whether an error leaves the connection unusable (so it must not go back to the pool): I/O,
 /// TLS, protocol and driver failures, and PostgreSQL's connection-level errors (class 08, and
 /// 57P: the server is shutting the session down, as `pg_terminate_backend` or a restart do).
@@ -106,9 +127,7 @@ fn is_broken(e: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_connection_lost(&code)),
         _ => false,
     }
 }

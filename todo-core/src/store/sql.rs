@@ -28,10 +28,6 @@ pub(crate) enum Value<'a> {
 pub(crate) trait Exec: Send {
     /// Every row, decoded as tasks.
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>>;
-    /// One row of one nullable text column holding a JSON array of tasks, each in
-    /// [`StoredTask`]'s shape (what [`list_statement`] selects for a backend with
-    /// [`Db::JSON_LIST`]).
-    async fn tasks_json(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>>;
     /// At most one row, decoded as a task.
     async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>>;
     /// At most one row of one `bigint` column.
@@ -85,14 +81,15 @@ pub(crate) trait Db: Send + Sync + 'static {
     const POSITION_FN: &'static str;
     /// The backend's name, for logs and diagnostics.
     const NAME: &'static str;
-    /// How the backend sends a list page as one JSON text, or `None` to send it row by row.
+    /// How the backend sends a list page as one JSON text, or `None` to send it row by row. A
+    /// backend that sets it overrides [`Db::list`] to decode that text.
     const JSON_LIST: Option<JsonList>;
 
     /// Runs reads (never blocks behind writes on SQLite).
     fn reader(&self) -> Self::Conn<'_>;
-    /// Runs list statements (by default where [`Db::reader`] runs reads).
-    fn list_reader(&self) -> Self::Conn<'_> {
-        self.reader()
+    /// Runs a statement built by [`list_statement`] (by default row by row on [`Db::reader`]).
+    async fn list(&self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
+        self.reader().tasks(sql, args).await
     }
     /// Runs writes.
     fn writer(&self) -> Self::Conn<'_>;
@@ -422,20 +419,6 @@ macro_rules! exec_impls {
                 .await
         }
 
-        async fn run_tasks_json<'e, E: sqlx::Executor<'e, Database = $db>>(
-            e: E,
-            sql: &'e str,
-            args: &'e [$crate::store::sql::Value<'e>],
-        ) -> sqlx::Result<Vec<$crate::model::Task>> {
-            use sqlx::Row as _;
-            let json: Option<String> = bound(sql, args)
-                .try_map(|row| row.try_get::<Option<String>, _>(0))
-                .fetch_optional(e)
-                .await?
-                .flatten();
-            $crate::store::sql::tasks_from_json(json.as_deref())
-        }
-
         async fn run_task<'e, E: sqlx::Executor<'e, Database = $db>>(
             e: E,
             sql: &'e str,
@@ -507,13 +490,6 @@ macro_rules! exec_impls {
             ) -> sqlx::Result<Vec<$crate::model::Task>> {
                 on_pool!(self.0, run_tasks, sql, args)
             }
-            async fn tasks_json(
-                &mut self,
-                sql: &str,
-                args: &[$crate::store::sql::Value<'_>],
-            ) -> sqlx::Result<Vec<$crate::model::Task>> {
-                on_pool!(self.0, run_tasks_json, sql, args)
-            }
             async fn task(
                 &mut self,
                 sql: &str,
@@ -559,13 +535,6 @@ macro_rules! exec_impls {
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Vec<$crate::model::Task>> {
                 run_tasks(self.conn()?, sql, args).await
-            }
-            async fn tasks_json(
-                &mut self,
-                sql: &str,
-                args: &[$crate::store::sql::Value<'_>],
-            ) -> sqlx::Result<Vec<$crate::model::Task>> {
-                run_tasks_json(self.conn()?, sql, args).await
             }
             async fn task(
                 &mut self,

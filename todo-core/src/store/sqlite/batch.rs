@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Executor, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{run_account, run_execute, run_int, run_task, run_tasks, run_tasks_json, run_texts};
+use super::{run_account, run_execute, run_int, run_task, run_tasks, run_texts};
 use crate::model::Task;
 use crate::store::sql::{AccountRow, Exec, Value};
 
@@ -69,7 +69,6 @@ impl Owned {
 #[derive(Clone, Copy)]
 enum Want {
     Tasks,
-    TasksJson,
     Task,
     Int,
     Texts,
@@ -147,7 +146,6 @@ async fn run_job(conn: &mut SqliteConnection, job: &Job) -> sqlx::Result<Out> {
     let sql = job.sql.as_str();
     Ok(match job.want {
         Want::Tasks => Out::Tasks(run_tasks(&mut *conn, sql, &args).await?),
-        Want::TasksJson => Out::Tasks(run_tasks_json(&mut *conn, sql, &args).await?),
         Want::Task => Out::Task(run_task(&mut *conn, sql, &args).await?),
         Want::Int => Out::Int(run_int(&mut *conn, sql, &args).await?),
         Want::Texts => Out::Texts(run_texts(&mut *conn, sql, &args).await?),
@@ -232,13 +230,6 @@ fn unexpected() -> sqlx::Error {
 impl Exec for QueueExec<'_> {
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
         match self.0.submit(sql, args, Want::Tasks).await? {
-            Out::Tasks(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
-    }
-
-    async fn tasks_json(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        match self.0.submit(sql, args, Want::TasksJson).await? {
             Out::Tasks(v) => Ok(v),
             _ => Err(unexpected()),
         }

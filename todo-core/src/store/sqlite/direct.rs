@@ -17,11 +17,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool::managed::{self, Metrics, PoolError, QueueMode, RecycleResult};
+use deadpool::managed::{self, Metrics, RecycleResult};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement};
 
 use crate::model::Task;
-use crate::store::sql::{AccountRow, Exec, StoredTask, Value, tasks_from_json};
+use crate::store::sql::{AccountRow, Exec, StoredTask, Value};
 
 /// Opens read-only connections to one database file.
 pub(crate) struct Manager {
@@ -58,14 +58,7 @@ impl Readers {
     /// At most `max` read-only connections to the file at `path`. They never wait for a lock:
     /// a busy database fails at once, and [`DirectExec`] falls back to sqlx.
     pub(crate) fn new(path: PathBuf, max: u32, wait: Duration) -> sqlx::Result<Self> {
-        managed::Pool::builder(Manager { path })
-            .max_size(usize::try_from(max.max(1)).unwrap_or(usize::MAX))
-            .queue_mode(QueueMode::Lifo)
-            .wait_timeout(Some(wait))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map(Self)
-            .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+        crate::store::pool::build(managed::Pool::builder(Manager { path }), max, wait).map(Self)
     }
 
     /// Drops every connection; later reads fail with `PoolClosed`.
@@ -78,12 +71,11 @@ impl Readers {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send,
     ) -> sqlx::Result<T> {
-        let mut conn = self.0.get().await.map_err(|e| match e {
-            PoolError::Backend(e) => to_sqlx(e),
-            PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
-            PoolError::Closed => sqlx::Error::PoolClosed,
-            other => sqlx::Error::Configuration(other.to_string().into()),
-        })?;
+        let mut conn = self
+            .0
+            .get()
+            .await
+            .map_err(|e| crate::store::pool::pool_error(e, to_sqlx))?;
         f(&mut conn).map_err(to_sqlx)
     }
 }
@@ -205,15 +197,6 @@ impl Exec for DirectExec<'_> {
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
         let direct = self.readers.run(|conn| all(conn, sql, args, task)).await;
         or_fallback!(self, tasks, sql, args, direct)
-    }
-
-    async fn tasks_json(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        let direct = self
-            .readers
-            .run(|conn| first(conn, sql, args, |row| row.get::<_, Option<String>>(0)))
-            .await
-            .and_then(|json| tasks_from_json(json.flatten().as_deref()));
-        or_fallback!(self, tasks_json, sql, args, direct)
     }
 
     async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
