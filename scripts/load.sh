@@ -24,7 +24,8 @@
 # PORT (18080), PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), PG_DB (todo_bench),
 # PG_SSLMODE (disable: the server and pgbench both talk plain TCP to the local database; `prefer`
 # makes both use TLS when the server offers it), PGBENCH_SCALE (1), RESULTS_DIR
-# (target/load/<timestamp>), SKIP_BUILD (unset).
+# (target/load/<timestamp>), SKIP_BUILD (unset), BACKENDS ("sqlite postgres"; name one to run only
+# that server; pgbench runs with postgres).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -42,6 +43,8 @@ export PGSSLMODE=$PG_SSLMODE
 PG_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$PG_DB?sslmode=$PG_SSLMODE"
 PGBENCH_SCALE=${PGBENCH_SCALE:-1}
 SQLITE_INSERTS=${SQLITE_INSERTS:-5000}
+BACKENDS=${BACKENDS:-sqlite postgres}
+wants() { [[ " $BACKENDS " == *" $1 "* ]]; }
 USER_ID=bench-user
 BASE="http://127.0.0.1:$PORT"
 
@@ -194,6 +197,7 @@ run_pgbench() { # scenario pgbench-args...
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 TOKEN=$("$BIN" token --user "$USER_ID" --minutes 60)
 
+if wants sqlite; then
 echo "== SQLite"
 start_server "sqlite://$WORK/todo.db" sqlite
 TASK_ID=$(seed)
@@ -210,7 +214,9 @@ echo "-- sqlite3 command line: $SQLITE_INSERTS single-row inserts, one transacti
 measure insert sqlite3 "$RESULTS_DIR/sqlite3-insert.txt" sqlite3 "$WORK/todo.db" ".read $WORK/sqlite-insert.sql"
 printf 'insert|sqlite3|%s|-|0|-|%s|%s\n' "$(awk -v n="$SQLITE_INSERTS" -v w="$M_WALL" 'BEGIN { printf "%.1f", n / w }')" \
     "$M_CLIENT_CPU" "$M_BUSY" >>"$RESULTS"
+fi
 
+if wants postgres; then
 echo "== PostgreSQL (database $PG_DB, dropped and recreated)"
 psql -d postgres -qAtc "drop database if exists \"$PG_DB\" with (force)"
 psql -d postgres -qAtc "create database \"$PG_DB\""
@@ -232,6 +238,7 @@ cp "$WORK/insert.sql" "$RESULTS_DIR/pgbench-insert.sql"
 run_pgbench select-S -S
 run_pgbench select-S-prepared -S -M prepared
 run_pgbench insert -n -M prepared -f "$WORK/insert.sql"
+fi
 
 # ---- report ----
 val() { awk -F'|' -v s="$1" -v b="$2" -v f="$3" '$1 == s && $2 == b { print $f }' "$RESULTS"; }
@@ -247,7 +254,7 @@ echo "Results ($CONNECTIONS connections, $THREADS client threads, $DURATION each
 echo "the server / by wrk or pgbench; busy = the whole machine (the database and anything else included)."
 printf '%-17s %-8s %9s %8s %6s %5s %5s %5s  %-31s %6s %-4s %s\n' \
     scenario backend req/s p99_ms errors srv clt busy "throughput target" ratio met "p99<${P99_MAX_MS}ms"
-for b in sqlite postgres; do
+for b in $BACKENDS; do
     for s in get list create; do
         rps=$(val "$s" "$b" 3)
         p99=$(val "$s" "$b" 4)
@@ -265,6 +272,7 @@ for b in sqlite postgres; do
 done
 for ref in insert/sqlite3 select-S/pgbench select-S-prepared/pgbench insert/pgbench; do
     s=${ref%/*} b=${ref#*/}
+    [[ -n $(val "$s" "$b" 3) ]] || continue
     printf '%-17s %-8s %9.0f %8s %6s %5s %5s %4s%%  %-31s\n' "$s" "$b" "$(val "$s" "$b" 3)" \
         "$(val "$s" "$b" 4)" "$(val "$s" "$b" 5)" - "$(val "$s" "$b" 7)" "$(val "$s" "$b" 8)" \
         "(reference)"
@@ -285,7 +293,7 @@ while IFS='|' read -r s b rps _p99 _err srv clt busy; do
 done <"$RESULTS"
 echo
 printf '%-28s %10s  %-30s %s\n' "server peak RSS (VmHWM)" MiB target met
-for b in sqlite postgres; do
+for b in $BACKENDS; do
     mib=$(echo "${RSS_KIB[$b]}" | awk '{ printf "%.1f", $1 / 1024 }')
     printf '%-28s %10s  %-30s %s\n' "$b" "$mib" "< $RSS_MAX_MIB MiB" "$(lt "$mib" $RSS_MAX_MIB)"
 done

@@ -126,6 +126,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
     pub database_max_connections: Option<u32>,
 
+    /// PostgreSQL: connections that reads are pipelined on, shared by all requests (default:
+    /// the number of CPUs, 2 to 8). 0 runs reads on the pool.
+    #[arg(long, env = "DATABASE_READ_CONNECTIONS")]
+    pub database_read_connections: Option<u32>,
+
     /// Something to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -7,12 +7,61 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
 use sqlx::{Postgres, Row};
 
-use super::sql::{Db, Exec, JsonList, Value, exec_impls, unknown_rank};
+use super::sql::{AccountRow, Db, Exec, JsonList, Value, exec_impls, unknown_rank};
 use crate::error::{Error, Result};
 use crate::model::{Priority, Task};
 use crate::options::StoreOptions;
 
+mod pipeline;
+
 exec_impls!(Postgres, bind, decode);
+
+/// Runs statements on the pool, or reads on the pipelined connections.
+pub(crate) enum PgExec<'a> {
+    Pool(PoolExec<'a>),
+    Pipe(pipeline::PipeExec<'a>),
+}
+
+/// Calls `$method` on whichever executor `$self` is.
+macro_rules! dispatch {
+    ($self:ident.$method:ident($($arg:ident),*)) => {
+        match $self {
+            PgExec::Pool(e) => e.$method($($arg),*).await,
+            PgExec::Pipe(e) => e.$method($($arg),*).await,
+        }
+    };
+}
+
+#[async_trait]
+impl Exec for PgExec<'_> {
+    async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
+        dispatch!(self.tasks(sql, args))
+    }
+
+    async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
+        dispatch!(self.task(sql, args))
+    }
+
+    async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
+        dispatch!(self.int(sql, args))
+    }
+
+    async fn texts(
+        &mut self,
+        sql: &str,
+        args: &[Value<'_>],
+    ) -> sqlx::Result<Option<(String, Option<String>)>> {
+        dispatch!(self.texts(sql, args))
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
+        dispatch!(self.execute(sql, args))
+    }
+
+    async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
+        dispatch!(self.account(sql, args))
+    }
+}
 
 fn bind<'q>(
     q: sqlx::query::Query<'q, Postgres, PgArguments>,
@@ -54,11 +103,13 @@ fn decode(row: &PgRow) -> sqlx::Result<Task> {
 /// The PostgreSQL backend.
 pub(crate) struct PgDb {
     pool: Pool,
+    /// Where reads go, when the connection settings allow it (see [`pipeline::Readers::new`]).
+    readers: Option<pipeline::Readers>,
 }
 
 impl PgDb {
     pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
-        let connect = PgConnectOptions::from_str(url)
+        let connect: PgConnectOptions = PgConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
             .application_name(options.application_name.as_deref().unwrap_or("todo"))
             .statement_cache_capacity(256);
@@ -66,7 +117,7 @@ impl PgDb {
         // fails its statement (503) and is discarded, and the next one is fresh, so recovery
         // after a database restart is automatic.
         let pool = Pool::new(
-            connect,
+            connect.clone(),
             options.max_connections.unwrap_or(16),
             options.acquire_timeout,
         )?;
@@ -75,25 +126,43 @@ impl PgDb {
             .run(&mut *conn)
             .await?;
         drop(conn);
-        Ok(Self { pool })
+        let pipelines = options.read_connections.map_or_else(
+            || {
+                std::thread::available_parallelism()
+                    .map_or(2, std::num::NonZeroUsize::get)
+                    .clamp(2, 8)
+            },
+            |n| n as usize,
+        );
+        let readers = match pipelines {
+            0 => None,
+            n => pipeline::Readers::new(url, &connect, n, options.acquire_timeout),
+        };
+        if readers.is_none() && pipelines > 0 {
+            tracing::info!("reads run on the pool: the URL's TLS settings need sqlx");
+        }
+        Ok(Self { pool, readers })
     }
 }
 
 #[async_trait]
 impl Db for PgDb {
-    type Conn<'a> = PoolExec<'a>;
+    type Conn<'a> = PgExec<'a>;
     type Tx = TxExec;
     const POSITION_FN: &'static str = "strpos";
     const NAME: &'static str = "postgres";
     // PostgreSQL sends rows cheaply; building JSON there costs it more than it saves us.
     const JSON_LIST: Option<JsonList> = None;
 
-    fn reader(&self) -> PoolExec<'_> {
-        PoolExec(&self.pool)
+    fn reader(&self) -> PgExec<'_> {
+        match &self.readers {
+            Some(readers) => PgExec::Pipe(pipeline::PipeExec(readers)),
+            None => PgExec::Pool(PoolExec(&self.pool)),
+        }
     }
 
-    fn writer(&self) -> PoolExec<'_> {
-        PoolExec(&self.pool)
+    fn writer(&self) -> PgExec<'_> {
+        PgExec::Pool(PoolExec(&self.pool))
     }
 
     async fn begin_write(&self) -> sqlx::Result<TxExec> {
@@ -108,6 +177,9 @@ impl Db for PgDb {
     }
 
     async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
         self.pool.close().await;
     }
 }

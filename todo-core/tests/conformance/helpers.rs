@@ -64,6 +64,19 @@ pub async fn backends() -> Vec<Backend> {
             store: pg,
             _dir: None,
         });
+        // Reads on the pool, as with `sslmode=verify-ca` or `read_connections: Some(0)`.
+        let options = StoreOptions {
+            read_connections: Some(0),
+            ..StoreOptions::default()
+        };
+        let pool_reads = todo_core::open(&url, options)
+            .await
+            .expect("open postgres, reads on the pool");
+        out.push(Backend {
+            name: "postgres-pool-reads",
+            store: pool_reads,
+            _dir: None,
+        });
     }
     out
 }

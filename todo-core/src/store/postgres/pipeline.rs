@@ -1,0 +1,753 @@
+//! PostgreSQL reads pipelined on a few shared connections, through tokio-postgres.
+//!
+//! On the pool, each read takes a connection of its own: one statement goes out, the backend
+//! behind it wakes up, answers, and sleeps again. Under load that is one backend wake-up, two
+//! system calls on each side and a scheduler hand-off per request, and on a small machine those
+//! cost more than the query (`docs/benchmarks.md`: a primary-key GET spent 58% of the server's
+//! time in the kernel). tokio-postgres sends the statements of every caller sharing a connection
+//! back to back without waiting for answers in between (pipelining), so one backend wake-up and
+//! one read serve a whole batch of concurrent reads. sqlx cannot do that.
+//!
+//! Reads only: a pipeline is shared, so it cannot hold a transaction. Writes, transactions and
+//! migrations stay on the pool. Each statement is prepared once per connection with the same
+//! parameter types sqlx would send, so both drivers run the same plans.
+//!
+//! TLS follows the URL's `sslmode` as sqlx (and libpq) do: `prefer` encrypts when the server
+//! offers it, `require` insists; neither checks the certificate. `verify-full` checks it against
+//! the Web PKI roots. Settings only sqlx handles (`verify-ca`, a root certificate of one's own,
+//! client certificates) keep reads on the pool.
+//!
+//! A connection the server closed is replaced on its next use; a read that was in flight on it
+//! when it died is run once more on another (reads are safe to repeat).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls, Row, Socket, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::model::{Priority, Task};
+use crate::store::sql::{AccountRow, Exec, Value, unknown_rank};
+
+/// How many prepared statements a connection keeps (list statements vary with the query).
+const STATEMENT_CACHE: usize = 256;
+
+/// Reads shared by all callers over a few pipelined connections.
+pub(crate) struct Readers {
+    config: tokio_postgres::Config,
+    /// `None` with `sslmode` `disable` or `allow`.
+    tls: Option<MakeRustlsConnect>,
+    slots: Box<[Slot]>,
+    next: AtomicUsize,
+    closed: AtomicBool,
+    wait: Duration,
+}
+
+/// One connection, opened on first use and reopened after it closes.
+#[derive(Default)]
+struct Slot {
+    current: Mutex<Option<Arc<Session>>>,
+    /// Held while opening, so callers arriving meanwhile wait for that one connection.
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn current(&self) -> MutexGuard<'_, Option<Arc<Session>>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open connection, if there is one.
+    fn live(&self) -> Option<Arc<Session>> {
+        self.current()
+            .as_ref()
+            .filter(|s| !s.client.is_closed())
+            .cloned()
+    }
+}
+
+/// An open connection and its prepared statements.
+struct Session {
+    client: Client,
+    statements: Mutex<HashMap<String, Statement>>,
+}
+
+impl Session {
+    /// `sql` prepared on this connection with `types` for its parameters.
+    async fn statement(
+        &self,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Statement, tokio_postgres::Error> {
+        let cached = self
+            .statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(sql)
+            .filter(|s| s.params() == types)
+            .cloned();
+        if let Some(statement) = cached {
+            return Ok(statement);
+        }
+        let statement = self.client.prepare_typed(sql, types).await?;
+        let mut cache = self
+            .statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= STATEMENT_CACHE {
+            cache.clear();
+        }
+        cache.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let (params, types): (Vec<_>, Vec<_>) = args.iter().map(param).unzip();
+        let statement = self.statement(sql, &types).await?;
+        self.client.query(&statement, &params).await
+    }
+
+    async fn execute(&self, sql: &str, args: &[Value<'_>]) -> Result<u64, tokio_postgres::Error> {
+        let (params, types): (Vec<_>, Vec<_>) = args.iter().map(param).unzip();
+        let statement = self.statement(sql, &types).await?;
+        self.client.execute(&statement, &params).await
+    }
+}
+
+/// A bound value and the type sqlx would declare for it.
+fn param<'a>(v: &'a Value<'_>) -> (&'a (dyn ToSql + Sync), Type) {
+    match v {
+        Value::I64(x) => (x, Type::INT8),
+        Value::OptI64(x) => (x, Type::INT8),
+        Value::I16(x) => (x, Type::INT2),
+        Value::OptI16(x) => (x, Type::INT2),
+        Value::Bool(x) => (x, Type::BOOL),
+        Value::OptBool(x) => (x, Type::BOOL),
+        Value::Text(x) => (x, Type::TEXT),
+        Value::OptText(x) => (x, Type::TEXT),
+        Value::Time(t) => (t, Type::TIMESTAMPTZ),
+        Value::OptTime(t) => (t, Type::TIMESTAMPTZ),
+    }
+}
+
+impl Readers {
+    /// Pipelined readers for the database `options` (parsed from `url`) points at, over
+    /// `connections` connections; opening one waits at most `wait`. `None` when the options
+    /// need something only sqlx does (certificate verification, a password file), so reads stay
+    /// on the pool.
+    pub(crate) fn new(
+        url: &str,
+        options: &PgConnectOptions,
+        connections: usize,
+        wait: Duration,
+    ) -> Option<Self> {
+        let config = config(url, options)?;
+        let tls = match options.get_ssl_mode() {
+            PgSslMode::Disable | PgSslMode::Allow => None,
+            PgSslMode::Prefer | PgSslMode::Require => Some(tls(false)?),
+            PgSslMode::VerifyFull => Some(tls(true)?),
+            PgSslMode::VerifyCa => return None,
+        };
+        Some(Self {
+            config,
+            tls,
+            slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            wait,
+        })
+    }
+
+    /// Drops every connection; later reads fail with `PoolClosed`.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for slot in &*self.slots {
+            slot.current().take();
+        }
+    }
+
+    /// A connection: the slots are taken in turn.
+    async fn session(&self) -> sqlx::Result<(&Slot, Arc<Session>)> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        Ok((slot, self.session_in(slot).await?))
+    }
+
+    /// The connection of `slot`, opened now if it is not open.
+    async fn session_in(&self, slot: &Slot) -> sqlx::Result<Arc<Session>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        if let Some(session) = slot.live() {
+            return Ok(session);
+        }
+        let _opening = tokio::time::timeout(self.wait, slot.opening.lock())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        if let Some(session) = slot.live() {
+            return Ok(session);
+        }
+        let connect = async {
+            match &self.tls {
+                Some(tls) => open(&self.config, tls.clone()).await,
+                None => open(&self.config, NoTls).await,
+            }
+        };
+        let client = tokio::time::timeout(self.wait, connect)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(to_sqlx)?;
+        let session = Arc::new(Session {
+            client,
+            statements: Mutex::default(),
+        });
+        if self.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        *slot.current() = Some(Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// Runs the read `f` on a connection. If that connection turns out to be gone (the server
+    /// was restarted, or ended the session), it is forgotten and `f` runs once more on a new one.
+    async fn run<T, F, Fut>(&self, f: F) -> sqlx::Result<T>
+    where
+        F: Fn(Arc<Session>) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let (slot, session) = self.session().await?;
+        match f(Arc::clone(&session)).await {
+            Err(e) if is_lost(&e) => {
+                tracing::debug!(error = %e, "a pipelined read lost its connection; retrying");
+                {
+                    let mut current = slot.current();
+                    if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &session)) {
+                        current.take();
+                    }
+                }
+                drop(session);
+                f(self.session_in(slot).await?).await.map_err(to_sqlx)
+            }
+            other => other.map_err(to_sqlx),
+        }
+    }
+
+    async fn rows(&self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Row>> {
+        self.run(|s| async move { s.query(sql, args).await }).await
+    }
+
+    async fn first<T>(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        read: impl FnOnce(&Row) -> Result<T, tokio_postgres::Error>,
+    ) -> sqlx::Result<Option<T>> {
+        let rows = self.rows(sql, args).await?;
+        rows.first().map(read).transpose().map_err(to_sqlx)
+    }
+}
+
+/// Opens a connection and runs its I/O on a task of its own until every handle to it is dropped.
+async fn open<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "a pipelined PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// TLS settings: with `verify`, the server's certificate must chain to a Web PKI root and name
+/// the host; without, any certificate is accepted (the session is still encrypted, and its
+/// signatures checked), which is what `sslmode=prefer` and `require` mean.
+fn tls(verify: bool) -> Option<MakeRustlsConnect> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .ok()?;
+    let config = if verify {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    };
+    Some(MakeRustlsConnect::new(config))
+}
+
+/// Accepts whichever certificate the server shows, as libpq does below `verify-ca`.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The connection settings sqlx would use, for tokio-postgres; `None` when reads must stay on
+/// sqlx (see [`Readers::new`]).
+fn config(url: &str, options: &PgConnectOptions) -> Option<tokio_postgres::Config> {
+    let url_or_env = |param: &str, var: &str| {
+        url::Url::parse(url)
+            .ok()
+            .is_some_and(|u| u.query_pairs().any(|(k, _)| k == param))
+            || std::env::var_os(var).is_some()
+    };
+    // Certificates of one's own: sqlx reads them, this reader does not.
+    if url_or_env("sslrootcert", "PGSSLROOTCERT")
+        || url_or_env("sslcert", "PGSSLCERT")
+        || url_or_env("sslkey", "PGSSLKEY")
+    {
+        return None;
+    }
+    let mut config = tokio_postgres::Config::new();
+    match options.get_socket() {
+        Some(dir) => config.host_path(dir),
+        None => config.host(options.get_host()),
+    };
+    config
+        .port(options.get_port())
+        .user(options.get_username())
+        .ssl_mode(match options.get_ssl_mode() {
+            PgSslMode::Disable | PgSslMode::Allow => SslMode::Disable,
+            PgSslMode::Prefer => SslMode::Prefer,
+            PgSslMode::Require | PgSslMode::VerifyFull => SslMode::Require,
+            PgSslMode::VerifyCa => return None,
+        });
+    if let Some(database) = options.get_database() {
+        config.dbname(database);
+    }
+    if let Some(name) = options.get_application_name() {
+        config.application_name(name);
+    }
+    if let Some(extra) = options.get_options() {
+        config.options(extra);
+    }
+    if let Some(password) = password(url) {
+        config.password(password);
+    }
+    Some(config)
+}
+
+/// The password sqlx would send: the URL's, else its `password` parameter, else `PGPASSWORD`.
+fn password(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    if let Some(password) = url.password() {
+        return percent_encoding::percent_decode_str(password)
+            .decode_utf8()
+            .ok()
+            .map(Cow::into_owned);
+    }
+    url.query_pairs()
+        .find(|(k, _)| k == "password")
+        .map(|(_, v)| v.into_owned())
+        .or_else(|| std::env::var("PGPASSWORD").ok())
+}
+
+/// Whether `e` says the connection is gone (so the read may be repeated on another).
+fn is_lost(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || e.as_db_error()
+            .is_some_and(|db| crate::error::is_connection_lost(db.code().code()))
+        || io_source(e).is_some()
+}
+
+fn io_source(e: &tokio_postgres::Error) -> Option<&std::io::Error> {
+    std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>())
+}
+
+/// tokio-postgres's errors in sqlx's terms, so the store classifies both drivers alike.
+fn to_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
+    if let Some(db) = e.as_db_error() {
+        return sqlx::Error::Database(Box::new(DbError {
+            code: db.code().code().to_owned(),
+            message: db.message().to_owned(),
+        }));
+    }
+    if e.is_closed() || io_source(&e).is_some() {
+        return sqlx::Error::Io(std::io::Error::other(e));
+    }
+    sqlx::Error::AnyDriverError(Box::new(e))
+}
+
+/// An error PostgreSQL reported, with its SQLSTATE.
+#[derive(Debug)]
+struct DbError {
+    code: String,
+    message: String,
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (SQLSTATE {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl sqlx::error::DatabaseError for DbError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(&self.code))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use sqlx::error::ErrorKind;
+        match self.code.as_str() {
+            "23505" => ErrorKind::UniqueViolation,
+            "23503" => ErrorKind::ForeignKeyViolation,
+            "23502" => ErrorKind::NotNullViolation,
+            "23514" => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// Reads a task row (the columns of `TASK_COLUMNS`, in order).
+fn task(row: &Row) -> sqlx::Result<Task> {
+    let get = |e: tokio_postgres::Error| to_sqlx(e);
+    let rank: i16 = row.try_get(5).map_err(get)?;
+    Ok(Task {
+        id: row.try_get(0).map_err(get)?,
+        user_id: row.try_get(1).map_err(get)?,
+        title: row.try_get(2).map_err(get)?,
+        description: row.try_get(3).map_err(get)?,
+        completed: row.try_get(4).map_err(get)?,
+        priority: Priority::from_rank(rank).ok_or_else(|| unknown_rank(rank))?,
+        due_date: row.try_get(6).map_err(get)?,
+        created_at: row.try_get(7).map_err(get)?,
+        updated_at: row.try_get(8).map_err(get)?,
+        version: row.try_get(9).map_err(get)?,
+    })
+}
+
+/// Runs reads on the pipelined connections.
+pub(crate) struct PipeExec<'a>(pub(crate) &'a Readers);
+
+#[async_trait]
+impl Exec for PipeExec<'_> {
+    async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
+        self.0.rows(sql, args).await?.iter().map(task).collect()
+    }
+
+    async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
+        self.0.rows(sql, args).await?.first().map(task).transpose()
+    }
+
+    async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
+        self.0.first(sql, args, |row| row.try_get(0)).await
+    }
+
+    async fn texts(
+        &mut self,
+        sql: &str,
+        args: &[Value<'_>],
+    ) -> sqlx::Result<Option<(String, Option<String>)>> {
+        self.0
+            .first(sql, args, |row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .await
+    }
+
+    /// Not repeated on another connection when its own is lost: it may have taken effect.
+    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
+        let (_, session) = self.0.session().await?;
+        session.execute(sql, args).await.map_err(to_sqlx)
+    }
+
+    async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
+        self.0
+            .first(sql, args, |row| {
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn test_url() -> Option<String> {
+        let url = std::env::var("TODO_TEST_DATABASE_URL").ok();
+        if url.is_none() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: TODO_TEST_DATABASE_URL is not set, pipelined reader test not run"
+            );
+        }
+        url
+    }
+
+    /// `url` with `sslmode` set to `mode`.
+    fn with_sslmode(url: &str, mode: &str) -> String {
+        let mut url = url::Url::parse(url).unwrap();
+        let others: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "sslmode")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(others)
+            .append_pair("sslmode", mode);
+        url.into()
+    }
+
+    /// Readers over `connections` connections named `app`.
+    fn readers(url: &str, app: &str, connections: usize) -> Readers {
+        let options = PgConnectOptions::from_str(url)
+            .unwrap()
+            .application_name(app);
+        Readers::new(url, &options, connections, Duration::from_secs(5)).unwrap()
+    }
+
+    fn app(prefix: &str) -> String {
+        format!(
+            "{prefix}-{}-{:x}",
+            std::process::id(),
+            rand::random::<u32>()
+        )
+    }
+
+    async fn backends(url: &str, app: &str) -> i64 {
+        let admin = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query_scalar("select count(*) from pg_stat_activity where application_name = $1")
+            .bind(app)
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+    }
+
+    /// Hundreds of concurrent reads share the few connections, and each gets its own answer.
+    #[tokio::test]
+    async fn concurrent_reads_share_two_connections_and_each_gets_its_own_answer() {
+        let Some(url) = test_url() else { return };
+        let app = app("pipeline-share");
+        let readers = Arc::new(readers(&url, &app, 2));
+        let mut reads = tokio::task::JoinSet::new();
+        for i in 0..500_i64 {
+            let readers = Arc::clone(&readers);
+            reads.spawn(async move {
+                let args = [Value::I64(i), Value::Text("x")];
+                let got = PipeExec(&readers)
+                    .texts("select $2 || $1::text, null::text", &args)
+                    .await
+                    .unwrap();
+                assert_eq!(got, Some((format!("x{i}"), None)));
+            });
+        }
+        while let Some(read) = reads.join_next().await {
+            read.unwrap();
+        }
+        assert_eq!(backends(&url, &app).await, 2);
+        readers.close();
+    }
+
+    /// A read in flight when the server ends its session is run again on a new connection.
+    #[tokio::test]
+    async fn a_read_whose_connection_dies_under_it_is_repeated_on_a_new_one() {
+        let Some(url) = test_url() else { return };
+        let app = app("pipeline-retry");
+        let readers = readers(&url, &app, 1);
+        let slow = async {
+            PipeExec(&readers)
+                .int("select 7::bigint from pg_sleep(0.5)", &[])
+                .await
+        };
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let admin = sqlx::PgPool::connect(&url).await.unwrap();
+            let killed: Vec<bool> = sqlx::query_scalar(
+                "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+            )
+            .bind(&app)
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+            assert_eq!(killed, [true]);
+        };
+        let (read, ()) = tokio::join!(slow, kill);
+        assert_eq!(read.unwrap(), Some(7));
+        readers.close();
+    }
+
+    async fn encrypted(url: &str, mode: &str) -> Option<i64> {
+        let readers = readers(&with_sslmode(url, mode), &app("pipeline-tls"), 1);
+        let ssl = PipeExec(&readers)
+            .int(
+                "select count(*) from pg_stat_ssl where pid = pg_backend_pid() and ssl",
+                &[],
+            )
+            .await
+            .unwrap();
+        readers.close();
+        ssl
+    }
+
+    /// `sslmode` means what it means to sqlx: `disable` is plain, `require` encrypted (the
+    /// test server has TLS on, as Debian's PostgreSQL does), `prefer` encrypted when offered.
+    #[tokio::test]
+    async fn sslmode_decides_whether_the_session_is_encrypted() {
+        let Some(url) = test_url() else { return };
+        assert_eq!(encrypted(&url, "disable").await, Some(0));
+        let offered = sqlx::PgPool::connect(&url).await.unwrap();
+        let tls_on: String = sqlx::query_scalar("show ssl")
+            .fetch_one(&offered)
+            .await
+            .unwrap();
+        if tls_on == "on" {
+            assert_eq!(encrypted(&url, "require").await, Some(1));
+            assert_eq!(encrypted(&url, "prefer").await, Some(1));
+        } else {
+            let _ = writeln!(std::io::stderr(), "SKIPPED: the server has TLS off");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_reader_refuses_reads() {
+        let Some(url) = test_url() else { return };
+        let readers = readers(&url, &app("pipeline-closed"), 1);
+        assert_eq!(
+            PipeExec(&readers)
+                .int("select 1::bigint", &[])
+                .await
+                .unwrap(),
+            Some(1)
+        );
+        readers.close();
+        let refused = PipeExec(&readers).int("select 1::bigint", &[]).await;
+        assert!(
+            matches!(refused, Err(sqlx::Error::PoolClosed)),
+            "{refused:?}"
+        );
+    }
+
+    fn parsed(url: &str) -> Option<tokio_postgres::Config> {
+        config(url, &PgConnectOptions::from_str(url).unwrap())
+    }
+
+    #[test]
+    fn the_settings_are_the_ones_sqlx_reads_from_the_url() {
+        let c = parsed(
+            "postgres://ann:p%40ss%2Fw@db.example:6543/tasks?sslmode=require&application_name=web",
+        )
+        .unwrap();
+        assert_eq!(c.get_user(), Some("ann"));
+        assert_eq!(c.get_password(), Some(&b"p@ss/w"[..]));
+        assert_eq!(c.get_dbname(), Some("tasks"));
+        assert_eq!(c.get_ports(), [6543]);
+        assert_eq!(
+            c.get_hosts(),
+            [tokio_postgres::config::Host::Tcp("db.example".into())]
+        );
+        assert_eq!(c.get_ssl_mode(), SslMode::Require);
+        assert_eq!(c.get_application_name(), Some("web"));
+
+        let c =
+            parsed("postgres://ann@db.example/tasks?password=se%26cret&sslmode=disable").unwrap();
+        assert_eq!(c.get_password(), Some(&b"se&cret"[..]));
+        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+        assert_eq!(
+            parsed("postgres://ann@db.example/tasks")
+                .unwrap()
+                .get_ssl_mode(),
+            SslMode::Prefer
+        );
+    }
+
+    /// What this reader cannot do as sqlx does keeps reads on the pool.
+    #[test]
+    fn certificate_settings_only_sqlx_handles_keep_reads_on_the_pool() {
+        assert!(parsed("postgres://ann@db.example/tasks?sslmode=verify-ca").is_none());
+        assert!(
+            parsed("postgres://ann@db.example/tasks?sslmode=verify-full&sslrootcert=/ca.pem")
+                .is_none()
+        );
+        assert!(parsed("postgres://ann@db.example/tasks?sslcert=/c.pem&sslkey=/k.pem").is_none());
+        assert!(parsed("postgres://ann@db.example/tasks?sslmode=verify-full").is_some());
+    }
+}
