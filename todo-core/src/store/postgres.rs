@@ -136,11 +136,27 @@ impl PgDb {
         );
         let readers = match pipelines {
             0 => None,
-            n => pipeline::Readers::new(url, &connect, n, options.acquire_timeout),
+            n => pipeline::Readers::new(&connect, n, options.acquire_timeout),
         };
         if readers.is_none() && pipelines > 0 {
             tracing::info!("reads run on the pool: the URL's TLS settings need sqlx");
         }
+        // Whatever the pool could open, the readers must too; if they cannot (a setting the two
+        // drivers read differently), reads stay on the pool rather than fail.
+        let readers = match readers {
+            Some(readers) => match pipeline::PipeExec(&readers)
+                .int("select 1::bigint", &[])
+                .await
+            {
+                Ok(_) => Some(readers),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reads run on the pool: a pipelined connection could not be opened");
+                    readers.close();
+                    None
+                }
+            },
+            None => None,
+        };
         Ok(Self { pool, readers })
     }
 }
@@ -199,8 +215,11 @@ mod tests {
             );
             return None;
         };
+        // One connection serves reads and writes alike: what a read sees is what the
+        // connection a dropped transaction used is left with.
         let options = StoreOptions {
             max_connections: Some(1),
+            read_connections: Some(0),
             ..StoreOptions::default()
         };
         Some(PgDb::open(&url, &options).await.unwrap())

@@ -3,7 +3,12 @@ use todo_core::{DynTaskStore, Error, StoreOptions};
 use crate::helpers::{create, new_task, pg_url, user};
 
 /// A PostgreSQL store whose connections carry a fresh application name (returned with it).
-async fn store(url: &str, prefix: &str, max_connections: u32) -> (DynTaskStore, String) {
+async fn store(
+    url: &str,
+    prefix: &str,
+    max_connections: u32,
+    read_connections: Option<u32>,
+) -> (DynTaskStore, String) {
     use rand::Rng;
     let app = format!("{prefix}-{:x}", rand::thread_rng().r#gen::<u32>());
     let store = todo_core::open(
@@ -11,6 +16,7 @@ async fn store(url: &str, prefix: &str, max_connections: u32) -> (DynTaskStore, 
         StoreOptions {
             application_name: Some(app.clone()),
             max_connections: Some(max_connections),
+            read_connections,
             ..StoreOptions::default()
         },
     )
@@ -36,7 +42,7 @@ async fn kill_connections(url: &str, app: &str) -> Vec<bool> {
 #[tokio::test]
 async fn the_store_recovers_by_itself_after_its_connections_are_killed() {
     let Some(url) = pg_url() else { return };
-    let (store, app) = store(&url, "todo-recovery", 4).await;
+    let (store, app) = store(&url, "todo-recovery", 4, None).await;
     let alice = user("alice");
     let task = create(&store, &alice, "before").await;
 
@@ -68,7 +74,8 @@ async fn the_store_recovers_by_itself_after_its_connections_are_killed() {
 #[tokio::test]
 async fn a_connection_closed_while_idle_is_replaced_before_use() {
     let Some(url) = pg_url() else { return };
-    let (store, app) = store(&url, "todo-idle", 1).await;
+    // Reads on the pool too, so its one connection serves them all.
+    let (store, app) = store(&url, "todo-idle", 1, Some(0)).await;
     let alice = user("alice");
     let task = create(&store, &alice, "before").await;
 

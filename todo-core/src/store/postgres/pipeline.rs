@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
@@ -142,17 +143,16 @@ fn param<'a>(v: &'a Value<'_>) -> (&'a (dyn ToSql + Sync), Type) {
 }
 
 impl Readers {
-    /// Pipelined readers for the database `options` (parsed from `url`) points at, over
+    /// Pipelined readers for the database `options` points at, over
     /// `connections` connections; opening one waits at most `wait`. `None` when the options
-    /// need something only sqlx does (certificate verification, a password file), so reads stay
-    /// on the pool.
+    /// need something only sqlx does (`verify-ca`, certificates of one's own), so reads stay on
+    /// the pool.
     pub(crate) fn new(
-        url: &str,
         options: &PgConnectOptions,
         connections: usize,
         wait: Duration,
     ) -> Option<Self> {
-        let config = config(url, options)?;
+        let config = config(options)?;
         let tls = match options.get_ssl_mode() {
             PgSslMode::Disable | PgSslMode::Allow => None,
             PgSslMode::Prefer | PgSslMode::Require => Some(tls(false)?),
@@ -211,10 +211,14 @@ impl Readers {
             client,
             statements: Mutex::default(),
         });
+        // Checked under the slot's lock, which `close` takes after setting the flag, so no
+        // connection outlives a close.
+        let mut current = slot.current();
         if self.closed.load(Ordering::Acquire) {
             return Err(sqlx::Error::PoolClosed);
         }
-        *slot.current() = Some(Arc::clone(&session));
+        *current = Some(Arc::clone(&session));
+        drop(current);
         Ok(session)
     }
 
@@ -347,25 +351,31 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 
 /// The connection settings sqlx would use, for tokio-postgres; `None` when reads must stay on
 /// sqlx (see [`Readers::new`]).
-fn config(url: &str, options: &PgConnectOptions) -> Option<tokio_postgres::Config> {
-    let url_or_env = |param: &str, var: &str| {
-        url::Url::parse(url)
-            .ok()
-            .is_some_and(|u| u.query_pairs().any(|(k, _)| k == param))
-            || std::env::var_os(var).is_some()
-    };
+fn config(options: &PgConnectOptions) -> Option<tokio_postgres::Config> {
+    // sqlx's own resolved settings: the password after `?password=`, `PGPASSWORD` and the
+    // password file; certificate paths under any of their spellings or environment variables.
+    let resolved = options.to_url_lossy();
     // Certificates of one's own: sqlx reads them, this reader does not.
-    if url_or_env("sslrootcert", "PGSSLROOTCERT")
-        || url_or_env("sslcert", "PGSSLCERT")
-        || url_or_env("sslkey", "PGSSLKEY")
+    if resolved
+        .query_pairs()
+        .any(|(k, _)| matches!(&*k, "sslrootcert" | "sslcert" | "sslkey"))
     {
         return None;
     }
     let mut config = tokio_postgres::Config::new();
     match options.get_socket() {
-        Some(dir) => config.host_path(dir),
-        None => config.host(options.get_host()),
-    };
+        Some(dir) => {
+            config.host_path(dir);
+        }
+        None => {
+            // sqlx keeps an IPv6 address in its URL brackets and drops them when connecting.
+            let host = options.get_host().trim_matches(['[', ']']);
+            config.host(host);
+            if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+                config.hostaddr(ip);
+            }
+        }
+    }
     config
         .port(options.get_port())
         .user(options.get_username())
@@ -374,7 +384,14 @@ fn config(url: &str, options: &PgConnectOptions) -> Option<tokio_postgres::Confi
             PgSslMode::Prefer => SslMode::Prefer,
             PgSslMode::Require | PgSslMode::VerifyFull => SslMode::Require,
             PgSslMode::VerifyCa => return None,
-        });
+        })
+        // A server that vanishes without closing the connection (a failover, a dropped NAT
+        // entry) is noticed within about half a minute rather than the kernel's ~15 minutes.
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(15))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(30));
     if let Some(database) = options.get_database() {
         config.dbname(database);
     }
@@ -384,25 +401,13 @@ fn config(url: &str, options: &PgConnectOptions) -> Option<tokio_postgres::Confi
     if let Some(extra) = options.get_options() {
         config.options(extra);
     }
-    if let Some(password) = password(url) {
-        config.password(password);
+    if let Some(password) = resolved.password() {
+        let password = percent_encoding::percent_decode_str(password)
+            .decode_utf8()
+            .ok()?;
+        config.password(password.as_bytes());
     }
     Some(config)
-}
-
-/// The password sqlx would send: the URL's, else its `password` parameter, else `PGPASSWORD`.
-fn password(url: &str) -> Option<String> {
-    let url = url::Url::parse(url).ok()?;
-    if let Some(password) = url.password() {
-        return percent_encoding::percent_decode_str(password)
-            .decode_utf8()
-            .ok()
-            .map(Cow::into_owned);
-    }
-    url.query_pairs()
-        .find(|(k, _)| k == "password")
-        .map(|(_, v)| v.into_owned())
-        .or_else(|| std::env::var("PGPASSWORD").ok())
 }
 
 /// Whether `e` says the connection is gone (so the read may be repeated on another).
@@ -410,7 +415,22 @@ fn is_lost(e: &tokio_postgres::Error) -> bool {
     e.is_closed()
         || e.as_db_error()
             .is_some_and(|db| crate::error::is_connection_lost(db.code().code()))
-        || io_source(e).is_some()
+        || io_source(e).is_some_and(is_socket_error)
+}
+
+/// tokio-postgres also wraps protocol parse and encode failures in `io::Error`s, of these kinds;
+/// they are bugs or corruption, not a lost connection.
+fn is_socket_error(e: &std::io::Error) -> bool {
+    !matches!(
+        e.kind(),
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+    )
+}
+
+/// Whether `e` failed the TLS handshake (tokio-postgres keeps the kind private; its message is
+/// fixed).
+fn is_tls(e: &tokio_postgres::Error) -> bool {
+    e.to_string().starts_with("error performing TLS handshake")
 }
 
 fn io_source(e: &tokio_postgres::Error) -> Option<&std::io::Error> {
@@ -425,7 +445,10 @@ fn to_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
             message: db.message().to_owned(),
         }));
     }
-    if e.is_closed() || io_source(&e).is_some() {
+    if is_tls(&e) {
+        return sqlx::Error::Tls(Box::new(e));
+    }
+    if e.is_closed() || io_source(&e).is_some_and(is_socket_error) {
         return sqlx::Error::Io(std::io::Error::other(e));
     }
     sqlx::Error::AnyDriverError(Box::new(e))
@@ -582,7 +605,7 @@ mod tests {
         let options = PgConnectOptions::from_str(url)
             .unwrap()
             .application_name(app);
-        Readers::new(url, &options, connections, Duration::from_secs(5)).unwrap()
+        Readers::new(&options, connections, Duration::from_secs(5)).unwrap()
     }
 
     fn app(prefix: &str) -> String {
@@ -707,7 +730,7 @@ mod tests {
     }
 
     fn parsed(url: &str) -> Option<tokio_postgres::Config> {
-        config(url, &PgConnectOptions::from_str(url).unwrap())
+        config(&PgConnectOptions::from_str(url).unwrap())
     }
 
     #[test]
@@ -748,6 +771,9 @@ mod tests {
                 .is_none()
         );
         assert!(parsed("postgres://ann@db.example/tasks?sslcert=/c.pem&sslkey=/k.pem").is_none());
+        assert!(
+            parsed("postgres://ann@db.example/tasks?sslmode=verify-full&ssl-ca=/ca.pem").is_none()
+        );
         assert!(parsed("postgres://ann@db.example/tasks?sslmode=verify-full").is_some());
     }
 }
