@@ -17,7 +17,7 @@ use crate::model::{
     check_due_date, fold_case, now,
 };
 use crate::principal::Principal;
-use sql::{Commit, Db, Exec, Value};
+use sql::{Commit, Db, Exec, Read, Value};
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);

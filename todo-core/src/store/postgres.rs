@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
 use sqlx::{Postgres, Row};
 
-use super::sql::{AccountRow, Db, Exec, JsonList, Value, exec_impls, unknown_rank};
+use super::sql::{Db, Exec, JsonList, Read as _, Value, exec_impls, read_enum, unknown_rank};
 use crate::error::{Error, Result};
 use crate::model::{Priority, Task};
 use crate::options::StoreOptions;
@@ -16,52 +16,13 @@ mod pipeline;
 
 exec_impls!(Postgres, bind, decode);
 
-/// Runs statements on the pool, or reads on the pipelined connections.
-pub(crate) enum PgExec<'a> {
+/// Runs reads on the pipelined connections, or on the pool.
+pub(crate) enum PgReader<'a> {
     Pool(PoolExec<'a>),
-    Pipe(pipeline::PipeExec<'a>),
+    Pipe(pipeline::PipeReader<'a>),
 }
 
-/// Calls `$method` on whichever executor `$self` is.
-macro_rules! dispatch {
-    ($self:ident.$method:ident($($arg:ident),*)) => {
-        match $self {
-            PgExec::Pool(e) => e.$method($($arg),*).await,
-            PgExec::Pipe(e) => e.$method($($arg),*).await,
-        }
-    };
-}
-
-#[async_trait]
-impl Exec for PgExec<'_> {
-    async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        dispatch!(self.tasks(sql, args))
-    }
-
-    async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
-        dispatch!(self.task(sql, args))
-    }
-
-    async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
-        dispatch!(self.int(sql, args))
-    }
-
-    async fn texts(
-        &mut self,
-        sql: &str,
-        args: &[Value<'_>],
-    ) -> sqlx::Result<Option<(String, Option<String>)>> {
-        dispatch!(self.texts(sql, args))
-    }
-
-    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
-        dispatch!(self.execute(sql, args))
-    }
-
-    async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
-        dispatch!(self.account(sql, args))
-    }
-}
+read_enum!(PgReader { Pool, Pipe });
 
 fn bind<'q>(
     q: sqlx::query::Query<'q, Postgres, PgArguments>,
@@ -144,7 +105,7 @@ impl PgDb {
         // Whatever the pool could open, the readers must too; if they cannot (a setting the two
         // drivers read differently), reads stay on the pool rather than fail.
         let readers = match readers {
-            Some(readers) => match pipeline::PipeExec(&readers)
+            Some(readers) => match pipeline::PipeReader(&readers)
                 .int("select 1::bigint", &[])
                 .await
             {
@@ -163,22 +124,23 @@ impl PgDb {
 
 #[async_trait]
 impl Db for PgDb {
-    type Conn<'a> = PgExec<'a>;
+    type Reader<'a> = PgReader<'a>;
+    type Conn<'a> = PoolExec<'a>;
     type Tx = TxExec;
     const POSITION_FN: &'static str = "strpos";
     const NAME: &'static str = "postgres";
     // PostgreSQL sends rows cheaply; building JSON there costs it more than it saves us.
     const JSON_LIST: Option<JsonList> = None;
 
-    fn reader(&self) -> PgExec<'_> {
+    fn reader(&self) -> PgReader<'_> {
         match &self.readers {
-            Some(readers) => PgExec::Pipe(pipeline::PipeExec(readers)),
-            None => PgExec::Pool(PoolExec(&self.pool)),
+            Some(readers) => PgReader::Pipe(pipeline::PipeReader(readers)),
+            None => PgReader::Pool(PoolExec(&self.pool)),
         }
     }
 
-    fn writer(&self) -> PgExec<'_> {
-        PgExec::Pool(PoolExec(&self.pool))
+    fn writer(&self) -> PoolExec<'_> {
+        PoolExec(&self.pool)
     }
 
     async fn begin_write(&self) -> sqlx::Result<TxExec> {

@@ -23,9 +23,9 @@ pub(crate) enum Value<'a> {
     OptTime(Option<DateTime<Utc>>),
 }
 
-/// Runs statements on a pool or inside a transaction.
+/// Runs reads: on a pool, on read-only or pipelined connections, or inside a transaction.
 #[async_trait]
-pub(crate) trait Exec: Send {
+pub(crate) trait Read: Send {
     /// Every row, decoded as tasks.
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>>;
     /// At most one row, decoded as a task.
@@ -38,10 +38,16 @@ pub(crate) trait Exec: Send {
         sql: &str,
         args: &[Value<'_>],
     ) -> sqlx::Result<Option<(String, Option<String>)>>;
-    /// Rows affected.
-    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64>;
     /// At most one account row: id, email, name, password hash.
     async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>>;
+}
+
+/// Runs writes as well as reads: on the pool, through the write queue, or inside a
+/// transaction. Readers ([`Db::reader`]) cannot write: they are only [`Read`].
+#[async_trait]
+pub(crate) trait Exec: Read {
+    /// Rows affected.
+    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64>;
 }
 
 /// An account as stored: id, email, name, password hash.
@@ -70,7 +76,11 @@ pub(crate) trait Commit: Exec {
 /// One database backend.
 #[async_trait]
 pub(crate) trait Db: Send + Sync + 'static {
-    /// A handle that runs single statements on the pool.
+    /// A handle that runs single reads.
+    type Reader<'a>: Read
+    where
+        Self: 'a;
+    /// A handle that runs single statements that may write.
     type Conn<'a>: Exec
     where
         Self: 'a;
@@ -86,7 +96,7 @@ pub(crate) trait Db: Send + Sync + 'static {
     const JSON_LIST: Option<JsonList>;
 
     /// Runs reads (never blocks behind writes on SQLite).
-    fn reader(&self) -> Self::Conn<'_>;
+    fn reader(&self) -> Self::Reader<'_>;
     /// Runs a statement built by [`list_statement`] (by default row by row on [`Db::reader`]).
     async fn list(&self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
         self.reader().tasks(sql, args).await
@@ -482,7 +492,7 @@ macro_rules! exec_impls {
         }
 
         #[async_trait::async_trait]
-        impl $crate::store::sql::Exec for PoolExec<'_> {
+        impl $crate::store::sql::Read for PoolExec<'_> {
             async fn tasks(
                 &mut self,
                 sql: &str,
@@ -511,13 +521,6 @@ macro_rules! exec_impls {
             ) -> sqlx::Result<Option<(String, Option<String>)>> {
                 on_pool!(self.0, run_texts, sql, args)
             }
-            async fn execute(
-                &mut self,
-                sql: &str,
-                args: &[$crate::store::sql::Value<'_>],
-            ) -> sqlx::Result<u64> {
-                on_pool!(self.0, run_execute, sql, args)
-            }
             async fn account(
                 &mut self,
                 sql: &str,
@@ -528,7 +531,18 @@ macro_rules! exec_impls {
         }
 
         #[async_trait::async_trait]
-        impl $crate::store::sql::Exec for TxExec {
+        impl $crate::store::sql::Exec for PoolExec<'_> {
+            async fn execute(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<u64> {
+                on_pool!(self.0, run_execute, sql, args)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::sql::Read for TxExec {
             async fn tasks(
                 &mut self,
                 sql: &str,
@@ -557,19 +571,23 @@ macro_rules! exec_impls {
             ) -> sqlx::Result<Option<(String, Option<String>)>> {
                 run_texts(self.conn()?, sql, args).await
             }
-            async fn execute(
-                &mut self,
-                sql: &str,
-                args: &[$crate::store::sql::Value<'_>],
-            ) -> sqlx::Result<u64> {
-                run_execute(self.conn()?, sql, args).await
-            }
             async fn account(
                 &mut self,
                 sql: &str,
                 args: &[$crate::store::sql::Value<'_>],
             ) -> sqlx::Result<Option<$crate::store::sql::AccountRow>> {
                 run_account(self.conn()?, sql, args).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::sql::Exec for TxExec {
+            async fn execute(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<u64> {
+                run_execute(self.conn()?, sql, args).await
             }
         }
 
@@ -590,3 +608,59 @@ macro_rules! exec_impls {
 }
 
 pub(crate) use exec_impls;
+
+/// Implements [`Read`] for an enum whose variants each hold a reader, by calling the variant's.
+macro_rules! read_enum {
+    ($enum:ident { $($variant:ident),+ }) => {
+        #[async_trait::async_trait]
+        impl $crate::store::sql::Read for $enum<'_> {
+            async fn tasks(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Vec<$crate::model::Task>> {
+                match self {
+                    $(Self::$variant(e) => $crate::store::sql::Read::tasks(e, sql, args).await,)+
+                }
+            }
+            async fn task(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<$crate::model::Task>> {
+                match self {
+                    $(Self::$variant(e) => $crate::store::sql::Read::task(e, sql, args).await,)+
+                }
+            }
+            async fn int(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<i64>> {
+                match self {
+                    $(Self::$variant(e) => $crate::store::sql::Read::int(e, sql, args).await,)+
+                }
+            }
+            async fn texts(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<(String, Option<String>)>> {
+                match self {
+                    $(Self::$variant(e) => $crate::store::sql::Read::texts(e, sql, args).await,)+
+                }
+            }
+            async fn account(
+                &mut self,
+                sql: &str,
+                args: &[$crate::store::sql::Value<'_>],
+            ) -> sqlx::Result<Option<$crate::store::sql::AccountRow>> {
+                match self {
+                    $(Self::$variant(e) => $crate::store::sql::Read::account(e, sql, args).await,)+
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use read_enum;

@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite};
 
 use super::sql::{
-    AccountRow, Db, Exec, JsonList, StoredTask, Value, exec_impls, tasks_from_json, unknown_rank,
+    Db, Exec, JsonList, StoredTask, Value, exec_impls, read_enum, tasks_from_json, unknown_rank,
 };
 use crate::error::{Error, Result};
 use crate::model::Task;
@@ -22,65 +22,29 @@ mod direct;
 
 exec_impls!(Sqlite, bind, decode);
 
-/// Runs statements on a pool (reads, and writes on an in-memory database) or through the
-/// group-commit queue (writes on a file).
-pub(crate) enum SqliteExec<'a> {
+/// Runs reads: on a file, lookups by key inline on read-only connections; otherwise on the
+/// sqlx reader pool.
+pub(crate) enum SqliteReader<'a> {
     Pool(PoolExec<'a>),
-    Queue(batch::QueueExec<'a>),
-    Direct(direct::DirectExec<'a>),
+    Direct(direct::DirectReader<'a>),
 }
 
+read_enum!(SqliteReader { Pool, Direct });
+
+/// Runs writes: through the group-commit queue on a file, on the one connection in memory.
+pub(crate) enum SqliteWriter<'a> {
+    Pool(PoolExec<'a>),
+    Queue(batch::QueueExec<'a>),
+}
+
+read_enum!(SqliteWriter { Pool, Queue });
+
 #[async_trait]
-impl Exec for SqliteExec<'_> {
-    async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        match self {
-            Self::Pool(e) => e.tasks(sql, args).await,
-            Self::Queue(e) => e.tasks(sql, args).await,
-            Self::Direct(e) => e.tasks(sql, args).await,
-        }
-    }
-
-    async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
-        match self {
-            Self::Pool(e) => e.task(sql, args).await,
-            Self::Queue(e) => e.task(sql, args).await,
-            Self::Direct(e) => e.task(sql, args).await,
-        }
-    }
-
-    async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
-        match self {
-            Self::Pool(e) => e.int(sql, args).await,
-            Self::Queue(e) => e.int(sql, args).await,
-            Self::Direct(e) => e.int(sql, args).await,
-        }
-    }
-
-    async fn texts(
-        &mut self,
-        sql: &str,
-        args: &[Value<'_>],
-    ) -> sqlx::Result<Option<(String, Option<String>)>> {
-        match self {
-            Self::Pool(e) => e.texts(sql, args).await,
-            Self::Queue(e) => e.texts(sql, args).await,
-            Self::Direct(e) => e.texts(sql, args).await,
-        }
-    }
-
+impl Exec for SqliteWriter<'_> {
     async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
         match self {
             Self::Pool(e) => e.execute(sql, args).await,
             Self::Queue(e) => e.execute(sql, args).await,
-            Self::Direct(e) => e.execute(sql, args).await,
-        }
-    }
-
-    async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
-        match self {
-            Self::Pool(e) => e.account(sql, args).await,
-            Self::Queue(e) => e.account(sql, args).await,
-            Self::Direct(e) => e.account(sql, args).await,
         }
     }
 }
@@ -213,7 +177,8 @@ impl SqliteDb {
 
 #[async_trait]
 impl Db for SqliteDb {
-    type Conn<'a> = SqliteExec<'a>;
+    type Reader<'a> = SqliteReader<'a>;
+    type Conn<'a> = SqliteWriter<'a>;
     type Tx = TxExec;
     const POSITION_FN: &'static str = "instr";
     const NAME: &'static str = "sqlite";
@@ -226,13 +191,13 @@ impl Db for SqliteDb {
             created_at, updated_at, version)",
     });
 
-    fn reader(&self) -> SqliteExec<'_> {
+    fn reader(&self) -> SqliteReader<'_> {
         match &self.direct {
-            Some(readers) => SqliteExec::Direct(direct::DirectExec {
+            Some(readers) => SqliteReader::Direct(direct::DirectReader {
                 readers,
                 fallback: &self.reader,
             }),
-            None => SqliteExec::Pool(PoolExec(&self.reader)),
+            None => SqliteReader::Pool(PoolExec(&self.reader)),
         }
     }
 
@@ -243,10 +208,10 @@ impl Db for SqliteDb {
         on_pool!(self.reader, run_tasks_json, sql, args)
     }
 
-    fn writer(&self) -> SqliteExec<'_> {
+    fn writer(&self) -> SqliteWriter<'_> {
         match &self.queue {
-            Some(queue) => SqliteExec::Queue(batch::QueueExec(queue)),
-            None => SqliteExec::Pool(PoolExec(&self.writer)),
+            Some(queue) => SqliteWriter::Queue(batch::QueueExec(queue)),
+            None => SqliteWriter::Pool(PoolExec(&self.writer)),
         }
     }
 
@@ -276,7 +241,7 @@ impl Db for SqliteDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sql::Commit;
+    use crate::store::sql::{Commit, Read as _};
 
     const CLAIM: &str = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ('u', 'k', 'f', 0)";
     const COUNT: &str = "select count(*) from idempotency_keys";
@@ -369,7 +334,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
             holder.execute_batch("commit").unwrap();
         });
-        let mut exec = direct::DirectExec {
+        let mut exec = direct::DirectReader {
             readers: &readers,
             fallback: &fallback,
         };

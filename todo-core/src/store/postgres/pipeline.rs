@@ -8,8 +8,9 @@
 //! back to back without waiting for answers in between (pipelining), so one backend wake-up and
 //! one read serve a whole batch of concurrent reads. sqlx cannot do that.
 //!
-//! Reads only: a pipeline is shared, so it cannot hold a transaction. Writes, transactions and
-//! migrations stay on the pool. Each statement is prepared once per connection with the same
+//! Reads only (the readers implement `Read`, not `Exec`): a pipeline is shared, so it cannot
+//! hold a transaction, and a read lost with its connection may be repeated where a write may
+//! not. Writes, transactions and migrations stay on the pool. Each statement is prepared once per connection with the same
 //! parameter types sqlx would send, so both drivers run the same plans.
 //!
 //! TLS follows the URL's `sslmode` as sqlx (and libpq) do: `prefer` encrypts when the server
@@ -36,7 +37,7 @@ use tokio_postgres::{Client, NoTls, Row, Socket, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::model::{Priority, Task};
-use crate::store::sql::{AccountRow, Exec, Value, unknown_rank};
+use crate::store::sql::{AccountRow, Read, Value, unknown_rank};
 
 /// How many prepared statements a connection keeps (list statements vary with the query).
 const STATEMENT_CACHE: usize = 256;
@@ -117,12 +118,6 @@ impl Session {
         let (params, types): (Vec<_>, Vec<_>) = args.iter().map(param).unzip();
         let statement = self.statement(sql, &types).await?;
         self.client.query(&statement, &params).await
-    }
-
-    async fn execute(&self, sql: &str, args: &[Value<'_>]) -> Result<u64, tokio_postgres::Error> {
-        let (params, types): (Vec<_>, Vec<_>) = args.iter().map(param).unzip();
-        let statement = self.statement(sql, &types).await?;
-        self.client.execute(&statement, &params).await
     }
 }
 
@@ -232,7 +227,7 @@ impl Readers {
         let (slot, session) = self.session().await?;
         match f(Arc::clone(&session)).await {
             Err(e) if is_lost(&e) => {
-                tracing::debug!(error = %e, "a pipelined read lost its connection; retrying");
+                tracing::debug!(error = %describe(&e), "a pipelined read lost its connection; retrying");
                 {
                     let mut current = slot.current();
                     if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &session)) {
@@ -272,7 +267,7 @@ where
     let (client, connection) = config.connect(tls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "a pipelined PostgreSQL connection closed");
+            tracing::debug!(error = %describe(&e), "a pipelined PostgreSQL connection closed");
         }
     });
     Ok(client)
@@ -354,7 +349,14 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 fn config(options: &PgConnectOptions) -> Option<tokio_postgres::Config> {
     // sqlx's own resolved settings: the password after `?password=`, `PGPASSWORD` and the
     // password file; certificate paths under any of their spellings or environment variables.
-    let resolved = options.to_url_lossy();
+    // sqlx writes the host and user name into that URL unescaped, and panics on what it cannot
+    // parse back (a socket directory given as the host, a bare IPv6 address): neither is read
+    // from it here, so both are neutral there.
+    let resolved = options
+        .clone()
+        .host("localhost")
+        .username("user")
+        .to_url_lossy();
     // Certificates of one's own: sqlx reads them, this reader does not.
     if resolved
         .query_pairs()
@@ -410,34 +412,36 @@ fn config(options: &PgConnectOptions) -> Option<tokio_postgres::Config> {
     Some(config)
 }
 
+/// tokio-postgres keeps an error's kind private; its message is exactly the kind's text (the
+/// cause is only in `source`), so the text tells the kind.
+fn kind(e: &tokio_postgres::Error) -> String {
+    e.to_string()
+}
+
 /// Whether `e` says the connection is gone (so the read may be repeated on another).
 fn is_lost(e: &tokio_postgres::Error) -> bool {
     e.is_closed()
+        || kind(e) == "error communicating with the server"
         || e.as_db_error()
             .is_some_and(|db| crate::error::is_connection_lost(db.code().code()))
-        || io_source(e).is_some_and(is_socket_error)
 }
 
-/// tokio-postgres also wraps protocol parse and encode failures in `io::Error`s, of these kinds;
-/// they are bugs or corruption, not a lost connection.
-fn is_socket_error(e: &std::io::Error) -> bool {
-    !matches!(
-        e.kind(),
-        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
-    )
+/// `e` with its causes, for logs: "error connecting to server: Connection refused (os error
+/// 111)". No setting (and so no password) is part of any of them.
+fn describe(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
-/// Whether `e` failed the TLS handshake (tokio-postgres keeps the kind private; its message is
-/// fixed).
-fn is_tls(e: &tokio_postgres::Error) -> bool {
-    e.to_string().starts_with("error performing TLS handshake")
-}
-
-fn io_source(e: &tokio_postgres::Error) -> Option<&std::io::Error> {
-    std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>())
-}
-
-/// tokio-postgres's errors in sqlx's terms, so the store classifies both drivers alike.
+/// tokio-postgres's errors in sqlx's terms, so the store classifies both drivers alike: the
+/// server's own errors keep their SQLSTATE; a connection that cannot be made or kept is an I/O
+/// (or TLS) error, "unavailable"; anything else (a protocol or decoding failure) a driver error.
 fn to_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
     if let Some(db) = e.as_db_error() {
         return sqlx::Error::Database(Box::new(DbError {
@@ -445,13 +449,15 @@ fn to_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
             message: db.message().to_owned(),
         }));
     }
-    if is_tls(&e) {
-        return sqlx::Error::Tls(Box::new(e));
+    let description = describe(&e);
+    match kind(&e).as_str() {
+        "error performing TLS handshake" => sqlx::Error::Tls(description.into()),
+        "connection closed"
+        | "error communicating with the server"
+        | "error connecting to server"
+        | "timeout waiting for server" => sqlx::Error::Io(std::io::Error::other(description)),
+        _ => sqlx::Error::AnyDriverError(description.into()),
     }
-    if e.is_closed() || io_source(&e).is_some_and(is_socket_error) {
-        return sqlx::Error::Io(std::io::Error::other(e));
-    }
-    sqlx::Error::AnyDriverError(Box::new(e))
 }
 
 /// An error PostgreSQL reported, with its SQLSTATE.
@@ -521,10 +527,10 @@ fn task(row: &Row) -> sqlx::Result<Task> {
 }
 
 /// Runs reads on the pipelined connections.
-pub(crate) struct PipeExec<'a>(pub(crate) &'a Readers);
+pub(crate) struct PipeReader<'a>(pub(crate) &'a Readers);
 
 #[async_trait]
-impl Exec for PipeExec<'_> {
+impl Read for PipeReader<'_> {
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
         self.0.rows(sql, args).await?.iter().map(task).collect()
     }
@@ -545,12 +551,6 @@ impl Exec for PipeExec<'_> {
         self.0
             .first(sql, args, |row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .await
-    }
-
-    /// Not repeated on another connection when its own is lost: it may have taken effect.
-    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
-        let (_, session) = self.0.session().await?;
-        session.execute(sql, args).await.map_err(to_sqlx)
     }
 
     async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
@@ -636,7 +636,7 @@ mod tests {
             let readers = Arc::clone(&readers);
             reads.spawn(async move {
                 let args = [Value::I64(i), Value::Text("x")];
-                let got = PipeExec(&readers)
+                let got = PipeReader(&readers)
                     .texts("select $2 || $1::text, null::text", &args)
                     .await
                     .unwrap();
@@ -657,7 +657,7 @@ mod tests {
         let app = app("pipeline-retry");
         let readers = readers(&url, &app, 1);
         let slow = async {
-            PipeExec(&readers)
+            PipeReader(&readers)
                 .int("select 7::bigint from pg_sleep(0.5)", &[])
                 .await
         };
@@ -680,7 +680,7 @@ mod tests {
 
     async fn encrypted(url: &str, mode: &str) -> Option<i64> {
         let readers = readers(&with_sslmode(url, mode), &app("pipeline-tls"), 1);
-        let ssl = PipeExec(&readers)
+        let ssl = PipeReader(&readers)
             .int(
                 "select count(*) from pg_stat_ssl where pid = pg_backend_pid() and ssl",
                 &[],
@@ -715,14 +715,14 @@ mod tests {
         let Some(url) = test_url() else { return };
         let readers = readers(&url, &app("pipeline-closed"), 1);
         assert_eq!(
-            PipeExec(&readers)
+            PipeReader(&readers)
                 .int("select 1::bigint", &[])
                 .await
                 .unwrap(),
             Some(1)
         );
         readers.close();
-        let refused = PipeExec(&readers).int("select 1::bigint", &[]).await;
+        let refused = PipeReader(&readers).int("select 1::bigint", &[]).await;
         assert!(
             matches!(refused, Err(sqlx::Error::PoolClosed)),
             "{refused:?}"
@@ -759,6 +759,26 @@ mod tests {
                 .unwrap()
                 .get_ssl_mode(),
             SslMode::Prefer
+        );
+    }
+
+    /// Settings sqlx accepts but cannot write back into a URL do not break the readers.
+    #[test]
+    fn hosts_and_user_names_sqlx_cannot_print_are_still_read() {
+        let c = parsed("postgres://ann@db/todo?host=::1").unwrap();
+        assert_eq!(
+            c.get_hostaddrs(),
+            ["::1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        let c = parsed("postgres://a%3Ab%2Fc:pw@db/todo").unwrap();
+        assert_eq!(c.get_user(), Some("a:b/c"));
+        assert_eq!(c.get_password(), Some(&b"pw"[..]));
+        let c = parsed("postgres://ann@db/todo?host=/var/run/postgresql").unwrap();
+        assert_eq!(
+            c.get_hosts(),
+            [tokio_postgres::config::Host::Unix(
+                "/var/run/postgresql".into()
+            )]
         );
     }
 

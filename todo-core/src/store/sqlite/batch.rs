@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{run_account, run_execute, run_int, run_task, run_tasks, run_texts};
 use crate::model::Task;
-use crate::store::sql::{AccountRow, Exec, Value};
+use crate::store::sql::{AccountRow, Exec, Read, Value};
 
 /// Most writes committed together.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -227,7 +227,7 @@ fn unexpected() -> sqlx::Error {
 }
 
 #[async_trait]
-impl Exec for QueueExec<'_> {
+impl Read for QueueExec<'_> {
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
         match self.0.submit(sql, args, Want::Tasks).await? {
             Out::Tasks(v) => Ok(v),
@@ -260,16 +260,19 @@ impl Exec for QueueExec<'_> {
         }
     }
 
-    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
-        match self.0.submit(sql, args, Want::Rows).await? {
-            Out::Rows(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
-    }
-
     async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
         match self.0.submit(sql, args, Want::Account).await? {
             Out::Account(v) => Ok(v),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+#[async_trait]
+impl Exec for QueueExec<'_> {
+    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
+        match self.0.submit(sql, args, Want::Rows).await? {
+            Out::Rows(v) => Ok(v),
             _ => Err(unexpected()),
         }
     }

@@ -21,7 +21,7 @@ use deadpool::managed::{self, Metrics, RecycleResult};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement};
 
 use crate::model::Task;
-use crate::store::sql::{AccountRow, Exec, StoredTask, Value};
+use crate::store::sql::{AccountRow, Read, StoredTask, Value};
 
 /// Opens read-only connections to one database file.
 pub(crate) struct Manager {
@@ -56,7 +56,7 @@ pub(crate) struct Readers(managed::Pool<Manager>);
 
 impl Readers {
     /// At most `max` read-only connections to the file at `path`. They never wait for a lock:
-    /// a busy database fails at once, and [`DirectExec`] falls back to sqlx.
+    /// a busy database fails at once, and [`DirectReader`] falls back to sqlx.
     pub(crate) fn new(path: PathBuf, max: u32, wait: Duration) -> sqlx::Result<Self> {
         crate::store::pool::build(managed::Pool::builder(Manager { path }), max, wait).map(Self)
     }
@@ -82,7 +82,7 @@ impl Readers {
 
 /// rusqlite's errors in sqlx's terms, so the store classifies both drivers alike: a file that
 /// cannot be read now is "unavailable", anything else (a corrupt file included) a storage error.
-/// A busy or locked database becomes [`std::io::ErrorKind::WouldBlock`], which [`DirectExec`]
+/// A busy or locked database becomes [`std::io::ErrorKind::WouldBlock`], which [`DirectReader`]
 /// answers by running the statement on sqlx's threads instead (see [`Readers::new`]).
 fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
     match e.sqlite_error_code() {
@@ -177,7 +177,7 @@ fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
 
 /// Runs statements on the calling thread (see the module documentation for when), or, when
 /// the database is momentarily locked, on `fallback` (sqlx's threads, which may wait for it).
-pub(crate) struct DirectExec<'a> {
+pub(crate) struct DirectReader<'a> {
     pub(crate) readers: &'a Readers,
     pub(crate) fallback: &'a super::Pool,
 }
@@ -193,7 +193,7 @@ macro_rules! or_fallback {
 }
 
 #[async_trait]
-impl Exec for DirectExec<'_> {
+impl Read for DirectReader<'_> {
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
         let direct = self.readers.run(|conn| all(conn, sql, args, task)).await;
         or_fallback!(self, tasks, sql, args, direct)
@@ -222,19 +222,6 @@ impl Exec for DirectExec<'_> {
             .run(|conn| first(conn, sql, args, |row| Ok((row.get(0)?, row.get(1)?))))
             .await;
         or_fallback!(self, texts, sql, args, direct)
-    }
-
-    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
-        let direct = self
-            .readers
-            .run(|conn| {
-                let mut stmt = conn.prepare_cached(sql)?;
-                bind(&mut stmt, args)?;
-                stmt.raw_execute()
-            })
-            .await
-            .map(|n| u64::try_from(n).unwrap_or(u64::MAX));
-        or_fallback!(self, execute, sql, args, direct)
     }
 
     async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
