@@ -729,6 +729,44 @@ mod tests {
         );
     }
 
+    /// tokio-postgres's errors keep their kind private; the classification by message must
+    /// still tell a server that cannot be reached (503) from everything else.
+    #[tokio::test]
+    async fn a_server_that_cannot_be_reached_is_unavailable() {
+        let options =
+            PgConnectOptions::from_str("postgres://u@127.0.0.1:1/db?sslmode=disable").unwrap();
+        let readers = Readers::new(&options, 1, Duration::from_secs(5)).unwrap();
+        let refused = PipeReader(&readers).int("select 1::bigint", &[]).await;
+        assert!(matches!(refused, Err(sqlx::Error::Io(_))), "{refused:?}");
+        let refused = crate::Error::from(refused.unwrap_err());
+        assert!(
+            matches!(refused, crate::Error::Unavailable(_)),
+            "{refused:?}"
+        );
+    }
+
+    /// `sslmode=require` where the server offers no TLS (PostgreSQL never does on its Unix
+    /// socket) fails as a TLS error, as it does with sqlx.
+    #[tokio::test]
+    async fn tls_required_but_not_offered_is_a_tls_error() {
+        let Some(url) = test_url() else { return };
+        let dir = "/var/run/postgresql";
+        if !std::path::Path::new(dir).join(".s.PGSQL.5432").exists() {
+            let _ = writeln!(std::io::stderr(), "SKIPPED: no PostgreSQL socket in {dir}");
+            return;
+        }
+        let options = PgConnectOptions::from_str(&url)
+            .unwrap()
+            .socket(dir)
+            .port(5432)
+            .ssl_mode(PgSslMode::Require);
+        let readers = Readers::new(&options, 1, Duration::from_secs(5)).unwrap();
+        let refused = PipeReader(&readers).int("select 1::bigint", &[]).await;
+        assert!(matches!(refused, Err(sqlx::Error::Tls(_))), "{refused:?}");
+        let by_sqlx = options.connect().await.map(drop);
+        assert!(matches!(by_sqlx, Err(sqlx::Error::Tls(_))), "{by_sqlx:?}");
+    }
+
     fn parsed(url: &str) -> Option<tokio_postgres::Config> {
         config(&PgConnectOptions::from_str(url).unwrap())
     }
