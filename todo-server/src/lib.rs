@@ -118,8 +118,6 @@ async fn readyz(req: &Request) -> Response {
     }
 }
 
-/// Logs one line per request (method, path, status, latency, request id; never headers, so never
-/// a token) and returns the request id in `X-Request-Id`.
 /// The methods a path answers, for the `Allow` header of a 405 (RFC 9110 requires it).
 fn allowed_methods(path: &str) -> Option<&'static str> {
     const COLLECTION: &str = "GET, POST";
@@ -135,6 +133,8 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     }
 }
 
+/// Logs one line per request (method, path, status, latency, request id; never headers, so never
+/// a token), returns the request id in `X-Request-Id`, and names the allowed methods on a 405.
 async fn log_requests<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
