@@ -56,9 +56,13 @@ pub async fn backends() -> Vec<Backend> {
         _dir: Some(dir),
     });
     if let Some(url) = pg_url() {
-        let pg = todo_core::open(&url, StoreOptions::default())
-            .await
-            .expect("open postgres");
+        // Two read connections whatever the machine, so parallel tests stay far below the
+        // server's connection limit.
+        let options = StoreOptions {
+            read_connections: Some(2),
+            ..StoreOptions::default()
+        };
+        let pg = todo_core::open(&url, options).await.expect("open postgres");
         out.push(Backend {
             name: "postgres",
             store: pg,
