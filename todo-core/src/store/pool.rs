@@ -121,7 +121,7 @@ pub(crate) fn pool_error<E: std::fmt::Display>(
 /// 57P: the server is shutting the session down, as `pg_terminate_backend` or a restart do).
 /// Anything else (a constraint, a bad value, a decode error) leaves it usable, which matters for
 /// an in-memory SQLite database: it lives only as long as its one connection.
-fn is_broken(e: &sqlx::Error) -> bool {
+pub(crate) fn is_broken(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

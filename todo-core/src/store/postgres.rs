@@ -87,38 +87,41 @@ impl PgDb {
             .run(&mut *conn)
             .await?;
         drop(conn);
-        let pipelines = options.read_connections.map_or_else(
-            || {
-                std::thread::available_parallelism()
-                    .map_or(2, std::num::NonZeroUsize::get)
-                    .clamp(2, 8)
-            },
-            |n| n as usize,
-        );
-        let readers = match pipelines {
-            0 => None,
-            n => pipeline::Readers::new(&connect, n, options.acquire_timeout),
-        };
-        if readers.is_none() && pipelines > 0 {
-            tracing::info!("reads run on the pool: the URL's TLS settings need sqlx");
-        }
-        // Whatever the pool could open, the readers must too; if they cannot (a setting the two
-        // drivers read differently), reads stay on the pool rather than fail.
-        let readers = match readers {
-            Some(readers) => match pipeline::PipeReader(&readers)
-                .int("select 1::bigint", &[])
-                .await
-            {
-                Ok(_) => Some(readers),
-                Err(e) => {
-                    tracing::warn!(error = %e, "reads run on the pool: a pipelined connection could not be opened");
-                    readers.close();
-                    None
-                }
-            },
-            None => None,
-        };
+        let readers = open_readers(&connect, options).await;
         Ok(Self { pool, readers })
+    }
+}
+
+/// The pipelined readers `options` ask for (by default one connection per CPU, 2 to 8), or
+/// `None` to read on the pool: when turned off, when the URL needs something only sqlx does,
+/// or when a first pipelined connection cannot be opened although the pool's could (a setting
+/// the two drivers read differently): reads then stay on the pool rather than fail.
+async fn open_readers(
+    connect: &PgConnectOptions,
+    options: &StoreOptions,
+) -> Option<pipeline::Readers> {
+    let connections = match options.read_connections {
+        Some(0) => return None,
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism()
+            .map_or(2, std::num::NonZeroUsize::get)
+            .clamp(2, 8),
+    };
+    let Some(readers) = pipeline::Readers::new(connect, connections, options.acquire_timeout)
+    else {
+        tracing::info!("reads run on the pool: the URL's TLS settings need sqlx");
+        return None;
+    };
+    match pipeline::PipeReader(&readers)
+        .int("select 1::bigint", &[])
+        .await
+    {
+        Ok(_) => Some(readers),
+        Err(e) => {
+            tracing::warn!(error = %e, "reads run on the pool: a pipelined connection could not be opened");
+            readers.close();
+            None
+        }
     }
 }
 

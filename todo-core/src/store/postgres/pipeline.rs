@@ -147,13 +147,7 @@ impl Readers {
         connections: usize,
         wait: Duration,
     ) -> Option<Self> {
-        let config = config(options)?;
-        let tls = match options.get_ssl_mode() {
-            PgSslMode::Disable | PgSslMode::Allow => None,
-            PgSslMode::Prefer | PgSslMode::Require => Some(tls(false)?),
-            PgSslMode::VerifyFull => Some(tls(true)?),
-            PgSslMode::VerifyCa => return None,
-        };
+        let (config, tls) = config(options)?;
         Some(Self {
             config,
             tls,
@@ -225,9 +219,9 @@ impl Readers {
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         let (slot, session) = self.session().await?;
-        match f(Arc::clone(&session)).await {
-            Err(e) if is_lost(&e) => {
-                tracing::debug!(error = %describe(&e), "a pipelined read lost its connection; retrying");
+        match f(Arc::clone(&session)).await.map_err(to_sqlx) {
+            Err(e) if crate::store::pool::is_broken(&e) => {
+                tracing::debug!(error = %e, "a pipelined read lost its connection; retrying");
                 {
                     let mut current = slot.current();
                     if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &session)) {
@@ -237,7 +231,7 @@ impl Readers {
                 drop(session);
                 f(self.session_in(slot).await?).await.map_err(to_sqlx)
             }
-            other => other.map_err(to_sqlx),
+            other => other,
         }
     }
 
@@ -344,9 +338,11 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     }
 }
 
-/// The connection settings sqlx would use, for tokio-postgres; `None` when reads must stay on
-/// sqlx (see [`Readers::new`]).
-fn config(options: &PgConnectOptions) -> Option<tokio_postgres::Config> {
+/// The connection settings sqlx would use, for tokio-postgres, with the TLS connector its
+/// `sslmode` needs (`None`: plain); `None` when reads must stay on sqlx (see [`Readers::new`]).
+fn config(
+    options: &PgConnectOptions,
+) -> Option<(tokio_postgres::Config, Option<MakeRustlsConnect>)> {
     // sqlx's own resolved settings: the password after `?password=`, `PGPASSWORD` and the
     // password file; certificate paths under any of their spellings or environment variables.
     // sqlx writes the host and user name into that URL unescaped, and panics on what it cannot
@@ -364,6 +360,13 @@ fn config(options: &PgConnectOptions) -> Option<tokio_postgres::Config> {
     {
         return None;
     }
+    let (ssl_mode, tls) = match options.get_ssl_mode() {
+        PgSslMode::Disable | PgSslMode::Allow => (SslMode::Disable, None),
+        PgSslMode::Prefer => (SslMode::Prefer, Some(tls(false)?)),
+        PgSslMode::Require => (SslMode::Require, Some(tls(false)?)),
+        PgSslMode::VerifyFull => (SslMode::Require, Some(tls(true)?)),
+        PgSslMode::VerifyCa => return None,
+    };
     let mut config = tokio_postgres::Config::new();
     match options.get_socket() {
         Some(dir) => {
@@ -381,12 +384,7 @@ fn config(options: &PgConnectOptions) -> Option<tokio_postgres::Config> {
     config
         .port(options.get_port())
         .user(options.get_username())
-        .ssl_mode(match options.get_ssl_mode() {
-            PgSslMode::Disable | PgSslMode::Allow => SslMode::Disable,
-            PgSslMode::Prefer => SslMode::Prefer,
-            PgSslMode::Require | PgSslMode::VerifyFull => SslMode::Require,
-            PgSslMode::VerifyCa => return None,
-        })
+        .ssl_mode(ssl_mode)
         // A server that vanishes without closing the connection (a failover, a dropped NAT
         // entry) is noticed within about half a minute rather than the kernel's ~15 minutes.
         .keepalives(true)
@@ -413,21 +411,7 @@ fn config(options: &PgConnectOptions) -> Option<tokio_postgres::Config> {
             .ok()?;
         config.password(password.as_bytes());
     }
-    Some(config)
-}
-
-/// tokio-postgres keeps an error's kind private; its message is exactly the kind's text (the
-/// cause is only in `source`), so the text tells the kind.
-fn kind(e: &tokio_postgres::Error) -> String {
-    e.to_string()
-}
-
-/// Whether `e` says the connection is gone (so the read may be repeated on another).
-fn is_lost(e: &tokio_postgres::Error) -> bool {
-    e.is_closed()
-        || kind(e) == "error communicating with the server"
-        || e.as_db_error()
-            .is_some_and(|db| crate::error::is_connection_lost(db.code().code()))
+    Some((config, tls))
 }
 
 /// `e` with its causes, for logs: "error connecting to server: Connection refused (os error
@@ -443,9 +427,10 @@ fn describe(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// tokio-postgres's errors in sqlx's terms, so the store classifies both drivers alike: the
-/// server's own errors keep their SQLSTATE; a connection that cannot be made or kept is an I/O
-/// (or TLS) error, "unavailable"; anything else (a protocol or decoding failure) a driver error.
+/// tokio-postgres's errors in sqlx's terms, so the store classifies both drivers alike (and the
+/// pool's `is_broken` tells a lost connection for both): the server's own errors keep their
+/// SQLSTATE; a connection that cannot be made or kept is an I/O (or TLS) error, "unavailable";
+/// anything else (a protocol or decoding failure) a driver error.
 fn to_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
     if let Some(db) = e.as_db_error() {
         return sqlx::Error::Database(Box::new(DbError {
@@ -454,7 +439,9 @@ fn to_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
         }));
     }
     let description = describe(&e);
-    match kind(&e).as_str() {
+    // tokio-postgres keeps an error's kind private; its message is exactly the kind's text (the
+    // cause is only in `source`), so the text tells the kind.
+    match e.to_string().as_str() {
         "error performing TLS handshake" => sqlx::Error::Tls(description.into()),
         "connection closed"
         | "error communicating with the server"
@@ -824,7 +811,7 @@ mod tests {
     }
 
     fn parsed(url: &str) -> Option<tokio_postgres::Config> {
-        config(&PgConnectOptions::from_str(url).unwrap())
+        config(&PgConnectOptions::from_str(url).unwrap()).map(|(config, _)| config)
     }
 
     #[test]
