@@ -58,7 +58,8 @@ use std::sync::Arc;
 ///   foreign keys on; the file is created if missing. On a file, writes are group-committed by
 ///   one writer, lists run on a pool of read-only sqlx connections, and lookups by key on
 ///   read-only rusqlite connections on the calling task (they take microseconds).
-/// - `postgres://` or `postgresql://` URLs: a connection pool; TLS through rustls, so
+/// - `postgres://` or `postgresql://` URLs: a connection pool for writes, and reads pipelined on
+///   a few shared connections ([`StoreOptions::read_connections`]); TLS through rustls, so
 ///   `sslmode=require` works.
 ///
 /// Fails with [`Error::Config`] for an unknown scheme or a malformed URL, and with

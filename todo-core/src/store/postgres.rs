@@ -1,5 +1,6 @@
-//! The PostgreSQL backend: one pool, TLS through rustls (so `sslmode=require` URLs such as Neon's
-//! work), statements prepared once per connection and cached.
+//! The PostgreSQL backend: a pool for writes and transactions, reads pipelined on a few shared
+//! connections (`postgres/pipeline.rs`), TLS through rustls (so `sslmode=require` URLs such as
+//! Neon's work), statements prepared once per connection and cached.
 
 use std::str::FromStr;
 
