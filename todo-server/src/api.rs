@@ -17,8 +17,8 @@ use todo_core::{
 
 use crate::AppState;
 use crate::dto::{
-    CompleteDoc, Deleted, TaskCreateDoc, TaskDto, TaskUpdateDoc, parse_complete, parse_create,
-    parse_update,
+    CompleteDoc, Deleted, TaskCreateDoc, TaskJson, TaskListJson, TaskUpdateDoc, parse_complete,
+    parse_create, parse_update,
 };
 use crate::payload::{JsonBody, JsonOut, OptionalJsonBody, is_json};
 use crate::problem::ApiError;
@@ -131,7 +131,7 @@ impl<'a> ApiExtractor<'a> for Auth {
 pub enum TaskResponse {
     /// The task.
     #[oai(status = 200)]
-    Ok(JsonOut<TaskDto>, #[oai(header = "ETag")] String),
+    Ok(TaskJson, #[oai(header = "ETag")] String),
 }
 
 /// A created task.
@@ -140,14 +140,14 @@ pub enum CreateResponse {
     /// Created.
     #[oai(status = 201)]
     Created(
-        JsonOut<TaskDto>,
+        TaskJson,
         #[oai(header = "Location")] String,
         #[oai(header = "ETag")] String,
     ),
     /// A retry with the same `Idempotency-Key` and body: the task the first request created.
     #[oai(status = 200)]
     Replayed(
-        JsonOut<TaskDto>,
+        TaskJson,
         #[oai(header = "Location")] String,
         #[oai(header = "ETag")] String,
     ),
@@ -160,7 +160,7 @@ pub enum ListResponse {
     /// say how to get them.
     #[oai(status = 200)]
     Ok(
-        JsonOut<Vec<TaskDto>>,
+        TaskListJson,
         #[oai(header = "X-Next-Cursor")] Option<String>,
         #[oai(header = "Link")] Option<String>,
     ),
@@ -337,8 +337,11 @@ impl<'a> Ops<'a> {
             .next_cursor
             .as_deref()
             .map(|c| format!("<{}?{}>; rel=\"next\"", self.base(), params.next_query(c)));
-        let tasks = page.tasks.into_iter().map(TaskDto::from).collect();
-        Ok(ListResponse::Ok(JsonOut(tasks), page.next_cursor, link))
+        Ok(ListResponse::Ok(
+            TaskListJson(page.tasks),
+            page.next_cursor,
+            link,
+        ))
     }
 
     async fn create(
@@ -375,7 +378,7 @@ impl<'a> Ops<'a> {
             .await?;
         let location = format!("{}/{}", self.base(), created.task.id);
         let tag = etag(&created.task);
-        let dto = JsonOut(TaskDto::from(created.task));
+        let dto = TaskJson(created.task);
         Ok(if created.replayed {
             CreateResponse::Replayed(dto, location, tag)
         } else {
@@ -436,7 +439,7 @@ impl<'a> Ops<'a> {
 
 fn ok(task: Task) -> TaskResponse {
     let tag = etag(&task);
-    TaskResponse::Ok(JsonOut(task.into()), tag)
+    TaskResponse::Ok(TaskJson(task), tag)
 }
 
 /// Routes under `/api/{user_id}/tasks`: the path's user must be the token's user (else 403).

@@ -172,14 +172,19 @@ impl<T: Type + serde::Serialize + Send> Payload for JsonOut<T> {
 
 impl<T: serde::Serialize + Send> poem::IntoResponse for JsonOut<T> {
     fn into_response(self) -> poem::Response {
-        match serde_json::to_vec(&self.0) {
-            Ok(body) => poem::Response::builder()
-                .content_type("application/json; charset=utf-8")
-                .body(body),
-            Err(e) => {
-                tracing::error!(error = %e, "response serialisation failed");
-                ApiError::internal().into_poem().into_response()
-            }
+        json_response(serde_json::to_vec(&self.0))
+    }
+}
+
+/// A written JSON body as a response; a body that could not be written is a 500.
+pub fn json_response(body: serde_json::Result<Vec<u8>>) -> poem::Response {
+    match body {
+        Ok(body) => poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            ApiError::internal().into_poem().into_response()
         }
     }
 }
