@@ -295,7 +295,10 @@ impl<D: Db> TaskStore for SqlStore<D> {
         };
         let (statement, args) =
             sql::list_statement::<D>(who.user_id().as_str(), query, after.as_ref());
-        let mut tasks = self.db.list(&statement, &args).await?;
+        let mut tasks = self
+            .db
+            .list(&statement, &args, sql::is_bounded(query))
+            .await?;
         let limit = query.limit.get() as usize;
         let next_cursor = if tasks.len() > limit {
             tasks.truncate(limit);

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
 use sqlx::{Postgres, Row};
 
-use super::sql::{Db, Exec, JsonList, Read as _, Value, exec_impls, read_enum, unknown_rank};
+use super::sql::{Db, Exec, Read as _, Value, exec_impls, read_enum, unknown_rank};
 use crate::error::{Error, Result};
 use crate::model::{Priority, Task};
 use crate::options::StoreOptions;
@@ -134,7 +134,6 @@ impl Db for PgDb {
     const POSITION_FN: &'static str = "strpos";
     const NAME: &'static str = "postgres";
     // PostgreSQL sends rows cheaply; building JSON there costs it more than it saves us.
-    const JSON_LIST: Option<JsonList> = None;
 
     fn reader(&self) -> PgReader<'_> {
         match &self.readers {

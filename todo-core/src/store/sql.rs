@@ -59,14 +59,6 @@ pub(crate) const INSERT_ACCOUNT: &str = r"insert into accounts (id, email, name,
 pub(crate) const GET_ACCOUNT_BY_EMAIL: &str =
     r"select id, email, name, password_hash from accounts where email = $1";
 
-/// How a backend builds a list page as one JSON text: `aggregate(row order by ...)`.
-pub(crate) struct JsonList {
-    /// The aggregate collecting rows into a JSON array, honouring an `order by` inside it.
-    pub(crate) aggregate: &'static str,
-    /// An expression turning one selected task row into a JSON array in [`StoredTask`]'s shape.
-    pub(crate) row: &'static str,
-}
-
 /// A transaction that can be committed (dropping it rolls back).
 #[async_trait]
 pub(crate) trait Commit: Exec {
@@ -91,14 +83,12 @@ pub(crate) trait Db: Send + Sync + 'static {
     const POSITION_FN: &'static str;
     /// The backend's name, for logs and diagnostics.
     const NAME: &'static str;
-    /// How the backend sends a list page as one JSON text, or `None` to send it row by row. A
-    /// backend that sets it overrides [`Db::list`] to decode that text.
-    const JSON_LIST: Option<JsonList>;
 
     /// Runs reads (never blocks behind writes on SQLite).
     fn reader(&self) -> Self::Reader<'_>;
-    /// Runs a statement built by [`list_statement`] (by default row by row on [`Db::reader`]).
-    async fn list(&self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
+    /// Runs a statement built by [`list_statement`]; `bounded` says whether its work is bounded
+    /// by the page ([`is_bounded`]). By default on [`Db::reader`].
+    async fn list(&self, sql: &str, args: &[Value<'_>], _bounded: bool) -> sqlx::Result<Vec<Task>> {
         self.reader().tasks(sql, args).await
     }
     /// Runs writes.
@@ -191,15 +181,9 @@ pub(crate) fn list_statement<'a, D: Db>(
     };
 
     let position_fn = D::POSITION_FN;
-    // The JSON aggregate orders by the sort column, so the page must carry it.
-    let sort_key = if D::JSON_LIST.is_some() && query.sort == SortField::Title {
-        ", title_key"
-    } else {
-        ""
-    };
     let _ = write!(
         sql,
-        "select {TASK_COLUMNS}{sort_key} from tasks where user_id = ${}",
+        "select {TASK_COLUMNS} from tasks where user_id = ${}",
         arg(Value::Text(user_id))
     );
     match query.status {
@@ -255,18 +239,22 @@ pub(crate) fn list_statement<'a, D: Db>(
     let limit = arg(Value::I64(i64::from(query.limit.get()) + 1));
     let order = format!("{column} {dir}{nulls}, id {dir}");
     let _ = write!(sql, " order by {order} limit ${limit}");
-    if let Some(JsonList { aggregate, row }) = D::JSON_LIST {
-        sql = format!(
-            "select cast({aggregate}({row} order by {order}) as text) from ({sql}) as page"
-        );
-    }
     (sql, args)
 }
 
+/// Whether the work of `query`'s statement is bounded by its page: an index range scan led by
+/// the owner, in sort order, that stops after `limit + 1` rows, for a page no larger than the
+/// default. A status filter or a search may read every task the user has before the page
+/// fills, and so may the due-date sort, whose `nulls last` SQLite cannot read from the index.
+pub(crate) fn is_bounded(query: &ListQuery) -> bool {
+    query.status == StatusFilter::All
+        && query.search.is_none()
+        && query.sort != SortField::DueDate
+        && query.limit.get() <= crate::model::Limit::DEFAULT
+}
+
 /// A task as SQLite stores it: id, user id, title, description, completed, priority rank, then
-/// due date, creation and update times in microseconds since the epoch, and version. It is also
-/// the shape of one element of a list statement's JSON aggregate ([`JsonList::row`]).
-#[derive(serde::Deserialize)]
+/// due date, creation and update times in microseconds since the epoch, and version.
 pub(crate) struct StoredTask(
     pub(crate) i64,
     pub(crate) String,
@@ -306,18 +294,6 @@ pub(crate) fn unknown_rank(rank: i16) -> sqlx::Error {
         index: "priority".into(),
         source: format!("unknown priority rank {rank}").into(),
     }
-}
-
-/// Decodes the JSON array a list statement's aggregate built (`None`: no rows).
-pub(crate) fn tasks_from_json(json: Option<&str>) -> sqlx::Result<Vec<Task>> {
-    let Some(json) = json else {
-        return Ok(Vec::new());
-    };
-    let rows: Vec<StoredTask> =
-        serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    rows.into_iter()
-        .map(|row| row.into_task().map_err(unknown_rank))
-        .collect()
 }
 
 /// The keyset position just after `task` in a list sorted by `sort`/`order`.
@@ -664,3 +640,58 @@ macro_rules! read_enum {
 }
 
 pub(crate) use read_enum;
+
+#[cfg(test)]
+mod tests {
+    use super::is_bounded;
+    use crate::model::{Limit, ListQuery, SearchText, SortField, SortOrder, StatusFilter};
+
+    /// Only plain pages in an indexed order, no larger than the default, count as bounded:
+    /// those are the ones SQLite runs on the async workers.
+    #[test]
+    fn only_plain_indexed_pages_of_default_size_are_bounded() {
+        let plain = ListQuery::default();
+        assert!(is_bounded(&plain));
+        for sort in [
+            SortField::Created,
+            SortField::Updated,
+            SortField::Title,
+            SortField::Priority,
+        ] {
+            for order in [SortOrder::Asc, SortOrder::Desc] {
+                let q = ListQuery {
+                    sort,
+                    order,
+                    cursor: Some("anything".into()),
+                    ..plain.clone()
+                };
+                assert!(is_bounded(&q), "{sort:?} {order:?}");
+            }
+        }
+        let unbounded = [
+            ListQuery {
+                status: StatusFilter::Pending,
+                ..plain.clone()
+            },
+            ListQuery {
+                status: StatusFilter::Completed,
+                ..plain.clone()
+            },
+            ListQuery {
+                search: SearchText::parse("milk").unwrap(),
+                ..plain.clone()
+            },
+            ListQuery {
+                sort: SortField::DueDate,
+                ..plain.clone()
+            },
+            ListQuery {
+                limit: Limit::new(i64::from(Limit::DEFAULT) + 1).unwrap(),
+                ..plain.clone()
+            },
+        ];
+        for q in unbounded {
+            assert!(!is_bounded(&q), "{q:?}");
+        }
+    }
+}

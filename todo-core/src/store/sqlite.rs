@@ -10,9 +10,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite};
 
-use super::sql::{
-    Db, Exec, JsonList, StoredTask, Value, exec_impls, read_enum, tasks_from_json, unknown_rank,
-};
+use super::sql::{Db, Exec, Read, StoredTask, Value, exec_impls, read_enum, unknown_rank};
 use crate::error::{Error, Result};
 use crate::model::Task;
 use crate::options::StoreOptions;
@@ -85,20 +83,6 @@ fn decode(row: &SqliteRow) -> sqlx::Result<Task> {
     )
     .into_task()
     .map_err(unknown_rank)
-}
-
-/// Runs a list statement wrapped in the JSON aggregate and decodes its one text.
-async fn run_tasks_json(
-    conn: &mut sqlx::SqliteConnection,
-    sql: &str,
-    args: &[Value<'_>],
-) -> sqlx::Result<Vec<Task>> {
-    let json: Option<String> = bound(sql, args)
-        .try_map(|row| row.try_get::<Option<String>, _>(0))
-        .fetch_optional(conn)
-        .await?
-        .flatten();
-    tasks_from_json(json.as_deref())
 }
 
 /// How long a statement waits for a lock another connection holds.
@@ -182,14 +166,6 @@ impl Db for SqliteDb {
     type Tx = TxExec;
     const POSITION_FN: &'static str = "instr";
     const NAME: &'static str = "sqlite";
-    // sqlx copies every value of every row across its worker thread; one JSON text per page
-    // crosses once.
-    const JSON_LIST: Option<JsonList> = Some(JsonList {
-        aggregate: "json_group_array",
-        row: "json_array(id, user_id, title, description, \
-            json(case when completed then 'true' else 'false' end), priority, due_date, \
-            created_at, updated_at, version)",
-    });
 
     fn reader(&self) -> SqliteReader<'_> {
         match &self.direct {
@@ -201,11 +177,16 @@ impl Db for SqliteDb {
         }
     }
 
-    /// Pages come as one JSON text ([`Db::JSON_LIST`]), read on sqlx's threads: inline
-    /// (`sqlite/direct.rs`) a list of 50 cost more server CPU per request (125 against 108 µs)
-    /// and served a fifth fewer requests under load.
-    async fn list(&self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        on_pool!(self.reader, run_tasks_json, sql, args)
+    /// A page whose work is bounded runs like a lookup, on the calling thread on a file
+    /// (`sqlite/direct.rs`): a list of 50 costs the server about 75 µs there against 100 on
+    /// sqlx's threads, and serves a quarter more requests (docs/benchmarks.md). A page that
+    /// may read all the user's tasks (a search, a filter) stays off the async workers.
+    async fn list(&self, sql: &str, args: &[Value<'_>], bounded: bool) -> sqlx::Result<Vec<Task>> {
+        if bounded {
+            self.reader().tasks(sql, args).await
+        } else {
+            PoolExec(&self.reader).tasks(sql, args).await
+        }
     }
 
     fn writer(&self) -> SqliteWriter<'_> {
@@ -241,7 +222,7 @@ impl Db for SqliteDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sql::{Commit, Read as _};
+    use crate::store::sql::Commit;
 
     const CLAIM: &str = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ('u', 'k', 'f', 0)";
     const COUNT: &str = "select count(*) from idempotency_keys";

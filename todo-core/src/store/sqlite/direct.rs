@@ -8,8 +8,8 @@
 //! account) is cheaper to run right where the request is than to hand over, so the store runs
 //! those here, on read-only connections to the same WAL database (readers never wait for the
 //! writer); each takes microseconds, well within what an async worker may spend between awaits.
-//! Lists, whose cost grows with the page and, for searches and filters, with the user's data,
-//! stay on sqlx's threads, off the async workers (run here, a page of 50 also measured slower).
+//! So do list pages whose work is bounded by the page (`sql::is_bounded`); lists that may read
+//! every task the user has (searches, filters) stay on sqlx's threads, off the async workers.
 //!
 //! Writes, migrations and transactions stay on sqlx.
 
