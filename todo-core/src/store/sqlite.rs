@@ -177,15 +177,22 @@ impl Db for SqliteDb {
         }
     }
 
-    /// A page whose work is bounded runs like a lookup, on the calling thread on a file
-    /// (`sqlite/direct.rs`): a list of 50 costs the server about 75 µs there against 100 on
-    /// sqlx's threads, and serves a quarter more requests (docs/benchmarks.md). A page that
-    /// may read all the user's tasks (a search, a filter) stays off the async workers.
+    /// On a file, through rusqlite (`sqlite/direct.rs`): a page whose work is bounded runs like
+    /// a lookup, on the calling thread (a list of 50 costs the server about 60 µs there against
+    /// 100 on sqlx's threads; docs/benchmarks.md); one that may read all the user's tasks (a
+    /// search, a filter) runs on tokio's blocking threads, off the async workers.
     async fn list(&self, sql: &str, args: &[Value<'_>], bounded: bool) -> sqlx::Result<Vec<Task>> {
+        let Some(readers) = &self.direct else {
+            return PoolExec(&self.reader).tasks(sql, args).await;
+        };
+        let mut reader = direct::DirectReader {
+            readers,
+            fallback: &self.reader,
+        };
         if bounded {
-            self.reader().tasks(sql, args).await
+            reader.tasks(sql, args).await
         } else {
-            PoolExec(&self.reader).tasks(sql, args).await
+            reader.scan(sql, args).await
         }
     }
 
@@ -324,6 +331,52 @@ mod tests {
             exec.int("select count(*) from t", &[]).await.unwrap(),
             Some(2)
         );
+        release.await.unwrap();
+    }
+
+    /// A list that may read all of a user's tasks runs on tokio's blocking threads; when the
+    /// file is locked there too, it is answered by sqlx's threads once the lock is released.
+    #[tokio::test]
+    async fn a_scan_on_a_locked_file_waits_on_sqlx_threads_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder
+            .execute_batch(
+                "create table tasks (id integer primary key, user_id text, title text, \
+                 description text, completed integer, priority integer, due_date integer, \
+                 created_at integer, updated_at integer, version integer); \
+                 insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1); \
+                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3);",
+            )
+            .unwrap();
+        let readers = direct::Readers::new(path.clone(), 1, Duration::from_secs(5)).unwrap();
+        let fallback = Pool::new(
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT),
+            1,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let release = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            holder.execute_batch("commit").unwrap();
+        });
+        let mut reader = direct::DirectReader {
+            readers: &readers,
+            fallback: &fallback,
+        };
+        let tasks = reader
+            .scan(
+                "select id, user_id, title, description, completed, priority, due_date, \
+                 created_at, updated_at, version from tasks where user_id = $1 order by id",
+                &[Value::Text("u")],
+            )
+            .await
+            .unwrap();
+        let ids: Vec<_> = tasks.iter().map(|t| (t.id, t.version)).collect();
+        assert_eq!(ids, [(1, 1), (2, 3)]);
         release.await.unwrap();
     }
 

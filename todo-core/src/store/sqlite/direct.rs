@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool::managed::{self, Metrics, RecycleResult};
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement};
 
 use crate::model::Task;
@@ -66,6 +67,24 @@ impl Readers {
         self.0.close();
     }
 
+    /// Takes a connection and runs `f` on it on tokio's blocking threads, for reads whose cost
+    /// may grow with the user's data: one hand-over per statement, rows decoded where they are
+    /// read (sqlx-sqlite hands every row over a channel, value by value).
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> sqlx::Result<T> {
+        let mut conn = self
+            .0
+            .get()
+            .await
+            .map_err(|e| crate::store::pool::pool_error(e, to_sqlx))?;
+        tokio::task::spawn_blocking(move || f(&mut conn))
+            .await
+            .map_err(|_| sqlx::Error::WorkerCrashed)?
+            .map_err(to_sqlx)
+    }
+
     /// Takes a connection and runs `f` on it, here, without awaiting in between.
     async fn run<T>(
         &self,
@@ -101,28 +120,39 @@ fn is_busy(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
 }
 
+/// The arguments as SQLite stores them (booleans as 0 and 1, times as microseconds since the
+/// epoch), owned so a statement can also run on another thread.
+fn values(args: &[Value<'_>]) -> Vec<SqlValue> {
+    args.iter().map(sqlite_value).collect()
+}
+
+fn sqlite_value(v: &Value<'_>) -> SqlValue {
+    fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> SqlValue) -> SqlValue {
+        v.map_or(SqlValue::Null, f)
+    }
+    match *v {
+        Value::I64(x) => SqlValue::Integer(x),
+        Value::OptI64(x) => or_null(x, SqlValue::Integer),
+        Value::I16(x) => SqlValue::Integer(x.into()),
+        Value::OptI16(x) => or_null(x, |x| SqlValue::Integer(x.into())),
+        Value::Bool(x) => SqlValue::Integer(x.into()),
+        Value::OptBool(x) => or_null(x, |x| SqlValue::Integer(x.into())),
+        Value::Text(x) => SqlValue::Text(x.to_owned()),
+        Value::OptText(x) => or_null(x, |x| SqlValue::Text(x.to_owned())),
+        Value::Time(t) => SqlValue::Integer(t.timestamp_micros()),
+        Value::OptTime(t) => or_null(t, |t| SqlValue::Integer(t.timestamp_micros())),
+    }
+}
+
 /// Binds `$1..$n` by name (SQLite numbers named parameters by first appearance, which need not
 /// follow their digits).
-fn bind(stmt: &mut Statement<'_>, args: &[Value<'_>]) -> rusqlite::Result<()> {
+fn bind(stmt: &mut Statement<'_>, args: &[SqlValue]) -> rusqlite::Result<()> {
     for (i, v) in args.iter().enumerate() {
         let name = format!("${}", i + 1);
         let index = stmt
             .parameter_index(&name)?
             .ok_or(rusqlite::Error::InvalidParameterName(name))?;
-        match *v {
-            Value::I64(x) => stmt.raw_bind_parameter(index, x)?,
-            Value::OptI64(x) => stmt.raw_bind_parameter(index, x)?,
-            Value::I16(x) => stmt.raw_bind_parameter(index, x)?,
-            Value::OptI16(x) => stmt.raw_bind_parameter(index, x)?,
-            Value::Bool(x) => stmt.raw_bind_parameter(index, x)?,
-            Value::OptBool(x) => stmt.raw_bind_parameter(index, x)?,
-            Value::Text(x) => stmt.raw_bind_parameter(index, x)?,
-            Value::OptText(x) => stmt.raw_bind_parameter(index, x)?,
-            Value::Time(t) => stmt.raw_bind_parameter(index, t.timestamp_micros())?,
-            Value::OptTime(t) => {
-                stmt.raw_bind_parameter(index, t.map(|t| t.timestamp_micros()))?;
-            }
-        }
+        stmt.raw_bind_parameter(index, v)?;
     }
     Ok(())
 }
@@ -131,7 +161,7 @@ fn bind(stmt: &mut Statement<'_>, args: &[Value<'_>]) -> rusqlite::Result<()> {
 fn all<T>(
     conn: &Connection,
     sql: &str,
-    args: &[Value<'_>],
+    args: &[SqlValue],
     mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
@@ -148,7 +178,7 @@ fn all<T>(
 fn first<T>(
     conn: &Connection,
     sql: &str,
-    args: &[Value<'_>],
+    args: &[SqlValue],
     map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Option<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
@@ -182,6 +212,22 @@ pub(crate) struct DirectReader<'a> {
     pub(crate) fallback: &'a super::Pool,
 }
 
+impl DirectReader<'_> {
+    /// Runs a read whose cost may grow with the user's data (a filtered or searched list) on
+    /// tokio's blocking threads ([`Readers::run_blocking`]), off the async workers.
+    pub(crate) async fn scan(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
+        let (owned_sql, values) = (sql.to_owned(), values(args));
+        let direct = self
+            .readers
+            .run_blocking(move |conn| all(conn, &owned_sql, &values, task))
+            .await;
+        match direct {
+            Err(e) if is_busy(&e) => super::PoolExec(self.fallback).tasks(sql, args).await,
+            other => other,
+        }
+    }
+}
+
 /// Runs `$direct`; if the database was locked, runs `$method` on the fallback pool instead.
 macro_rules! or_fallback {
     ($self:ident, $method:ident, $sql:ident, $args:ident, $direct:expr) => {
@@ -195,19 +241,25 @@ macro_rules! or_fallback {
 #[async_trait]
 impl Read for DirectReader<'_> {
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        let direct = self.readers.run(|conn| all(conn, sql, args, task)).await;
+        let values = values(args);
+        let direct = self.readers.run(|conn| all(conn, sql, &values, task)).await;
         or_fallback!(self, tasks, sql, args, direct)
     }
 
     async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
-        let direct = self.readers.run(|conn| first(conn, sql, args, task)).await;
+        let values = values(args);
+        let direct = self
+            .readers
+            .run(|conn| first(conn, sql, &values, task))
+            .await;
         or_fallback!(self, task, sql, args, direct)
     }
 
     async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
+        let values = values(args);
         let direct = self
             .readers
-            .run(|conn| first(conn, sql, args, |row| row.get(0)))
+            .run(|conn| first(conn, sql, &values, |row| row.get(0)))
             .await;
         or_fallback!(self, int, sql, args, direct)
     }
@@ -217,18 +269,20 @@ impl Read for DirectReader<'_> {
         sql: &str,
         args: &[Value<'_>],
     ) -> sqlx::Result<Option<(String, Option<String>)>> {
+        let values = values(args);
         let direct = self
             .readers
-            .run(|conn| first(conn, sql, args, |row| Ok((row.get(0)?, row.get(1)?))))
+            .run(|conn| first(conn, sql, &values, |row| Ok((row.get(0)?, row.get(1)?))))
             .await;
         or_fallback!(self, texts, sql, args, direct)
     }
 
     async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
+        let values = values(args);
         let direct = self
             .readers
             .run(|conn| {
-                first(conn, sql, args, |row| {
+                first(conn, sql, &values, |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })
             })
