@@ -133,7 +133,6 @@ impl Db for PgDb {
     type Tx = TxExec;
     const POSITION_FN: &'static str = "strpos";
     const NAME: &'static str = "postgres";
-    // PostgreSQL sends rows cheaply; building JSON there costs it more than it saves us.
 
     fn reader(&self) -> PgReader<'_> {
         match &self.readers {

@@ -245,7 +245,10 @@ pub(crate) fn list_statement<'a, D: Db>(
 /// Whether the work of `query`'s statement is bounded by its page: an index range scan led by
 /// the owner, in sort order, that stops after `limit + 1` rows, for a page no larger than the
 /// default. A status filter or a search may read every task the user has before the page
-/// fills, and so may the due-date sort, whose `nulls last` SQLite cannot read from the index.
+/// fills, and so may the due-date sort: its cursor (`due_date is null or (due_date, id) > ...`,
+/// as tasks without a date come last) is no range to seek to, so SQLite reads the user's index
+/// from the start, and `nulls last` first steps over every undated task. Checked against
+/// SQLite's plan in `sqlite.rs`.
 pub(crate) fn is_bounded(query: &ListQuery) -> bool {
     query.status == StatusFilter::All
         && query.search.is_none()

@@ -93,15 +93,25 @@ const SQLITE_WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The SQLite backend.
 pub(crate) struct SqliteDb {
-    /// Reads whose cost grows with the user's data, on sqlx's connection threads (and every
-    /// read in memory).
+    /// Every read in memory; on a file, the reads the rusqlite connections were refused
+    /// because the file was locked (sqlx's threads may wait for it).
     reader: Pool,
-    /// Bounded reads on a file, run on the calling thread (`sqlite/direct.rs`).
-    direct: Option<direct::Readers>,
+    /// Reads on a file through rusqlite (`sqlite/direct.rs`).
+    direct: Option<FileReaders>,
     /// Multi-statement write transactions (keyed creates), and every write in memory.
     writer: Pool,
     /// Single-statement writes on a file, group-committed.
     queue: Option<batch::WriteQueue>,
+}
+
+/// The rusqlite read-only connections of a database file, in two pools so that scans, which
+/// may each read all of a user's tasks, can never take every connection from the lookups and
+/// plain pages that answer in microseconds.
+struct FileReaders {
+    /// Lookups by key and bounded list pages, run on the calling thread.
+    bounded: direct::Readers,
+    /// Lists that may read all of a user's tasks, run on tokio's blocking threads.
+    scans: direct::Readers,
 }
 
 fn is_in_memory(url: &str) -> bool {
@@ -143,12 +153,16 @@ impl SqliteDb {
                 queue: None,
             });
         }
-        // Eight readers served a list of 50 about 30% faster than four under 64 connections
+        // Each pool opens connections on demand, up to `readers`. Eight sqlx readers served a
+        // list of 50 about 30% faster than four under 64 connections, when lists ran there
         // (docs/benchmarks.md); more gained nothing.
         let readers = options.max_connections.unwrap_or(8);
         let reader = Pool::new(connect.clone().read_only(true), readers, write_wait)?;
-        let direct =
-            direct::Readers::new(connect.get_filename().to_path_buf(), readers, write_wait)?;
+        let path = connect.get_filename().to_path_buf();
+        let direct = FileReaders {
+            bounded: direct::Readers::new(path.clone(), readers, write_wait)?,
+            scans: direct::Readers::new(path, readers, write_wait)?,
+        };
         let queue_conn = sqlx::ConnectOptions::connect(&connect).await?;
         Ok(Self {
             reader,
@@ -170,7 +184,7 @@ impl Db for SqliteDb {
     fn reader(&self) -> SqliteReader<'_> {
         match &self.direct {
             Some(readers) => SqliteReader::Direct(direct::DirectReader {
-                readers,
+                readers: &readers.bounded,
                 fallback: &self.reader,
             }),
             None => SqliteReader::Pool(PoolExec(&self.reader)),
@@ -180,19 +194,21 @@ impl Db for SqliteDb {
     /// On a file, through rusqlite (`sqlite/direct.rs`): a page whose work is bounded runs like
     /// a lookup, on the calling thread (a list of 50 costs the server about 60 µs there against
     /// 100 on sqlx's threads; docs/benchmarks.md); one that may read all the user's tasks (a
-    /// search, a filter) runs on tokio's blocking threads, off the async workers.
+    /// search, a filter) runs on tokio's blocking threads, off the async workers, on
+    /// connections of its own.
     async fn list(&self, sql: &str, args: &[Value<'_>], bounded: bool) -> sqlx::Result<Vec<Task>> {
         let Some(readers) = &self.direct else {
             return PoolExec(&self.reader).tasks(sql, args).await;
         };
-        let mut reader = direct::DirectReader {
-            readers,
-            fallback: &self.reader,
-        };
         if bounded {
-            reader.tasks(sql, args).await
+            self.reader().tasks(sql, args).await
         } else {
-            reader.scan(sql, args).await
+            direct::DirectReader {
+                readers: &readers.scans,
+                fallback: &self.reader,
+            }
+            .scan(sql, args)
+            .await
         }
     }
 
@@ -219,7 +235,8 @@ impl Db for SqliteDb {
             queue.close().await;
         }
         if let Some(direct) = &self.direct {
-            direct.close();
+            direct.bounded.close();
+            direct.scans.close();
         }
         self.reader.close().await;
         self.writer.close().await;
@@ -296,48 +313,16 @@ mod tests {
         }
     }
 
-    /// A lookup runs on the calling thread and must never wait there for a lock. While another
-    /// connection holds the file exclusively (here a rollback-journal database in the middle of
-    /// a write; on a WAL database only another process can do that), it is refused at once, runs
-    /// on sqlx's threads instead (which wait, up to the busy timeout), and answers once the file
-    /// is free.
+    /// Reads on a file never wait for a lock on the async workers, nor on the blocking threads
+    /// (busy timeout 0). While another connection holds the file exclusively (here a
+    /// rollback-journal database in the middle of a write; on a WAL database only another
+    /// process can do that), a lookup (run inline) and a scan (run on a blocking thread) are
+    /// both refused at once, run on sqlx's threads instead (which wait, up to the busy timeout),
+    /// and answer once the file is free, with the committed row. (Timing-based one way only:
+    /// were both reads to start after the release, it would pass without the fallback; it
+    /// fails without the fallback whenever they start before, as they do.)
     #[tokio::test]
-    async fn a_lookup_on_a_locked_file_waits_on_sqlx_threads_instead_of_failing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let holder = rusqlite::Connection::open(&path).unwrap();
-        holder
-            .execute_batch("create table t (x integer); insert into t values (1); begin exclusive; insert into t values (2);")
-            .unwrap();
-        let readers = direct::Readers::new(path.clone(), 1, Duration::from_secs(5)).unwrap();
-        let fallback = Pool::new(
-            SqliteConnectOptions::new()
-                .filename(&path)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT),
-            1,
-            Duration::from_secs(5),
-        )
-        .unwrap();
-        let release = tokio::task::spawn_blocking(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            holder.execute_batch("commit").unwrap();
-        });
-        let mut exec = direct::DirectReader {
-            readers: &readers,
-            fallback: &fallback,
-        };
-        // Answered after the commit, by the fallback: the direct connection alone fails.
-        assert_eq!(
-            exec.int("select count(*) from t", &[]).await.unwrap(),
-            Some(2)
-        );
-        release.await.unwrap();
-    }
-
-    /// A list that may read all of a user's tasks runs on tokio's blocking threads; when the
-    /// file is locked there too, it is answered by sqlx's threads once the lock is released.
-    #[tokio::test]
-    async fn a_scan_on_a_locked_file_waits_on_sqlx_threads_instead_of_failing() {
+    async fn reads_on_a_locked_file_wait_on_sqlx_threads_instead_of_failing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let holder = rusqlite::Connection::open(&path).unwrap();
@@ -350,12 +335,12 @@ mod tests {
                  begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3);",
             )
             .unwrap();
-        let readers = direct::Readers::new(path.clone(), 1, Duration::from_secs(5)).unwrap();
+        let readers = direct::Readers::new(path.clone(), 2, Duration::from_secs(5)).unwrap();
         let fallback = Pool::new(
             SqliteConnectOptions::new()
                 .filename(&path)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT),
-            1,
+            2,
             Duration::from_secs(5),
         )
         .unwrap();
@@ -363,21 +348,116 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
             holder.execute_batch("commit").unwrap();
         });
-        let mut reader = direct::DirectReader {
+        let reader = || direct::DirectReader {
             readers: &readers,
             fallback: &fallback,
         };
-        let tasks = reader
-            .scan(
+        let (mut lookup, mut scan) = (reader(), reader());
+        let (count, tasks) = tokio::join!(
+            lookup.int("select count(*) from tasks", &[]),
+            scan.scan(
                 "select id, user_id, title, description, completed, priority, due_date, \
                  created_at, updated_at, version from tasks where user_id = $1 order by id",
                 &[Value::Text("u")],
-            )
-            .await
-            .unwrap();
-        let ids: Vec<_> = tasks.iter().map(|t| (t.id, t.version)).collect();
-        assert_eq!(ids, [(1, 1), (2, 3)]);
+            ),
+        );
+        assert_eq!(count.unwrap(), Some(2));
+        let versions: Vec<_> = tasks.unwrap().iter().map(|t| (t.id, t.version)).collect();
+        assert_eq!(versions, [(1, 1), (2, 3)]);
         release.await.unwrap();
+    }
+
+    /// What `is_bounded` promises, checked against SQLite's own plan: every list shape it calls
+    /// bounded (four sorts, both orders, first page and cursor page) reads the owner's index in
+    /// sort order, with no temporary B-tree to sort and no scan of the table, so it stops
+    /// after the page; and the due-date sort, which it excludes, cannot seek to a cursor.
+    #[tokio::test]
+    async fn bounded_list_shapes_are_index_range_scans_in_sqlites_plan() {
+        use crate::cursor::{Key, Position};
+        use crate::model::{ListQuery, SortField, SortOrder};
+        use crate::store::sql::{is_bounded, list_statement};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = SqliteDb::open(
+            &format!("sqlite://{}", path.display()),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        db.close().await;
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let plan = |query: &ListQuery, after: Option<&Position>| {
+            let (sql, _) = list_statement::<SqliteDb>("u", query, after);
+            let mut stmt = conn.prepare(&format!("explain query plan {sql}")).unwrap();
+            // Parameters left unbound are null; the plan does not depend on their values.
+            let mut rows = stmt.raw_query();
+            let mut details = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                details.push(row.get::<_, String>(3).unwrap());
+            }
+            details.join("; ")
+        };
+        for (sort, index, key) in [
+            (SortField::Created, "tasks_user_created", Key::Time(5)),
+            (SortField::Updated, "tasks_user_updated", Key::Time(5)),
+            (SortField::Title, "tasks_user_title", Key::Text("k".into())),
+            (SortField::Priority, "tasks_user_priority", Key::Rank(2)),
+        ] {
+            for order in [SortOrder::Asc, SortOrder::Desc] {
+                let query = ListQuery {
+                    sort,
+                    order,
+                    ..ListQuery::default()
+                };
+                assert!(is_bounded(&query));
+                let after = Position {
+                    sort,
+                    order,
+                    key: key.clone(),
+                    id: 7,
+                };
+                for after in [None, Some(&after)] {
+                    let plan = plan(&query, after);
+                    assert!(
+                        plan.contains(&format!("USING INDEX {index} (user_id=?")),
+                        "{sort:?} {order:?} {after:?}: {plan}"
+                    );
+                    assert!(
+                        !plan.contains("TEMP B-TREE"),
+                        "{sort:?} {order:?} {after:?}: {plan}"
+                    );
+                }
+            }
+        }
+        let due_first = ListQuery {
+            sort: SortField::DueDate,
+            order: SortOrder::Asc,
+            ..ListQuery::default()
+        };
+        assert!(!is_bounded(&due_first));
+        // Due-date pages resume with `due_date is null or (due_date, id) > (...)`, which is no
+        // range: SQLite walks the owner's index from its start, so deep pages read every task
+        // before them.
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let query = ListQuery {
+                sort: SortField::DueDate,
+                order,
+                ..ListQuery::default()
+            };
+            assert!(!is_bounded(&query));
+            let after = Position {
+                sort: SortField::DueDate,
+                order,
+                key: Key::MaybeTime(Some(5)),
+                id: 7,
+            };
+            let plan = plan(&query, Some(&after));
+            assert!(
+                plan.ends_with("USING INDEX tasks_user_due (user_id=?)"),
+                "{order:?}: {plan}"
+            );
+        }
     }
 
     /// SQLite reports extended result codes (`5` busy, `517` busy snapshot, `261` busy

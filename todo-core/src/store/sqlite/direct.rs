@@ -8,8 +8,10 @@
 //! account) is cheaper to run right where the request is than to hand over, so the store runs
 //! those here, on read-only connections to the same WAL database (readers never wait for the
 //! writer); each takes microseconds, well within what an async worker may spend between awaits.
-//! So do list pages whose work is bounded by the page (`sql::is_bounded`); lists that may read
-//! every task the user has (searches, filters) stay on sqlx's threads, off the async workers.
+//! So do list pages whose work is bounded by the page (`sql::is_bounded`). Lists that may read
+//! every task the user has (searches, filters) run on the same kind of connection on tokio's
+//! blocking threads ([`DirectReader::scan`]), off the async workers. A statement already
+//! running there finishes even if its request is abandoned, as it did on sqlx's threads.
 //!
 //! Writes, migrations and transactions stay on sqlx.
 
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool::managed::{self, Metrics, RecycleResult};
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement};
 
 use crate::model::Task;
@@ -79,10 +81,15 @@ impl Readers {
             .get()
             .await
             .map_err(|e| crate::store::pool::pool_error(e, to_sqlx))?;
-        tokio::task::spawn_blocking(move || f(&mut conn))
-            .await
-            .map_err(|_| sqlx::Error::WorkerCrashed)?
-            .map_err(to_sqlx)
+        match tokio::task::spawn_blocking(move || f(&mut conn)).await {
+            Ok(result) => result.map_err(to_sqlx),
+            // A panic is a bug, not an outage: a storage error (500), not "retry" (503).
+            Err(e) if e.is_panic() => Err(sqlx::Error::AnyDriverError(
+                "a read on a blocking thread panicked".into(),
+            )),
+            // The runtime is shutting down.
+            Err(_) => Err(sqlx::Error::WorkerCrashed),
+        }
     }
 
     /// Takes a connection and runs `f` on it, here, without awaiting in between.
@@ -120,48 +127,47 @@ fn is_busy(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
 }
 
-/// The arguments as SQLite stores them (booleans as 0 and 1, times as microseconds since the
-/// epoch), owned so a statement can also run on another thread.
-fn values(args: &[Value<'_>]) -> Vec<SqlValue> {
-    args.iter().map(sqlite_value).collect()
-}
-
-fn sqlite_value(v: &Value<'_>) -> SqlValue {
-    fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> SqlValue) -> SqlValue {
-        v.map_or(SqlValue::Null, f)
+/// `v` as SQLite stores it: booleans as 0 and 1, times as microseconds since the epoch, text
+/// borrowed.
+fn sqlite_value<'a>(v: &Value<'a>) -> ValueRef<'a> {
+    fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> ValueRef<'static>) -> ValueRef<'static> {
+        v.map_or(ValueRef::Null, f)
     }
     match *v {
-        Value::I64(x) => SqlValue::Integer(x),
-        Value::OptI64(x) => or_null(x, SqlValue::Integer),
-        Value::I16(x) => SqlValue::Integer(x.into()),
-        Value::OptI16(x) => or_null(x, |x| SqlValue::Integer(x.into())),
-        Value::Bool(x) => SqlValue::Integer(x.into()),
-        Value::OptBool(x) => or_null(x, |x| SqlValue::Integer(x.into())),
-        Value::Text(x) => SqlValue::Text(x.to_owned()),
-        Value::OptText(x) => or_null(x, |x| SqlValue::Text(x.to_owned())),
-        Value::Time(t) => SqlValue::Integer(t.timestamp_micros()),
-        Value::OptTime(t) => or_null(t, |t| SqlValue::Integer(t.timestamp_micros())),
+        Value::I64(x) => ValueRef::Integer(x),
+        Value::OptI64(x) => or_null(x, ValueRef::Integer),
+        Value::I16(x) => ValueRef::Integer(x.into()),
+        Value::OptI16(x) => or_null(x, |x| ValueRef::Integer(x.into())),
+        Value::Bool(x) => ValueRef::Integer(x.into()),
+        Value::OptBool(x) => or_null(x, |x| ValueRef::Integer(x.into())),
+        Value::Text(x) => ValueRef::Text(x.as_bytes()),
+        Value::OptText(x) => x.map_or(ValueRef::Null, |x| ValueRef::Text(x.as_bytes())),
+        Value::Time(t) => ValueRef::Integer(t.timestamp_micros()),
+        Value::OptTime(t) => or_null(t, |t| ValueRef::Integer(t.timestamp_micros())),
     }
 }
 
 /// Binds `$1..$n` by name (SQLite numbers named parameters by first appearance, which need not
 /// follow their digits).
-fn bind(stmt: &mut Statement<'_>, args: &[SqlValue]) -> rusqlite::Result<()> {
-    for (i, v) in args.iter().enumerate() {
+fn bind<'a>(
+    stmt: &mut Statement<'_>,
+    args: impl IntoIterator<Item = ValueRef<'a>>,
+) -> rusqlite::Result<()> {
+    for (i, v) in args.into_iter().enumerate() {
         let name = format!("${}", i + 1);
         let index = stmt
             .parameter_index(&name)?
             .ok_or(rusqlite::Error::InvalidParameterName(name))?;
-        stmt.raw_bind_parameter(index, v)?;
+        stmt.raw_bind_parameter(index, ToSqlOutput::Borrowed(v))?;
     }
     Ok(())
 }
 
 /// Every row of `sql`, each read by `map`.
-fn all<T>(
+fn all<'a, T>(
     conn: &Connection,
     sql: &str,
-    args: &[SqlValue],
+    args: impl IntoIterator<Item = ValueRef<'a>>,
     mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
@@ -175,10 +181,10 @@ fn all<T>(
 }
 
 /// The first row of `sql`, if any, read by `map`.
-fn first<T>(
+fn first<'a, T>(
     conn: &Connection,
     sql: &str,
-    args: &[SqlValue],
+    args: impl IntoIterator<Item = ValueRef<'a>>,
     map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Option<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
@@ -205,8 +211,8 @@ fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
     .map_err(|rank| rusqlite::Error::IntegralValueOutOfRange(5, i64::from(rank)))
 }
 
-/// Runs statements on the calling thread (see the module documentation for when), or, when
-/// the database is momentarily locked, on `fallback` (sqlx's threads, which may wait for it).
+/// Runs statements on the calling thread ([`DirectReader::scan`]: on a blocking thread), or,
+/// when the database is momentarily locked, on `fallback` (sqlx's threads, which may wait).
 pub(crate) struct DirectReader<'a> {
     pub(crate) readers: &'a Readers,
     pub(crate) fallback: &'a super::Pool,
@@ -216,10 +222,11 @@ impl DirectReader<'_> {
     /// Runs a read whose cost may grow with the user's data (a filtered or searched list) on
     /// tokio's blocking threads ([`Readers::run_blocking`]), off the async workers.
     pub(crate) async fn scan(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        let (owned_sql, values) = (sql.to_owned(), values(args));
+        let owned_sql = sql.to_owned();
+        let values: Vec<SqlValue> = args.iter().map(|v| sqlite_value(v).into()).collect();
         let direct = self
             .readers
-            .run_blocking(move |conn| all(conn, &owned_sql, &values, task))
+            .run_blocking(move |conn| all(conn, &owned_sql, values.iter().map(Into::into), task))
             .await;
         match direct {
             Err(e) if is_busy(&e) => super::PoolExec(self.fallback).tasks(sql, args).await,
@@ -241,25 +248,25 @@ macro_rules! or_fallback {
 #[async_trait]
 impl Read for DirectReader<'_> {
     async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        let values = values(args);
-        let direct = self.readers.run(|conn| all(conn, sql, &values, task)).await;
+        let direct = self
+            .readers
+            .run(|conn| all(conn, sql, args.iter().map(sqlite_value), task))
+            .await;
         or_fallback!(self, tasks, sql, args, direct)
     }
 
     async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
-        let values = values(args);
         let direct = self
             .readers
-            .run(|conn| first(conn, sql, &values, task))
+            .run(|conn| first(conn, sql, args.iter().map(sqlite_value), task))
             .await;
         or_fallback!(self, task, sql, args, direct)
     }
 
     async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
-        let values = values(args);
         let direct = self
             .readers
-            .run(|conn| first(conn, sql, &values, |row| row.get(0)))
+            .run(|conn| first(conn, sql, args.iter().map(sqlite_value), |row| row.get(0)))
             .await;
         or_fallback!(self, int, sql, args, direct)
     }
@@ -269,20 +276,22 @@ impl Read for DirectReader<'_> {
         sql: &str,
         args: &[Value<'_>],
     ) -> sqlx::Result<Option<(String, Option<String>)>> {
-        let values = values(args);
         let direct = self
             .readers
-            .run(|conn| first(conn, sql, &values, |row| Ok((row.get(0)?, row.get(1)?))))
+            .run(|conn| {
+                first(conn, sql, args.iter().map(sqlite_value), |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+            })
             .await;
         or_fallback!(self, texts, sql, args, direct)
     }
 
     async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
-        let values = values(args);
         let direct = self
             .readers
             .run(|conn| {
-                first(conn, sql, &values, |row| {
+                first(conn, sql, args.iter().map(sqlite_value), |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })
             })
