@@ -10,18 +10,19 @@
 //! writer); each takes microseconds, well within what an async worker may spend between awaits.
 //! So do list pages whose work is bounded by the page (`sql::is_bounded`). Lists that may read
 //! every task the user has (searches, filters) run on the same kind of connection on tokio's
-//! blocking threads ([`DirectReader::scan`]), off the async workers. A statement already
-//! running there finishes even if its request is abandoned, as it did on sqlx's threads.
+//! blocking threads ([`DirectReader::scan`]), off the async workers; one whose request is
+//! abandoned is interrupted.
 //!
 //! Writes, migrations and transactions stay on sqlx.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool::managed::{self, Metrics, RecycleResult};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement};
+use rusqlite::{Connection, ErrorCode, InterruptHandle, OpenFlags, Row, Statement};
 
 use crate::model::Task;
 use crate::store::sql::{AccountRow, Read, StoredTask, Value};
@@ -81,7 +82,18 @@ impl Readers {
             .get()
             .await
             .map_err(|e| crate::store::pool::pool_error(e, to_sqlx))?;
-        match tokio::task::spawn_blocking(move || f(&mut conn)).await {
+        let running = Arc::new(Mutex::new(Some(conn.get_interrupt_handle())));
+        let _interrupt_if_abandoned = InterruptOnDrop(Arc::clone(&running));
+        let work = move || {
+            let result = f(&mut conn);
+            // From here on the connection may go back to the pool: nothing may interrupt it.
+            running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            result
+        };
+        match tokio::task::spawn_blocking(work).await {
             Ok(result) => result.map_err(to_sqlx),
             // A panic is a bug, not an outage: a storage error (500), not "retry" (503).
             Err(e) if e.is_panic() => Err(sqlx::Error::AnyDriverError(
@@ -103,6 +115,22 @@ impl Readers {
             .await
             .map_err(|e| crate::store::pool::pool_error(e, to_sqlx))?;
         f(&mut conn).map_err(to_sqlx)
+    }
+}
+
+/// Interrupts the statement a blocking read is running when the read is abandoned (its request
+/// gone), so an expensive search does not keep its connection and thread to the end. The
+/// handle is taken, under the lock, by whichever comes first: the read once its statement is
+/// done (before the connection can serve anyone else), or this guard, which interrupts while
+/// holding the lock; a statement that has just finished ignores the interrupt.
+struct InterruptOnDrop(Arc<Mutex<Option<InterruptHandle>>>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        let mut running = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = running.take() {
+            handle.interrupt();
+        }
     }
 }
 
