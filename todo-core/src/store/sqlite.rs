@@ -1,5 +1,6 @@
-//! The SQLite backend: one writer connection and a pool of readers on a WAL database, so reads
-//! never wait for writes and writes never fight over the lock ("database is locked").
+//! The SQLite backend: on a WAL database, one group-committing writer (plus one connection for
+//! write transactions) and pools of read-only readers, so reads never wait for writes and
+//! writes never fight over the lock ("database is locked").
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,8 +21,8 @@ mod direct;
 
 exec_impls!(Sqlite, bind, decode);
 
-/// Runs reads: on a file, lookups by key inline on read-only connections; otherwise on the
-/// sqlx reader pool.
+/// Runs reads: on a file, lookups by key and bounded list pages inline on read-only rusqlite
+/// connections; in memory, on the one sqlx connection.
 pub(crate) enum SqliteReader<'a> {
     Pool(PoolExec<'a>),
     Direct(direct::DirectReader<'a>),
@@ -94,7 +95,7 @@ const SQLITE_WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The SQLite backend.
 pub(crate) struct SqliteDb {
     /// Every read in memory; on a file, the reads the rusqlite connections were refused
-    /// because the file was locked (sqlx's threads may wait for it).
+    /// because the file was locked (sqlx's threads may wait for it), and `ping`.
     reader: Pool,
     /// Reads on a file through rusqlite (`sqlite/direct.rs`).
     direct: Option<FileReaders>,
@@ -138,7 +139,7 @@ impl SqliteDb {
         // "down", so a burst of writes must wait its turn rather than surface as unavailable.
         let write_wait = options.acquire_timeout.max(SQLITE_WRITE_QUEUE_TIMEOUT);
         // An in-memory database lives as long as its one connection: that one connection
-        // serves everything. A file has one writer connection and a pool of readers.
+        // serves everything. A file has the writers and three pools of readers.
         let writer = Pool::new(connect.clone(), 1, write_wait)?;
         let mut conn = writer.get().await?;
         sqlx::migrate!("./migrations/sqlite")
@@ -367,10 +368,9 @@ mod tests {
         release.await.unwrap();
     }
 
-    /// A search whose caller gives up (a client gone, a timeout) is interrupted: its
-    /// connection is free again at once. Without the interrupt the statement below would hold
-    /// the only scan connection for seconds (about 30 in a debug build), past the pool's 5 s
-    /// wait.
+    /// A search whose caller gives up (a client gone, a timeout) is stopped: its connection is
+    /// free again well within the pool's 5 s wait. Without that, the statement below would
+    /// hold the only scan connection for seconds (about 30 in a debug build), past the wait.
     #[tokio::test]
     async fn an_abandoned_scan_is_interrupted_and_frees_its_connection() {
         let dir = tempfile::tempdir().unwrap();
@@ -463,10 +463,13 @@ mod tests {
                 };
                 for after in [None, Some(&after)] {
                     let plan = plan(&query, after);
-                    assert!(
-                        plan.contains(&format!("USING INDEX {index} (user_id=?")),
-                        "{sort:?} {order:?} {after:?}: {plan}"
-                    );
+                    // A cursor page must seek to the cursor, not walk up to it.
+                    let seek = if after.is_some() {
+                        format!("USING INDEX {index} (user_id=? AND ")
+                    } else {
+                        format!("USING INDEX {index} (user_id=?)")
+                    };
+                    assert!(plan.contains(&seek), "{sort:?} {order:?} {after:?}: {plan}");
                     assert!(
                         !plan.contains("TEMP B-TREE"),
                         "{sort:?} {order:?} {after:?}: {plan}"

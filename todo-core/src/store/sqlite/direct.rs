@@ -1,4 +1,5 @@
-//! Reads on a SQLite file that run on the calling thread, through rusqlite.
+//! Reads on a SQLite file through rusqlite: on the calling thread when their work is bounded,
+//! on tokio's blocking threads when it may grow with the user's data.
 //!
 //! sqlx-sqlite gives every connection its own thread: a statement is sent to it over a channel,
 //! and its result comes back the same way, two thread wake-ups plus a copy of every value per
@@ -11,18 +12,19 @@
 //! So do list pages whose work is bounded by the page (`sql::is_bounded`). Lists that may read
 //! every task the user has (searches, filters) run on the same kind of connection on tokio's
 //! blocking threads ([`DirectReader::scan`]), off the async workers; one whose request is
-//! abandoned is interrupted.
+//! abandoned is stopped there (a read that met a locked file and went to sqlx is not).
 //!
 //! Writes, migrations and transactions stay on sqlx.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool::managed::{self, Metrics, RecycleResult};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
-use rusqlite::{Connection, ErrorCode, InterruptHandle, OpenFlags, Row, Statement};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement};
 
 use crate::model::Task;
 use crate::store::sql::{AccountRow, Read, StoredTask, Value};
@@ -41,9 +43,10 @@ impl managed::Manager for Manager {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // Never wait for a lock on an async worker: a WAL reader is only refused in rare
-        // moments (another process holding the file exclusively, a WAL being reset), and then
-        // the statement runs on sqlx's threads, which may wait.
+        // Never wait for a lock here (on an async worker, or holding a scan connection): a WAL
+        // reader is only refused in rare moments (another process holding the file
+        // exclusively, a WAL being reset), and then the statement runs on sqlx's threads, which
+        // may wait.
         conn.busy_timeout(Duration::ZERO)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
@@ -77,21 +80,20 @@ impl Readers {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> sqlx::Result<T> {
-        let mut conn = self
+        let conn = self
             .0
             .get()
             .await
             .map_err(|e| crate::store::pool::pool_error(e, to_sqlx))?;
-        let running = Arc::new(Mutex::new(Some(conn.get_interrupt_handle())));
-        let _interrupt_if_abandoned = InterruptOnDrop(Arc::clone(&running));
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon_on_drop = AbandonOnDrop(Arc::clone(&abandoned));
         let work = move || {
-            let result = f(&mut conn);
-            // From here on the connection may go back to the pool: nothing may interrupt it.
-            running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            result
+            let mut lent = Lent(conn);
+            lent.0.progress_handler(
+                STEPS_BETWEEN_CHECKS,
+                Some(move || abandoned.load(Ordering::Relaxed)),
+            );
+            f(&mut lent.0)
         };
         match tokio::task::spawn_blocking(work).await {
             Ok(result) => result.map_err(to_sqlx),
@@ -118,19 +120,32 @@ impl Readers {
     }
 }
 
-/// Interrupts the statement a blocking read is running when the read is abandoned (its request
-/// gone), so an expensive search does not keep its connection and thread to the end. The
-/// handle is taken, under the lock, by whichever comes first: the read once its statement is
-/// done (before the connection can serve anyone else), or this guard, which interrupts while
-/// holding the lock; a statement that has just finished ignores the interrupt.
-struct InterruptOnDrop(Arc<Mutex<Option<InterruptHandle>>>);
+/// How many SQLite virtual-machine steps a read on a blocking thread runs between checks of
+/// whether its request is still there (a few microseconds of work).
+const STEPS_BETWEEN_CHECKS: std::ffi::c_int = 1000;
 
-impl Drop for InterruptOnDrop {
+/// Marks a read on a blocking thread abandoned when its future is dropped (the request gone);
+/// SQLite's progress handler then stops the statement at its next check
+/// ([`STEPS_BETWEEN_CHECKS`]), so an expensive search does not keep its connection and thread
+/// to the end. Unlike `sqlite3_interrupt`, the flag belongs to this one read: SQLite never
+/// clears it, so it cannot be lost before the statement starts, and it cannot reach a later
+/// statement on the same connection.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
     fn drop(&mut self) {
-        let mut running = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(handle) = running.take() {
-            handle.interrupt();
-        }
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A pooled connection lent to a read on a blocking thread: its progress handler is removed
+/// before it goes back to the pool, however the read ends (`drop` runs before the connection,
+/// a field, is returned).
+struct Lent(managed::Object<Manager>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.0.progress_handler(0, None::<fn() -> bool>);
     }
 }
 
