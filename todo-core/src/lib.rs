@@ -56,8 +56,9 @@ use std::sync::Arc;
 ///
 /// - `sqlite:` URLs (`sqlite://todo.db`, `sqlite::memory:`): WAL journal, 30 s busy timeout,
 ///   foreign keys on; the file is created if missing. On a file, writes are group-committed by
-///   one writer, lists run on a pool of read-only sqlx connections, and lookups by key on
-///   read-only rusqlite connections on the calling task (they take microseconds).
+///   one writer, and reads run on read-only rusqlite connections: lookups by key and plain list
+///   pages on the calling task (they take microseconds), searches and filtered lists on tokio's
+///   blocking threads.
 /// - `postgres://` or `postgresql://` URLs: a connection pool for writes, and reads pipelined on
 ///   a few shared connections ([`StoreOptions::read_connections`]); TLS through rustls, so
 ///   `sslmode=require` works.

@@ -113,12 +113,18 @@ mod rfc3339 {
         Some(end + 1)
     }
 
-    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    /// Calls `f` with the text of `t`: [`format`]'s, or chrono's own outside the years it
+    /// writes.
+    pub(super) fn with_text<R>(t: &DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
         let mut buf = [0u8; MAX_LEN];
         match format(t, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
-            Some(text) => s.serialize_str(text),
-            None => s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            Some(text) => f(text),
+            None => f(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         }
+    }
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        with_text(t, |text| s.serialize_str(text))
     }
 
     pub(super) fn serialize_opt<S: Serializer>(
@@ -174,17 +180,13 @@ mod task_json {
         serde_json::to_writer(&mut *out, s)
     }
 
-    fn time(out: &mut Vec<u8>, t: &chrono::DateTime<chrono::Utc>) -> serde_json::Result<()> {
-        let mut buf = [0u8; 27];
-        match rfc3339::format(t, &mut buf) {
-            Some(n) => {
-                out.push(b'"');
-                out.extend_from_slice(&buf[..n]);
-                out.push(b'"');
-                Ok(())
-            }
-            None => string(out, &t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        }
+    /// A time's text holds digits, `-`, `+`, `:`, `T`, `.` and `Z`: nothing JSON escapes.
+    fn time(out: &mut Vec<u8>, t: &chrono::DateTime<chrono::Utc>) {
+        rfc3339::with_text(t, |text| {
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+        });
     }
 
     /// Appends `task`'s JSON object to `out`.
@@ -212,13 +214,13 @@ mod task_json {
         });
         out.extend_from_slice(b",\"due_date\":");
         match &task.due_date {
-            Some(t) => time(out, t)?,
+            Some(t) => time(out, t),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"created_at\":");
-        time(out, &task.created_at)?;
+        time(out, &task.created_at);
         out.extend_from_slice(b",\"updated_at\":");
-        time(out, &task.updated_at)?;
+        time(out, &task.updated_at);
         out.push(b'}');
         Ok(())
     }

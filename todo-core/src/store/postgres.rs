@@ -71,7 +71,7 @@ pub(crate) struct PgDb {
 
 impl PgDb {
     pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
-        let connect: PgConnectOptions = PgConnectOptions::from_str(url)
+        let connect = PgConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
             .application_name(options.application_name.as_deref().unwrap_or("todo"))
             .statement_cache_capacity(256);

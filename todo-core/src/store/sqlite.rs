@@ -198,18 +198,16 @@ impl Db for SqliteDb {
     /// search, a filter) runs on tokio's blocking threads, off the async workers, on
     /// connections of its own.
     async fn list(&self, sql: &str, args: &[Value<'_>], bounded: bool) -> sqlx::Result<Vec<Task>> {
-        let Some(readers) = &self.direct else {
-            return PoolExec(&self.reader).tasks(sql, args).await;
-        };
-        if bounded {
-            self.reader().tasks(sql, args).await
-        } else {
-            direct::DirectReader {
-                readers: &readers.scans,
-                fallback: &self.reader,
+        match &self.direct {
+            Some(readers) if !bounded => {
+                direct::DirectReader {
+                    readers: &readers.scans,
+                    fallback: &self.reader,
+                }
+                .scan(sql, args)
+                .await
             }
-            .scan(sql, args)
-            .await
+            _ => self.reader().tasks(sql, args).await,
         }
     }
 
@@ -247,7 +245,7 @@ impl Db for SqliteDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sql::Commit;
+    use crate::store::sql::{Commit, TASK_COLUMNS};
 
     const CLAIM: &str = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ('u', 'k', 'f', 0)";
     const COUNT: &str = "select count(*) from idempotency_keys";
@@ -314,6 +312,27 @@ mod tests {
         }
     }
 
+    /// The tasks table with the migrations' columns, for tests on a bare file.
+    const TASKS_TABLE: &str = "create table tasks (id integer primary key, user_id text, \
+        title text, description text, completed integer, priority integer, due_date integer, \
+        created_at integer, updated_at integer, version integer);";
+
+    /// The tasks of user `$1`, with the columns the store selects.
+    fn own_tasks() -> String {
+        format!("select {TASK_COLUMNS} from tasks where user_id = $1")
+    }
+
+    /// Read-only rusqlite readers of the file at `path`, and the sqlx pool they fall back to
+    /// when it is locked: `n` connections each, waiting up to 5 s for one.
+    fn file_readers(path: &std::path::Path, n: u32) -> (direct::Readers, Pool) {
+        let wait = Duration::from_secs(5);
+        let readers = direct::Readers::new(path.to_path_buf(), n, wait).unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        (readers, Pool::new(options, n, wait).unwrap())
+    }
+
     /// Reads on a file never wait for a lock on the async workers, nor on the blocking threads
     /// (busy timeout 0). While another connection holds the file exclusively (here a
     /// rollback-journal database in the middle of a write; on a WAL database only another
@@ -328,23 +347,12 @@ mod tests {
         let path = dir.path().join("t.db");
         let holder = rusqlite::Connection::open(&path).unwrap();
         holder
-            .execute_batch(
-                "create table tasks (id integer primary key, user_id text, title text, \
-                 description text, completed integer, priority integer, due_date integer, \
-                 created_at integer, updated_at integer, version integer); \
-                 insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1); \
-                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3);",
-            )
+            .execute_batch(&format!(
+                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1); \
+                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3);"
+            ))
             .unwrap();
-        let readers = direct::Readers::new(path.clone(), 2, Duration::from_secs(5)).unwrap();
-        let fallback = Pool::new(
-            SqliteConnectOptions::new()
-                .filename(&path)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT),
-            2,
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let (readers, fallback) = file_readers(&path, 2);
         let release = tokio::task::spawn_blocking(move || {
             std::thread::sleep(Duration::from_millis(300));
             holder.execute_batch("commit").unwrap();
@@ -354,13 +362,10 @@ mod tests {
             fallback: &fallback,
         };
         let (mut lookup, mut scan) = (reader(), reader());
+        let in_order = format!("{} order by id", own_tasks());
         let (count, tasks) = tokio::join!(
             lookup.int("select count(*) from tasks", &[]),
-            scan.scan(
-                "select id, user_id, title, description, completed, priority, due_date, \
-                 created_at, updated_at, version from tasks where user_id = $1 order by id",
-                &[Value::Text("u")],
-            ),
+            scan.scan(&in_order, &[Value::Text("u")]),
         );
         assert_eq!(count.unwrap(), Some(2));
         let versions: Vec<_> = tasks.unwrap().iter().map(|t| (t.id, t.version)).collect();
@@ -377,29 +382,19 @@ mod tests {
         let path = dir.path().join("t.db");
         rusqlite::Connection::open(&path)
             .unwrap()
-            .execute_batch(
-                "create table tasks (id integer primary key, user_id text, title text, \
-                 description text, completed integer, priority integer, due_date integer, \
-                 created_at integer, updated_at integer, version integer); \
-                 insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1);",
-            )
+            .execute_batch(&format!(
+                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1);"
+            ))
             .unwrap();
-        let readers = direct::Readers::new(path.clone(), 1, Duration::from_secs(5)).unwrap();
-        let fallback = Pool::new(
-            SqliteConnectOptions::new().filename(&path),
-            1,
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let (readers, fallback) = file_readers(&path, 1);
         let mut reader = direct::DirectReader {
             readers: &readers,
             fallback: &fallback,
         };
-        let columns = "select id, user_id, title, description, completed, priority, due_date, \
-                       created_at, updated_at, version from tasks where user_id = $1";
         let slow = format!(
-            "{columns} and (with recursive c(x) as (select 1 union all select x + 1 from c \
-             where x < 200000000) select count(*) from c) > 0"
+            "{} and (with recursive c(x) as (select 1 union all select x + 1 from c \
+             where x < 200000000) select count(*) from c) > 0",
+            own_tasks()
         );
         let abandoned = tokio::time::timeout(
             Duration::from_millis(200),
@@ -407,7 +402,10 @@ mod tests {
         )
         .await;
         assert!(abandoned.is_err(), "the slow scan finished: {abandoned:?}");
-        let tasks = reader.scan(columns, &[Value::Text("u")]).await.unwrap();
+        let tasks = reader
+            .scan(&own_tasks(), &[Value::Text("u")])
+            .await
+            .unwrap();
         assert_eq!(tasks.len(), 1);
     }
 

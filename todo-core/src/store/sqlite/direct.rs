@@ -261,6 +261,16 @@ pub(crate) struct DirectReader<'a> {
     pub(crate) fallback: &'a super::Pool,
 }
 
+/// Runs `$direct`; if the database was locked, runs `$method` on the fallback pool instead.
+macro_rules! or_fallback {
+    ($self:ident, $method:ident, $sql:ident, $args:ident, $direct:expr) => {
+        match $direct {
+            Err(e) if is_busy(&e) => super::PoolExec($self.fallback).$method($sql, $args).await,
+            other => other,
+        }
+    };
+}
+
 impl DirectReader<'_> {
     /// Runs a read whose cost may grow with the user's data (a filtered or searched list) on
     /// tokio's blocking threads ([`Readers::run_blocking`]), off the async workers.
@@ -271,21 +281,8 @@ impl DirectReader<'_> {
             .readers
             .run_blocking(move |conn| all(conn, &owned_sql, values.iter().map(Into::into), task))
             .await;
-        match direct {
-            Err(e) if is_busy(&e) => super::PoolExec(self.fallback).tasks(sql, args).await,
-            other => other,
-        }
+        or_fallback!(self, tasks, sql, args, direct)
     }
-}
-
-/// Runs `$direct`; if the database was locked, runs `$method` on the fallback pool instead.
-macro_rules! or_fallback {
-    ($self:ident, $method:ident, $sql:ident, $args:ident, $direct:expr) => {
-        match $direct {
-            Err(e) if is_busy(&e) => super::PoolExec($self.fallback).$method($sql, $args).await,
-            other => other,
-        }
-    };
 }
 
 #[async_trait]
