@@ -1,13 +1,16 @@
 //! Built-in accounts for deployments without Better Auth: register and log in with an email and a
-//! password. Passwords are hashed with argon2id off the async runtime; tokens are then issued by a
-//! [`TokenIssuer`](crate::TokenIssuer) with the same claims Better Auth uses.
+//! password. Passwords are hashed with argon2id off the async runtime, a bounded number at a
+//! time ([`Hasher`]); tokens are then issued by a [`TokenIssuer`](crate::TokenIssuer) with the
+//! same claims Better Auth uses.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use async_trait::async_trait;
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result, ValidationError};
 use crate::model::UserId;
@@ -75,17 +78,80 @@ fn check_name(name: Option<&str>) -> Result<Option<String>, ValidationError> {
     }
 }
 
-/// Hashes on the blocking pool: argon2id takes tens of milliseconds of CPU by design.
-pub(crate) async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| Error::Storage(e.to_string().into()))
-    })
-    .await
-    .map_err(|e| Error::Storage(Box::new(e)))?
+/// How long a registration or login waits for its turn to hash by default.
+const DEFAULT_HASH_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs argon2id on tokio's blocking threads, at most a fixed number at a time
+/// ([`StoreOptions::password_hash_concurrency`](crate::StoreOptions::password_hash_concurrency)):
+/// each hash holds about 19 MiB and tens of milliseconds of a CPU, so a burst of sign-ins would
+/// otherwise take as many blocking threads and as much memory as it has requests. A caller waits
+/// for a turn at most [`StoreOptions::password_hash_wait`](crate::StoreOptions::password_hash_wait),
+/// then gets [`Error::Unavailable`]. A turn is held until the hash has finished, even if the
+/// caller has given up meanwhile, so the bound holds for the threads and not just the callers.
+pub(crate) struct Hasher {
+    turns: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Hasher {
+    /// A hasher for `options`.
+    pub(crate) fn new(options: &crate::StoreOptions) -> Self {
+        let at_once = options.password_hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        Self {
+            turns: Arc::new(Semaphore::new(at_once.max(1))),
+            wait: options.password_hash_wait.unwrap_or(DEFAULT_HASH_WAIT),
+        }
+    }
+
+    /// Runs `f` on the blocking pool once a turn is free.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let turn = match Arc::clone(&self.turns).try_acquire_owned() {
+            Ok(turn) => turn,
+            Err(_) => tokio::time::timeout(self.wait, Arc::clone(&self.turns).acquire_owned())
+                .await
+                .map_err(|_| Error::Unavailable("too many password hashes in progress".into()))?
+                .map_err(|e| Error::Unavailable(Box::new(e)))?,
+        };
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            f()
+        })
+        .await
+        .map_err(|e| Error::Storage(Box::new(e)))
+    }
+
+    /// Hashes a new password (argon2id, a random salt).
+    pub(crate) async fn hash(&self, password: String) -> Result<String> {
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| Error::Storage(e.to_string().into()))
+        })
+        .await?
+    }
+
+    /// Whether `password` matches `hash`; `false` for any mismatch or unreadable hash. Without
+    /// a hash (an unknown email), a decoy is verified instead, in one turn like any other, so
+    /// the answer takes as long as for a wrong password.
+    pub(crate) async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
+        self.run(move || {
+            let known = hash.is_some();
+            let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
+            let ok = PasswordHash::new(&hash)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false);
+            known && ok
+        })
+        .await
+    }
 }
 
 /// A hash of a random password, verified against when the email is unknown so that a login
@@ -99,24 +165,6 @@ fn decoy_hash() -> &'static str {
             .map(|h| h.to_string())
             .unwrap_or_default()
     })
-}
-
-/// Verifies on the blocking pool; `false` for any mismatch or unreadable hash.
-pub(crate) async fn verify_password(password: String, hash: Option<String>) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
-        let ok = PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        known && ok
-    })
-    .await
-    .map_err(|e| Error::Storage(Box::new(e)))
 }
 
 /// A new random user id: 32 alphanumerics.
@@ -160,11 +208,15 @@ impl Registration {
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
     /// Registers an account. The email is normalised (case, whitespace); one already registered
-    /// is [`Error::EmailTaken`].
+    /// is [`Error::EmailTaken`]. Hashing the password waits for a turn
+    /// ([`StoreOptions::password_hash_concurrency`](crate::StoreOptions::password_hash_concurrency)):
+    /// [`Error::Unavailable`] if none comes within
+    /// [`StoreOptions::password_hash_wait`](crate::StoreOptions::password_hash_wait).
     async fn register(&self, email: &str, password: &str, name: Option<&str>) -> Result<Account>;
 
     /// Checks an email and password. Any mismatch, unknown email included, is
-    /// [`Error::InvalidCredentials`], answered in about the same time.
+    /// [`Error::InvalidCredentials`], answered in about the same time. Like
+    /// [`register`](Self::register), [`Error::Unavailable`] when no hashing turn comes in time.
     async fn login(&self, email: &str, password: &str) -> Result<Account>;
 }
 
@@ -196,20 +248,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_only_its_password_and_an_unknown_account_never_verifies() {
-        let hash = hash_password("correct horse".into()).await.unwrap();
+        let hasher = Hasher::new(&crate::StoreOptions::default());
+        let hash = hasher.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(
-            verify_password("correct horse".into(), Some(hash.clone()))
+            hasher
+                .verify("correct horse".into(), Some(hash.clone()))
                 .await
                 .unwrap()
         );
         assert!(
-            !verify_password("wrong horse".into(), Some(hash))
+            !hasher
+                .verify("wrong horse".into(), Some(hash))
                 .await
                 .unwrap()
         );
         assert!(
-            !verify_password("decoy password never used".into(), None)
+            !hasher
+                .verify("decoy password never used".into(), None)
                 .await
                 .unwrap()
         );

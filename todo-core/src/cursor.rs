@@ -11,10 +11,31 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::error::ValidationError;
-use crate::model::{SortField, SortOrder, UserId};
+use crate::model::{SortField, SortOrder, TITLE_MAX_CHARS, UserId};
 
 const TAG_LEN: usize = 16;
-const MAX_CURSOR_CHARS: usize = 1024;
+
+/// The JSON of the largest position apart from its title key: the longest sort and order
+/// names, the text key's wrapper and the longest id. (A time or rank key is shorter than the
+/// text key's wrapper plus any title.)
+const POSITION_OVERHEAD: usize =
+    r#"{"sort":"due_date","order":"desc","key":{"Text":""},"id":-9223372036854775808}"#.len();
+
+/// The most bytes one title character takes in a cursor's JSON: [`fold_case`] may turn a
+/// character into several (`İ` becomes `i̇`, 3 bytes), and JSON escapes a control character as
+/// `\u00XX` (6 bytes), which is the most any character takes (checked for every character in the
+/// tests below).
+///
+/// [`fold_case`]: crate::model::fold_case
+const MAX_KEY_BYTES_PER_TITLE_CHAR: usize = 6;
+
+/// The longest cursor [`CursorCodec::encode`] can issue, so the longest [`CursorCodec::decode`]
+/// accepts: the largest position and the tag, in unpadded base64 (4 characters per 3 bytes,
+/// rounded up). Derived from the title limit rather than picked, so every cursor we issue is
+/// accepted.
+const MAX_CURSOR_CHARS: usize =
+    ((POSITION_OVERHEAD + TITLE_MAX_CHARS * MAX_KEY_BYTES_PER_TITLE_CHAR + TAG_LEN) * 4)
+        .div_ceil(3);
 
 /// The sort key of the last row of a page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +119,7 @@ impl CursorCodec {
         sort: SortField,
         order: SortOrder,
     ) -> Result<Position, ValidationError> {
+        // Refused before any decoding work: nothing we issue is longer.
         if cursor.len() > MAX_CURSOR_CHARS {
             return Err(invalid());
         }
@@ -155,6 +177,89 @@ mod tests {
             codec
                 .decode(&alice, &c, SortField::Title, SortOrder::Desc)
                 .is_err()
+        );
+    }
+
+    /// The bound's per-character figure holds for every character there is: folded as titles
+    /// are for sorting, then written as JSON, none takes more than
+    /// [`MAX_KEY_BYTES_PER_TITLE_CHAR`] bytes (final sigma, the one context-dependent folding,
+    /// included). Control characters reach it.
+    #[test]
+    fn no_title_character_takes_more_bytes_in_a_cursor_than_the_bound_assumes() {
+        let json_len = |s: &str| serde_json::to_string(s).unwrap().len() - 2;
+        let mut widest = 0;
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let folded = crate::model::fold_case(c.encode_utf8(&mut [0; 4]));
+            widest = widest.max(json_len(&folded));
+        }
+        assert_eq!(widest, MAX_KEY_BYTES_PER_TITLE_CHAR);
+        let sigma = crate::model::fold_case("ΑΣ ΣΑ");
+        assert!(json_len(&sigma) <= 5 * MAX_KEY_BYTES_PER_TITLE_CHAR);
+    }
+
+    /// The largest position there is (the longest title of the widest characters, the longest
+    /// names, the longest id) encodes to exactly the bound, and is accepted; every other key
+    /// kind is shorter.
+    #[test]
+    fn the_largest_position_encodes_to_exactly_the_bound_and_is_accepted() {
+        let codec = CursorCodec::new(b"secret".to_vec());
+        let alice = UserId::parse("alice").unwrap();
+        let largest = Position {
+            sort: SortField::DueDate,
+            order: SortOrder::Desc,
+            key: Key::Text("\u{1}".repeat(TITLE_MAX_CHARS)),
+            id: i64::MIN,
+        };
+        let c = codec.encode(&alice, &largest);
+        assert_eq!(c.len(), MAX_CURSOR_CHARS);
+        // The key does not fit the sort, so it is refused after the length and tag checks.
+        assert_eq!(
+            codec.decode(&alice, &c, SortField::DueDate, SortOrder::Desc),
+            Err(invalid())
+        );
+        let title = Position {
+            sort: SortField::Title,
+            order: SortOrder::Desc,
+            ..largest
+        };
+        let c = codec.encode(&alice, &title);
+        assert!(c.len() <= MAX_CURSOR_CHARS);
+        assert_eq!(
+            codec.decode(&alice, &c, SortField::Title, SortOrder::Desc),
+            Ok(title)
+        );
+        for key in [
+            Key::Time(i64::MIN),
+            Key::MaybeTime(Some(i64::MIN)),
+            Key::Rank(i16::MIN),
+        ] {
+            let p = Position {
+                sort: SortField::DueDate,
+                order: SortOrder::Desc,
+                key,
+                id: i64::MIN,
+            };
+            assert!(codec.encode(&alice, &p).len() < MAX_CURSOR_CHARS, "{p:?}");
+        }
+    }
+
+    /// A cursor longer than any we issue is refused for its length alone, even when its tag is
+    /// good.
+    #[test]
+    fn a_signed_cursor_longer_than_the_bound_is_refused() {
+        let codec = CursorCodec::new(b"secret".to_vec());
+        let alice = UserId::parse("alice").unwrap();
+        let long = Position {
+            sort: SortField::Title,
+            order: SortOrder::Desc,
+            key: Key::Text("\u{1}".repeat(TITLE_MAX_CHARS + 1)),
+            id: i64::MIN,
+        };
+        let c = codec.encode(&alice, &long);
+        assert!(c.len() > MAX_CURSOR_CHARS);
+        assert_eq!(
+            codec.decode(&alice, &c, SortField::Title, SortOrder::Desc),
+            Err(invalid())
         );
     }
 

@@ -28,10 +28,31 @@ pub enum Error {
     /// The idempotency key was already used by this user for a different request.
     #[error("the idempotency key was already used for a different request")]
     IdempotencyConflict,
-    /// The database cannot be reached (down, dropped connection, pool exhausted). Retrying later
-    /// may succeed; a server answers 503.
+    /// The database cannot be reached (down, dropped connection, pool exhausted), or a password
+    /// hash found no turn in time. Retrying later may succeed; a server answers 503.
     #[error("the database is unavailable")]
     Unavailable(#[source] BoxError),
+    /// The database has no room left: SQLite's `SQLITE_FULL` (the disk is full, or the file
+    /// reached [`StoreOptions::sqlite_max_size_bytes`](crate::StoreOptions::sqlite_max_size_bytes))
+    /// or PostgreSQL's SQLSTATE 53100 `disk_full`. Nothing of the failed write was stored; reads
+    /// still work, and writes succeed again once room is made. A server answers 507.
+    #[error("the database has no room left")]
+    OutOfSpace(#[source] BoxError),
+    /// A per-user quota of [`StoreOptions`](crate::StoreOptions) would be exceeded; nothing was
+    /// written. Not worth retrying until the user has deleted something (or their idempotency
+    /// keys have expired).
+    #[error("quota exceeded: at most {limit} {what} per user")]
+    QuotaExceeded {
+        /// What is counted.
+        what: Quota,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// This user already has as many expensive lists (searches, filters) running as
+    /// [`StoreOptions::max_concurrent_scans_per_user`](crate::StoreOptions::max_concurrent_scans_per_user)
+    /// allows, and none finished within 10 s. Retrying later may succeed; a server answers 429.
+    #[error("too many of this user's lists are running")]
+    Busy,
     /// Any other database failure. The source is for logs only.
     #[error("storage error")]
     Storage(#[source] BoxError),
@@ -46,12 +67,33 @@ pub enum Error {
     Config(String),
 }
 
+/// What a per-user quota counts ([`Error::QuotaExceeded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quota {
+    /// The user's tasks ([`StoreOptions::max_tasks_per_user`](crate::StoreOptions::max_tasks_per_user)).
+    Tasks,
+    /// The user's unexpired idempotency keys
+    /// ([`StoreOptions::max_idempotency_keys_per_user`](crate::StoreOptions::max_idempotency_keys_per_user)).
+    IdempotencyKeys,
+}
+
+impl fmt::Display for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tasks => "tasks",
+            Self::IdempotencyKeys => "idempotency keys",
+        })
+    }
+}
+
 /// A convenient alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        if is_unavailable(&e) {
+        if is_out_of_space(&e) {
+            Self::OutOfSpace(Box::new(e))
+        } else if is_unavailable(&e) {
             Self::Unavailable(Box::new(e))
         } else if matches!(e, sqlx::Error::RowNotFound) {
             Self::NotFound
@@ -70,6 +112,37 @@ impl From<sqlx::migrate::MigrateError> for Error {
     }
 }
 
+/// Whether an error means "the database has no room left": SQLite's `SQLITE_FULL` (primary
+/// result code 13), PostgreSQL's SQLSTATE 53100 `disk_full`, or an I/O error of kind
+/// [`StorageFull`](std::io::ErrorKind::StorageFull), which is how the SQLite write queue and the
+/// rusqlite readers pass it on. The rest of PostgreSQL's class 53 is not: 53200 (out of memory)
+/// and 53400 (a configuration limit) are storage errors, 53300 (too many connections)
+/// "unavailable".
+pub(crate) fn is_out_of_space(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                sqlite_primary_code(code) == SQLITE_FULL
+            } else {
+                code == "53100"
+            }
+        }
+        _ => false,
+    }
+}
+
+/// SQLite's result code for "database or disk is full".
+pub(crate) const SQLITE_FULL: i32 = 13;
+
+/// The primary result code of a SQLite (extended) result code as sqlx reports it, or -1.
+pub(crate) fn sqlite_primary_code(code: &str) -> i32 {
+    // SQLite reports extended result codes; the primary code is the low byte.
+    code.parse::<i32>().map_or(-1, |c| c & 0xff)
+}
+
 /// Whether an error means "the database cannot be reached now" rather than "the query failed".
 fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
@@ -82,12 +155,10 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
             let code = db.code();
             let code = code.as_deref().unwrap_or("");
             if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // SQLite reports extended result codes; the primary code is the low byte.
                 // BUSY and LOCKED (the lock stayed taken past the busy timeout), IOERR and
                 // CANTOPEN: the file cannot be used now. CORRUPT, NOTADB and the rest are not
                 // "try again later".
-                let primary = code.parse::<i32>().map_or(-1, |c| c & 0xff);
-                matches!(primary, 5 | 6 | 10 | 14)
+                matches!(sqlite_primary_code(code), 5 | 6 | 10 | 14)
             } else {
                 // PostgreSQL: the session is gone or could not start, or 53300 too many
                 // connections.

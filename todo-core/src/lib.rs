@@ -38,7 +38,7 @@ pub use accounts::{Account, AccountStore, Email, PASSWORD_MAX_CHARS, PASSWORD_MI
 pub use auth::{
     AuthError, Authenticator, JwtAuthenticator, JwtAuthenticatorBuilder, JwtRules, TokenIssuer,
 };
-pub use error::{BoxError, Error, FieldError, Result, ValidationError};
+pub use error::{BoxError, Error, FieldError, Quota, Result, ValidationError};
 pub use model::{
     Created, DESCRIPTION_MAX_CHARS, Description, IdempotencyKey, Limit, ListQuery, NewTask, Page,
     Priority, Replacement, SearchText, SortField, SortOrder, StatusFilter, TITLE_MAX_CHARS, Task,
@@ -79,14 +79,14 @@ pub async fn open_store(url: &str, options: StoreOptions) -> Result<Store> {
     });
     if url.starts_with("sqlite:") {
         let db = store::sqlite::SqliteDb::open(url, &options).await?;
-        let s = Arc::new(store::SqlStore::new(db, secret));
+        let s = Arc::new(store::SqlStore::new(db, secret, &options));
         Ok(Store {
             tasks: s.clone(),
             accounts: s,
         })
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let db = store::postgres::PgDb::open(url, &options).await?;
-        let s = Arc::new(store::SqlStore::new(db, secret));
+        let s = Arc::new(store::SqlStore::new(db, secret, &options));
         Ok(Store {
             tasks: s.clone(),
             accounts: s,

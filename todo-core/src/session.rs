@@ -39,6 +39,14 @@ impl Default for SessionTable {
 
 /// Quotes an identifier after checking it is plain (letters, digits, `_`, optionally one `.`
 /// for a schema), so configuration can never inject SQL.
+impl SessionTable {
+    /// Checks that `name` is a usable identifier (`name` or `schema.name`; letters, digits and
+    /// `_`, at most 63 characters each): anything else is refused rather than quoted into SQL.
+    pub fn check_identifier(name: &str) -> Result<()> {
+        quote_identifier(name).map(|_| ())
+    }
+}
+
 fn quote_identifier(name: &str) -> Result<String> {
     let parts: Vec<&str> = name.split('.').collect();
     let plain = |p: &&str| {
@@ -95,6 +103,18 @@ impl SessionTableAuthenticator {
             token = quote_identifier(&table.token_column)?,
         );
         Ok(Self { pool, query })
+    }
+}
+
+impl SessionTableAuthenticator {
+    /// Reads the table once, so that a table or column that does not exist, or a database that
+    /// cannot be reached, is found when the server starts rather than on every request.
+    pub async fn check(&self) -> Result<()> {
+        sqlx::query(&self.query)
+            .bind("")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

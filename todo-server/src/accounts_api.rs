@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::{Map, Value};
@@ -11,6 +12,12 @@ use todo_core::{Account, ValidationError};
 use crate::AppState;
 use crate::payload::JsonBody;
 use crate::problem::ApiError;
+use crate::ratelimit::RateFields;
+
+/// A rate-limit answer's two fields, or none.
+fn split(rate: Option<RateFields>) -> (Option<String>, Option<String>) {
+    rate.map_or((None, None), |r| (Some(r.policy), Some(r.limit)))
+}
 
 /// API groups in the contract.
 #[derive(Tags)]
@@ -69,16 +76,31 @@ pub struct TokenDto {
     pub user: UserDto,
 }
 
-/// A successful registration or login.
+/// A successful registration or login. The answer carries a token, so it is never cached
+/// (`Cache-Control: no-store`); `RateLimit-Policy` and `RateLimit` describe the attempt limits
+/// when they are on.
 #[derive(ApiResponse)]
 pub enum TokenResponse {
     /// Registered.
     #[oai(status = 201)]
-    Created(Json<TokenDto>),
+    Created(
+        Json<TokenDto>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "RateLimit-Policy")] Option<String>,
+        #[oai(header = "RateLimit")] Option<String>,
+    ),
     /// Logged in.
     #[oai(status = 200)]
-    Ok(Json<TokenDto>),
+    Ok(
+        Json<TokenDto>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "RateLimit-Policy")] Option<String>,
+        #[oai(header = "RateLimit")] Option<String>,
+    ),
 }
+
+/// `Cache-Control` of every answer that carries a token.
+const NO_STORE: &str = "no-store";
 
 fn string_field(map: &Map<String, Value>, name: &str, errors: &mut ValidationError) -> String {
     match map.get(name) {
@@ -122,6 +144,24 @@ impl AuthApi {
         })
     }
 
+    /// Counts one attempt on `email` by the request's client; 429 when over a limit.
+    fn count_attempt(&self, req: &Request, email: &str) -> Result<Option<RateFields>, ApiError> {
+        let Some(limits) = &self.state.auth_limits else {
+            return Ok(None);
+        };
+        let client = self.state.client_address.of(req);
+        limits
+            .attempt(client, &email.trim().to_lowercase())
+            .map(Some)
+            .map_err(|t| {
+                ApiError::too_many_requests(
+                    "too many attempts; retry after the time in Retry-After",
+                    t.retry_after,
+                    Some(t.fields),
+                )
+            })
+    }
+
     fn accounts(&self) -> Result<&Arc<dyn todo_core::AccountStore>, ApiError> {
         self.state.accounts.as_ref().ok_or_else(|| {
             ApiError::NotFound(crate::problem::problem(
@@ -136,7 +176,11 @@ impl AuthApi {
 impl AuthApi {
     /// Register a built-in account and get a token. A registered email is 409.
     #[oai(path = "/auth/register", method = "post", operation_id = "register")]
-    async fn register(&self, body: JsonBody<RegisterDoc>) -> Result<TokenResponse, ApiError> {
+    async fn register(
+        &self,
+        req: &Request,
+        body: JsonBody<RegisterDoc>,
+    ) -> Result<TokenResponse, ApiError> {
         let accounts = self.accounts()?;
         let mut errors = ValidationError::default();
         let email = string_field(&body.fields, "email", &mut errors);
@@ -152,21 +196,39 @@ impl AuthApi {
             }
         };
         errors.into_result().map_err(|e| ApiError::validation(&e))?;
+        let rate = self.count_attempt(req, &email)?;
         let account = accounts
             .register(&email, &password, name.as_deref())
             .await?;
-        Ok(TokenResponse::Created(Json(self.token_for(account)?)))
+        let (policy, limit) = split(rate);
+        Ok(TokenResponse::Created(
+            Json(self.token_for(account)?),
+            NO_STORE.to_owned(),
+            policy,
+            limit,
+        ))
     }
 
     /// Log in to a built-in account. An unknown email and a wrong password get the same 401.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
-    async fn login(&self, body: JsonBody<LoginDoc>) -> Result<TokenResponse, ApiError> {
+    async fn login(
+        &self,
+        req: &Request,
+        body: JsonBody<LoginDoc>,
+    ) -> Result<TokenResponse, ApiError> {
         let accounts = self.accounts()?;
         let mut errors = ValidationError::default();
         let email = string_field(&body.fields, "email", &mut errors);
         let password = string_field(&body.fields, "password", &mut errors);
         errors.into_result().map_err(|e| ApiError::validation(&e))?;
+        let rate = self.count_attempt(req, &email)?;
         let account = accounts.login(&email, &password).await?;
-        Ok(TokenResponse::Ok(Json(self.token_for(account)?)))
+        let (policy, limit) = split(rate);
+        Ok(TokenResponse::Ok(
+            Json(self.token_for(account)?),
+            NO_STORE.to_owned(),
+            policy,
+            limit,
+        ))
     }
 }

@@ -180,9 +180,16 @@ pub fn etag(task: &Task) -> String {
 }
 
 /// Reads `If-Match`: `None` when absent or `*`; the expected version when it names this task;
-/// 412 when it names another version of nothing we know.
-fn expected_version(id: TaskId, if_match: Option<&str>) -> Result<Option<i64>, ApiError> {
-    let Some(raw) = if_match.map(str::trim).filter(|s| !s.is_empty()) else {
+/// 412 when it names another version of nothing we know, or cannot be read (a precondition that
+/// cannot be checked fails closed).
+fn expected_version(
+    id: TaskId,
+    if_match: &Result<Option<String>, Unreadable>,
+) -> Result<Option<i64>, ApiError> {
+    let if_match = if_match.as_ref().map_err(|Unreadable| {
+        ApiError::precondition_failed("If-Match cannot be read (it must be visible ASCII)")
+    })?;
+    let Some(raw) = if_match.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     if raw == "*" {
@@ -202,6 +209,37 @@ fn expected_version(id: TaskId, if_match: Option<&str>) -> Result<Option<i64>, A
     Err(ApiError::precondition_failed(
         "If-Match does not match the task's current ETag",
     ))
+}
+
+/// A header whose value is not visible ASCII: it cannot be read, and must not be ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unreadable;
+
+/// A header's values joined with `", "` (a list header may be split over several lines), or
+/// `None` when absent. Any value with a byte outside visible ASCII (and space, tab) makes the
+/// whole header [`Unreadable`]: poem-openapi's `Header` would silently drop such a value.
+fn header_text(req: &Request, name: &str) -> Result<Option<String>, Unreadable> {
+    let mut joined: Option<String> = None;
+    for value in req.headers().get_all(name) {
+        let text = value
+            .to_str()
+            .ok()
+            .filter(|t| t.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)))
+            .ok_or(Unreadable)?;
+        match &mut joined {
+            Some(all) => {
+                all.push_str(", ");
+                all.push_str(text);
+            }
+            None => joined = Some(text.to_owned()),
+        }
+    }
+    Ok(joined)
+}
+
+/// The request's `If-Match`, as [`header_text`] reads it.
+fn if_match(req: &Request) -> Result<Option<String>, Unreadable> {
+    header_text(req, "if-match")
 }
 
 fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
@@ -321,10 +359,14 @@ impl<'a> Ops<'a> {
         })
     }
 
-    /// The collection's path, for `Location` and `Link` (built only when one is sent).
+    /// The collection's path, for `Location` and `Link` (built only when one is sent). A user
+    /// id made only of dots (`.`, `..`) is a dot-segment to every URL resolver, even
+    /// percent-encoded (the WHATWG URL standard decodes `%2e`), so such a user's links take the
+    /// equivalent `/api/tasks` shape.
     fn base(&self) -> String {
-        if self.user_in_path {
-            format!("/api/{}/tasks", encode(self.who.user_id().as_str()))
+        let user = self.who.user_id().as_str();
+        if self.user_in_path && !user.bytes().all(|b| b == b'.') {
+            format!("/api/{}/tasks", encode(user))
         } else {
             "/api/tasks".to_owned()
         }
@@ -347,13 +389,18 @@ impl<'a> Ops<'a> {
     async fn create(
         &self,
         body: JsonBody<TaskCreateDoc>,
-        idempotency_key: Option<String>,
+        idempotency_key: Result<Option<String>, Unreadable>,
     ) -> Result<CreateResponse, ApiError> {
         let key = idempotency_key
-            .as_deref()
-            .filter(|k| !k.is_empty())
-            .map(IdempotencyKey::parse)
-            .transpose()
+            .map_err(|Unreadable| {
+                ValidationError::field("Idempotency-Key", "must be visible ASCII")
+            })
+            .and_then(|k| {
+                k.as_deref()
+                    .filter(|k| !k.is_empty())
+                    .map(IdempotencyKey::parse)
+                    .transpose()
+            })
             .map_err(|mut e| {
                 // Name the header, as the conflict answer does.
                 for f in &mut e.errors {
@@ -395,11 +442,11 @@ impl<'a> Ops<'a> {
         &self,
         id: &str,
         body: JsonBody<TaskUpdateDoc>,
-        if_match: Option<String>,
+        if_match: Result<Option<String>, Unreadable>,
     ) -> Result<TaskResponse, ApiError> {
         let id = parse_id(id)?;
         let patch = parse_update(&body.fields).map_err(|e| ApiError::validation(&e))?;
-        let expected = expected_version(id, if_match.as_deref())?;
+        let expected = expected_version(id, &if_match)?;
         let task = self
             .state
             .store
@@ -412,12 +459,12 @@ impl<'a> Ops<'a> {
         &self,
         id: &str,
         body: OptionalJsonBody<CompleteDoc>,
-        if_match: Option<String>,
+        if_match: Result<Option<String>, Unreadable>,
     ) -> Result<TaskResponse, ApiError> {
         let id = parse_id(id)?;
         let completed = parse_complete(body.0.as_ref().map(|b| &b.fields))
             .map_err(|e| ApiError::validation(&e))?;
-        let expected = expected_version(id, if_match.as_deref())?;
+        let expected = expected_version(id, &if_match)?;
         let task = self
             .state
             .store
@@ -426,9 +473,13 @@ impl<'a> Ops<'a> {
         Ok(ok(task))
     }
 
-    async fn delete(&self, id: &str, if_match: Option<String>) -> Result<DeleteResponse, ApiError> {
+    async fn delete(
+        &self,
+        id: &str,
+        if_match: Result<Option<String>, Unreadable>,
+    ) -> Result<DeleteResponse, ApiError> {
         let id = parse_id(id)?;
-        let expected = expected_version(id, if_match.as_deref())?;
+        let expected = expected_version(id, &if_match)?;
         self.state.store.delete(&self.who, id, expected).await?;
         Ok(DeleteResponse::Ok(JsonOut(Deleted {
             message: "Task deleted successfully".to_owned(),
@@ -504,11 +555,12 @@ impl UserTasksApi {
         &self,
         auth: Auth,
         user_id: Path<String>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "Idempotency-Key")] _idempotency_key: Header<Option<String>>,
         body: JsonBody<TaskCreateDoc>,
     ) -> Result<CreateResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .create(body, idempotency_key.0)
+            .create(body, header_text(req, "idempotency-key"))
             .await
     }
 
@@ -541,11 +593,12 @@ impl UserTasksApi {
         auth: Auth,
         user_id: Path<String>,
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .update(&id.0, body, if_match.0)
+            .update(&id.0, body, if_match(req))
             .await
     }
 
@@ -560,11 +613,12 @@ impl UserTasksApi {
         auth: Auth,
         user_id: Path<String>,
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .update(&id.0, body, if_match.0)
+            .update(&id.0, body, if_match(req))
             .await
     }
 
@@ -579,10 +633,11 @@ impl UserTasksApi {
         auth: Auth,
         user_id: Path<String>,
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .delete(&id.0, if_match.0)
+            .delete(&id.0, if_match(req))
             .await
     }
 
@@ -597,11 +652,12 @@ impl UserTasksApi {
         auth: Auth,
         user_id: Path<String>,
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: OptionalJsonBody<CompleteDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .complete(&id.0, body, if_match.0)
+            .complete(&id.0, body, if_match(req))
             .await
     }
 }
@@ -639,11 +695,12 @@ impl TasksApi {
     async fn create(
         &self,
         auth: Auth,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "Idempotency-Key")] _idempotency_key: Header<Option<String>>,
         body: JsonBody<TaskCreateDoc>,
     ) -> Result<CreateResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .create(body, idempotency_key.0)
+            .create(body, header_text(req, "idempotency-key"))
             .await
     }
 
@@ -659,11 +716,12 @@ impl TasksApi {
         &self,
         auth: Auth,
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .update(&id.0, body, if_match.0)
+            .update(&id.0, body, if_match(req))
             .await
     }
 
@@ -673,11 +731,12 @@ impl TasksApi {
         &self,
         auth: Auth,
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .update(&id.0, body, if_match.0)
+            .update(&id.0, body, if_match(req))
             .await
     }
 
@@ -687,10 +746,11 @@ impl TasksApi {
         &self,
         auth: Auth,
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .delete(&id.0, if_match.0)
+            .delete(&id.0, if_match(req))
             .await
     }
 
@@ -704,11 +764,12 @@ impl TasksApi {
         &self,
         auth: Auth,
         id: Path<String>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        req: &Request,
+        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: OptionalJsonBody<CompleteDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .complete(&id.0, body, if_match.0)
+            .complete(&id.0, body, if_match(req))
             .await
     }
 }
@@ -719,16 +780,26 @@ mod tests {
 
     #[test]
     fn if_match_accepts_star_weak_and_lists() {
-        assert_eq!(expected_version(7, None).ok(), Some(None));
-        assert_eq!(expected_version(7, Some("*")).ok(), Some(None));
-        assert_eq!(expected_version(7, Some("\"7-3\"")).ok(), Some(Some(3)));
-        assert_eq!(expected_version(7, Some("W/\"7-4\"")).ok(), Some(Some(4)));
+        assert_eq!(expected_version(7, &Ok(None)).ok(), Some(None));
         assert_eq!(
-            expected_version(7, Some("\"1-1\", \"7-5\"")).ok(),
+            expected_version(7, &Ok(Some("*".to_owned()))).ok(),
+            Some(None)
+        );
+        assert_eq!(
+            expected_version(7, &Ok(Some("\"7-3\"".to_owned()))).ok(),
+            Some(Some(3))
+        );
+        assert_eq!(
+            expected_version(7, &Ok(Some("W/\"7-4\"".to_owned()))).ok(),
+            Some(Some(4))
+        );
+        assert_eq!(
+            expected_version(7, &Ok(Some("\"1-1\", \"7-5\"".to_owned()))).ok(),
             Some(Some(5))
         );
-        assert!(expected_version(7, Some("\"8-3\"")).is_err());
-        assert!(expected_version(7, Some("garbage")).is_err());
+        assert!(expected_version(7, &Ok(Some("\"8-3\"".to_owned()))).is_err());
+        assert!(expected_version(7, &Ok(Some("garbage".to_owned()))).is_err());
+        assert!(expected_version(7, &Err(Unreadable)).is_err());
     }
 
     #[test]

@@ -131,6 +131,66 @@ pub struct Config {
     #[arg(long, env = "DATABASE_READ_CONNECTIONS")]
     pub database_read_connections: Option<u32>,
 
+    /// Seconds a client has to send a request's headers in full (and, on a kept-alive
+    /// connection, to start its next request) before the connection is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a client has to send a request body in full; a slower one gets 408 and the
+    /// connection is closed.
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout_secs: u64,
+
+    /// Seconds a connection may stay open with no bytes moving either way.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub idle_timeout_secs: u64,
+
+    /// Connections open at once; further ones wait to be accepted. Default: the process's
+    /// open-files limit minus 256 (at least 64).
+    #[arg(long, env = "MAX_OPEN_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_open_connections: Option<u64>,
+
+    /// Memory, in MiB, that request bodies larger than 16 KiB may hold at once, server-wide. A
+    /// large body that cannot get its share within a second gets 503.
+    #[arg(long, env = "BODY_MEMORY_BUDGET_MIB", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub body_memory_budget_mib: u64,
+
+    /// Password hashes (argon2id, ~19 MiB each) computed at once by the built-in accounts;
+    /// logins beyond it queue for up to 5 s, then get 503. Default: the number of CPUs.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub password_hash_concurrency: Option<u64>,
+
+    /// Login and registration attempts allowed per client address per minute (0: no limit).
+    #[arg(long, env = "AUTH_RATE_PER_IP", default_value_t = 20)]
+    pub auth_rate_per_ip: u32,
+
+    /// Login and registration attempts allowed per email address per minute (0: no limit).
+    #[arg(long, env = "AUTH_RATE_PER_ACCOUNT", default_value_t = 5)]
+    pub auth_rate_per_account: u32,
+
+    /// Reverse proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-For` names the client.
+    /// Connections from anywhere else are identified by their socket address alone.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// Tasks one user may hold (0: no limit). Creating beyond it is 403.
+    #[arg(long, env = "MAX_TASKS_PER_USER", default_value_t = 0)]
+    pub max_tasks_per_user: u64,
+
+    /// Unexpired idempotency keys one user may hold (0: no limit). A new key beyond it is 403.
+    #[arg(long, env = "MAX_IDEMPOTENCY_KEYS_PER_USER", default_value_t = 0)]
+    pub max_idempotency_keys_per_user: u64,
+
+    /// Searches and filtered lists (which may read all of a user's tasks) one user may run at
+    /// once; more wait their turn (up to 10 s, then 429).
+    #[arg(long, env = "MAX_CONCURRENT_SEARCHES_PER_USER", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_concurrent_searches_per_user: u64,
+
+    /// SQLite: largest size of the database file in MiB (0: no limit). Writes that would grow
+    /// it further get 507.
+    #[arg(long, env = "SQLITE_MAX_SIZE_MB", default_value_t = 0)]
+    pub sqlite_max_size_mb: u64,
+
     /// Something to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -13,17 +13,19 @@ pub mod accounts_api;
 pub mod api;
 pub mod config;
 pub mod dto;
+pub mod net;
 pub mod payload;
 pub mod problem;
+pub mod ratelimit;
+pub mod security;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::{Cors, NormalizePath, TrailingSlash};
 use poem::web::Json as PoemJson;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use poem_openapi::OpenApiService;
 use todo_core::{
     Authenticator, DynTaskStore, JwtAuthenticator, JwtRules, StoreOptions, TokenIssuer,
@@ -44,6 +46,12 @@ pub struct AppState {
     pub issuer: Arc<TokenIssuer>,
     /// Whether Better Auth's session cookie is accepted when there is no `Authorization` header.
     pub cookie_auth: bool,
+    /// Deadline and memory budget for request bodies.
+    pub bodies: payload::BodyLimits,
+    /// Attempt limits on login and registration, when on.
+    pub auth_limits: Option<ratelimit::AuthRateLimits>,
+    /// How the client's address is told (socket, or a trusted proxy's `X-Forwarded-For`).
+    pub client_address: ratelimit::ClientAddress,
 }
 
 impl AppState {
@@ -64,6 +72,9 @@ impl AppState {
                 Duration::from_secs(24 * 60 * 60),
             )),
             cookie_auth: false,
+            bodies: payload::BodyLimits::default(),
+            auth_limits: None,
+            client_address: ratelimit::ClientAddress::default(),
         }
     }
 }
@@ -134,7 +145,8 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
 }
 
 /// Logs one line per request (method, path, status, latency, request id; never headers, so never
-/// a token), returns the request id in `X-Request-Id`, and names the allowed methods on a 405.
+/// a token), returns the request id in `X-Request-Id`, names the allowed methods on a 405, and
+/// adds the security headers ([`security`]).
 async fn log_requests<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -169,6 +181,7 @@ async fn log_requests<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Res
             poem::http::HeaderValue::from_static(allow),
         );
     }
+    security::apply(uri.path(), &mut resp).await;
     if let Some((method, path, started)) = what {
         let status = resp.status();
         let micros = started.elapsed().as_micros() as u64;
@@ -336,6 +349,16 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
         read_connections: config.database_read_connections,
         cursor_secret: Some(secret.expose().to_vec()),
         sqlite_synchronous_full: config.sqlite_synchronous != "normal",
+        sqlite_max_size_bytes: (config.sqlite_max_size_mb > 0)
+            .then(|| config.sqlite_max_size_mb.saturating_mul(1 << 20)),
+        password_hash_concurrency: config
+            .password_hash_concurrency
+            .and_then(|n| usize::try_from(n).ok()),
+        max_tasks_per_user: (config.max_tasks_per_user > 0).then_some(config.max_tasks_per_user),
+        max_idempotency_keys_per_user: (config.max_idempotency_keys_per_user > 0)
+            .then_some(config.max_idempotency_keys_per_user),
+        max_concurrent_scans_per_user: usize::try_from(config.max_concurrent_searches_per_user)
+            .ok(),
         ..StoreOptions::default()
     };
     let store = todo_core::open_store(config.database_url(), options)
@@ -351,11 +374,27 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
     if let Some(url) = config.jwks_url.as_deref().filter(|u| !u.is_empty()) {
         builder = builder.jwks_url(url);
     }
-    let authenticator = Arc::new(
+    let jwt: Arc<dyn Authenticator> = Arc::new(
         builder
             .build()
             .map_err(|e| StartError::Config(e.to_string()))?,
     );
+    let sessions = session_authenticator(config).await?;
+    let authenticator: Arc<dyn Authenticator> = match sessions {
+        Some(sessions) => Arc::new(CredentialRouter {
+            jwt,
+            sessions: Some(sessions),
+        }),
+        None => jwt,
+    };
+    let trusted = config
+        .trusted_proxies
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .map(ratelimit::IpNet::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Config(format!("TRUSTED_PROXIES: {e}")))?;
     let issuer = Arc::new(token_issuer(
         config,
         &secret,
@@ -369,9 +408,71 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
             accounts,
             issuer,
             cookie_auth: config.cookie_auth,
+            bodies: payload::BodyLimits::new(
+                Duration::from_secs(config.body_read_timeout_secs),
+                config.body_memory_budget_mib.saturating_mul(1 << 20),
+            ),
+            auth_limits: ratelimit::AuthRateLimits::new(
+                config.auth_rate_per_ip,
+                config.auth_rate_per_account,
+            ),
+            client_address: ratelimit::ClientAddress::new(trusted),
         }),
         secret,
     ))
+}
+
+/// The session-table authenticator, when `SESSION_DATABASE_URL` is set: connected, and its table
+/// and columns checked, so a wrong setting stops the start with a message naming it.
+async fn session_authenticator(
+    config: &Config,
+) -> Result<Option<Arc<dyn Authenticator>>, StartError> {
+    let Some(url) = config
+        .session_database_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(None);
+    };
+    let table = todo_core::SessionTable {
+        table: config.session_table.clone(),
+        token_column: config.session_token_column.clone(),
+        user_id_column: config.session_user_id_column.clone(),
+        expires_at_column: config.session_expires_at_column.clone(),
+    };
+    // Name the setting that is wrong: each identifier is checked on its own first.
+    for (setting, name) in [
+        ("SESSION_TABLE", &table.table),
+        ("SESSION_TOKEN_COLUMN", &table.token_column),
+        ("SESSION_USER_ID_COLUMN", &table.user_id_column),
+        ("SESSION_EXPIRES_AT_COLUMN", &table.expires_at_column),
+    ] {
+        todo_core::SessionTable::check_identifier(name)
+            .map_err(|e| StartError::Config(format!("{setting}: {e}")))?;
+    }
+    let sessions = todo_core::SessionTableAuthenticator::connect(url, &table)
+        .await
+        .map_err(|e| StartError::Config(format!("SESSION_DATABASE_URL: {}", start_reason(&e))))?;
+    sessions.check().await.map_err(|e| {
+        StartError::Config(format!(
+            "SESSION_TABLE {:?} with columns {:?}, {:?}, {:?} cannot be read: {}",
+            table.table,
+            table.token_column,
+            table.user_id_column,
+            table.expires_at_column,
+            start_reason(&e)
+        ))
+    })?;
+    Ok(Some(Arc::new(sessions)))
+}
+
+/// A core error as one line for the operator, with its cause (the database's own message).
+fn start_reason(e: &todo_core::Error) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// Signs a token for `user` with the configured (or generated) secret.
@@ -415,26 +516,35 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The connection limits from the configuration.
+pub fn connection_limits(config: &Config) -> net::ConnectionLimits {
+    net::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        max_connections: config
+            .max_open_connections
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or_else(net::default_max_connections),
+        shutdown_grace: Duration::from_secs(10),
+    }
+}
+
 /// Runs the server until SIGINT/SIGTERM: in-flight requests finish, then the pool closes.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let (state, _secret) = build_state(&config).await?;
     let addr = format!("{}:{}", config.host, config.port);
-    let acceptor = TcpListener::bind(addr.clone())
-        .into_acceptor()
+    let listener = tokio::net::TcpListener::bind(addr.as_str())
         .await
         .map_err(|source| StartError::Bind {
             addr: addr.clone(),
             source,
         })?;
-    let local = acceptor
-        .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
-        .map(|a| a.to_string())
-        .unwrap_or(addr);
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
     let url = format!("http://{local}");
+    let limits = connection_limits(&config);
     tracing::info!(
         database = state.store.backend(),
+        max_connections = limits.max_connections,
         "todo-server listening on {url} (Swagger UI: {url}/docs, contract: {url}/openapi.json)"
     );
     println!("todo-server listening on {url}");
@@ -453,12 +563,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .filter(|o| !o.is_empty())
         .collect();
     let app = app(state, &origins);
-    let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(10)))
-        .await;
+    net::serve(listener, app, limits, shutdown_signal()).await;
     store.close().await;
-    result.map_err(|source| StartError::Bind {
-        addr: local,
-        source,
-    })
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! (422), enforces the 1 MiB limit (413), and documents the schema of `T` in the contract.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
 
 use poem::{Request, RequestBody};
 use poem_openapi::payload::Payload;
@@ -9,11 +11,101 @@ use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry
 use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
 
-use crate::problem::ApiError;
+use crate::AppState;
+use crate::problem::{ApiError, RawProblem};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Bodies up to this size are read without drawing on the shared budget: the number of open
+/// connections already bounds what they can hold.
+pub const SMALL_BODY_BYTES: usize = 16 * 1024;
+
+/// How long a large body waits for its share of the budget before it is refused with 503.
+const BUDGET_WAIT: Duration = Duration::from_secs(1);
+
+/// Limits on reading request bodies, shared by every request: a deadline for each body, and a
+/// memory budget that bodies larger than [`SMALL_BODY_BYTES`] draw on (their declared length,
+/// or [`MAX_BODY_BYTES`] when it is not declared) while they are read and parsed.
+#[derive(Debug, Clone)]
+pub struct BodyLimits {
+    read_timeout: Duration,
+    budget_kib: u32,
+    budget: Arc<Semaphore>,
+}
+
+impl BodyLimits {
+    /// A deadline per body and a budget in bytes (at least [`MAX_BODY_BYTES`], so every body
+    /// the API accepts can be read).
+    pub fn new(read_timeout: Duration, budget_bytes: u64) -> Self {
+        let budget_kib = u32::try_from(budget_bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max((MAX_BODY_BYTES / 1024) as u32);
+        Self {
+            read_timeout,
+            budget_kib,
+            budget: Arc::new(Semaphore::new(budget_kib as usize)),
+        }
+    }
+}
+
+impl Default for BodyLimits {
+    /// 30 s per body, 32 MiB for large bodies.
+    fn default() -> Self {
+        Self::new(Duration::from_secs(30), 32 << 20)
+    }
+}
+
+/// Reads the whole body within the body limits: 413 past [`MAX_BODY_BYTES`], 503 when a large
+/// body cannot get its share of the budget, 408 when it does not arrive in time.
+async fn read_bytes(request: &Request, body: &mut RequestBody) -> poem::Result<bytes::Bytes> {
+    let headers = request.headers();
+    let declared = headers
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::payload_too_large().into_poem());
+    }
+    let chunked = headers.contains_key(poem::http::header::TRANSFER_ENCODING);
+    let size = match declared {
+        Some(n) if !chunked => n as usize,
+        _ if chunked => MAX_BODY_BYTES,
+        _ => 0,
+    };
+    let limits = request
+        .data::<Arc<AppState>>()
+        .map(|s| s.bodies.clone())
+        .unwrap_or_default();
+    let _share = if size > SMALL_BODY_BYTES {
+        let kib = u32::try_from(size.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(limits.budget_kib);
+        match tokio::time::timeout(BUDGET_WAIT, limits.budget.acquire_many_owned(kib)).await {
+            Ok(Ok(share)) => Some(share),
+            _ => {
+                let refusal = RawProblem::from(ApiError::busy(
+                    "too many large request bodies are being received; retry shortly",
+                ))
+                .with_header(poem::http::header::CONNECTION, "close");
+                return Err(refusal.into());
+            }
+        }
+    } else {
+        None
+    };
+    let read = body.take()?.into_bytes_limit(MAX_BODY_BYTES);
+    match tokio::time::timeout(limits.read_timeout, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => {
+            Err(ApiError::payload_too_large().into_poem())
+        }
+        Ok(Err(_)) => Err(ApiError::bad_request("the request body could not be read").into_poem()),
+        Err(_) => Err(ApiError::request_timeout().into_poem()),
+    }
+}
 
 /// Whether a `Content-Type` is JSON (`application/json`, `application/*+json`, any parameters).
 pub fn is_json(content_type: &str) -> bool {
@@ -42,25 +134,7 @@ async fn read_object(
     body: &mut RequestBody,
     required: bool,
 ) -> poem::Result<Option<Map<String, Value>>> {
-    let declared = request
-        .headers()
-        .get(poem::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::payload_too_large().into_poem());
-    }
-    let bytes = body
-        .take()?
-        .into_bytes_limit(MAX_BODY_BYTES)
-        .await
-        .map_err(|e| {
-            match e {
-                poem::error::ReadBodyError::PayloadTooLarge => ApiError::payload_too_large(),
-                _ => ApiError::bad_request("the request body could not be read"),
-            }
-            .into_poem()
-        })?;
+    let bytes = read_bytes(request, body).await?;
     let content_type = request.content_type();
     if bytes.iter().all(u8::is_ascii_whitespace) && (!required || content_type.is_none()) {
         if required {

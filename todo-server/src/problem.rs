@@ -50,7 +50,7 @@ pub enum ApiError {
     /// Missing, malformed or rejected credentials.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
-    /// The path's user id is not the authenticated user.
+    /// The path's user id is not the authenticated user, or a per-user quota is reached.
     #[oai(status = 403, content_type = "application/problem+json")]
     Forbidden(Json<Problem>),
     /// No such task for this user.
@@ -59,7 +59,10 @@ pub enum ApiError {
     /// The resource already exists (for example an email already registered).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
-    /// `If-Match` does not match the task's current ETag.
+    /// The request body did not arrive in time; the connection is closed.
+    #[oai(status = 408, content_type = "application/problem+json")]
+    RequestTimeout(Json<Problem>, #[oai(header = "Connection")] String),
+    /// `If-Match` does not match the task's current ETag, or cannot be read.
     #[oai(status = 412, content_type = "application/problem+json")]
     PreconditionFailed(Json<Problem>),
     /// The body is larger than 1 MiB.
@@ -71,12 +74,25 @@ pub enum ApiError {
     /// Well-formed input that breaks a rule.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
+    /// Too many attempts (login, registration) or too many searches at once; retry after
+    /// `Retry-After` seconds. `RateLimit-Policy` and `RateLimit` (IETF draft) describe the limit
+    /// when one was counted.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(
+        Json<Problem>,
+        #[oai(header = "Retry-After")] String,
+        #[oai(header = "RateLimit-Policy")] Option<String>,
+        #[oai(header = "RateLimit")] Option<String>,
+    ),
     /// An unexpected server error (details are logged, never sent).
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
-    /// The database is unavailable; retry later.
+    /// The database or the server is busy or unavailable; retry after `Retry-After` seconds.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>, #[oai(header = "Retry-After")] String),
+    /// The database has no room left for the write; nothing was changed.
+    #[oai(status = 507, content_type = "application/problem+json")]
+    InsufficientStorage(Json<Problem>),
 }
 
 /// A problem body for a status.
@@ -187,6 +203,49 @@ impl ApiError {
         ))
     }
 
+    /// 408: the body did not arrive within the body-read timeout. The connection is closed,
+    /// since the rest of the body may still be on its way.
+    pub fn request_timeout() -> Self {
+        Self::RequestTimeout(
+            problem(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            ),
+            "close".to_owned(),
+        )
+    }
+
+    /// 429 with the seconds to wait and, when a rate limit was counted, its fields.
+    pub fn too_many_requests(
+        detail: impl Into<String>,
+        retry_after: u64,
+        fields: Option<crate::ratelimit::RateFields>,
+    ) -> Self {
+        let (policy, limit) = fields.map_or((None, None), |f| (Some(f.policy), Some(f.limit)));
+        Self::TooManyRequests(
+            problem(StatusCode::TOO_MANY_REQUESTS, detail),
+            retry_after.max(1).to_string(),
+            policy,
+            limit,
+        )
+    }
+
+    /// 503 because the server itself is saturated (not the database).
+    pub fn busy(detail: impl Into<String>) -> Self {
+        Self::Unavailable(
+            problem(StatusCode::SERVICE_UNAVAILABLE, detail),
+            "1".to_owned(),
+        )
+    }
+
+    /// 507.
+    pub fn insufficient_storage() -> Self {
+        Self::InsufficientStorage(problem(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the database has no room left for this write; nothing was changed",
+        ))
+    }
+
     /// 503.
     pub fn unavailable() -> Self {
         Self::Unavailable(
@@ -216,6 +275,19 @@ impl From<todo_core::Error> for ApiError {
                 tracing::warn!(error = %source, "database unavailable");
                 Self::unavailable()
             }
+            E::OutOfSpace(source) => {
+                tracing::error!(error = %source, "database out of space");
+                Self::insufficient_storage()
+            }
+            E::QuotaExceeded { what, limit } => Self::Forbidden(problem(
+                StatusCode::FORBIDDEN,
+                format!("quota reached: at most {limit} {what} per user"),
+            )),
+            E::Busy => Self::too_many_requests(
+                "too many of your searches are running; retry shortly",
+                1,
+                None,
+            ),
             E::Storage(source) => {
                 tracing::error!(error = %source, "storage error");
                 Self::internal()
@@ -236,8 +308,7 @@ impl From<todo_core::Error> for ApiError {
 pub struct RawProblem {
     status: StatusCode,
     body: String,
-    challenge: Option<String>,
-    retry_after: Option<String>,
+    headers: Vec<(header::HeaderName, String)>,
 }
 
 impl ResponseError for RawProblem {
@@ -250,19 +321,10 @@ impl ResponseError for RawProblem {
             .status(self.status)
             .content_type(PROBLEM_JSON)
             .body(self.body.clone());
-        if let Some(c) = self
-            .challenge
-            .as_deref()
-            .and_then(|c| HeaderValue::from_str(c).ok())
-        {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
-        }
-        if let Some(r) = self
-            .retry_after
-            .as_deref()
-            .and_then(|r| HeaderValue::from_str(r).ok())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, r);
+        for (name, value) in &self.headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                resp.headers_mut().insert(name.clone(), value);
+            }
         }
         resp
     }
@@ -270,12 +332,29 @@ impl ResponseError for RawProblem {
 
 impl From<ApiError> for RawProblem {
     fn from(e: ApiError) -> Self {
-        let mut retry_after = None;
-        let (json, challenge) = match e {
-            ApiError::Unauthorized(p, c) => (p, Some(c)),
+        let mut headers = Vec::new();
+        let json = match e {
+            ApiError::Unauthorized(p, c) => {
+                headers.push((header::WWW_AUTHENTICATE, c));
+                p
+            }
             ApiError::Unavailable(p, r) => {
-                retry_after = Some(r);
-                (p, None)
+                headers.push((header::RETRY_AFTER, r));
+                p
+            }
+            ApiError::RequestTimeout(p, c) => {
+                headers.push((header::CONNECTION, c));
+                p
+            }
+            ApiError::TooManyRequests(p, r, policy, limit) => {
+                headers.push((header::RETRY_AFTER, r));
+                if let Some(policy) = policy {
+                    headers.push((header::HeaderName::from_static("ratelimit-policy"), policy));
+                }
+                if let Some(limit) = limit {
+                    headers.push((header::HeaderName::from_static("ratelimit"), limit));
+                }
+                p
             }
             ApiError::BadRequest(p)
             | ApiError::Forbidden(p)
@@ -285,15 +364,23 @@ impl From<ApiError> for RawProblem {
             | ApiError::PayloadTooLarge(p)
             | ApiError::UnsupportedMediaType(p)
             | ApiError::Unprocessable(p)
-            | ApiError::Internal(p) => (p, None),
+            | ApiError::Internal(p)
+            | ApiError::InsufficientStorage(p) => p,
         };
         Self {
             status: StatusCode::from_u16(json.0.status)
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: serde_json::to_string(&json.0).unwrap_or_default(),
-            challenge,
-            retry_after,
+            headers,
         }
+    }
+}
+
+impl RawProblem {
+    /// Adds a header to the answer.
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 }
 
@@ -335,8 +422,7 @@ pub async fn catch_all(err: Error) -> Response {
         return RawProblem {
             status,
             body: serde_json::to_string(&p.0).unwrap_or_default(),
-            challenge: None,
-            retry_after: None,
+            headers: Vec::new(),
         }
         .as_response();
     };

@@ -2,6 +2,7 @@
 
 pub(crate) mod pool;
 pub(crate) mod postgres;
+mod scans;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
 
@@ -10,13 +11,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::accounts::Hasher;
 use crate::cursor::CursorCodec;
-use crate::error::{Error, Result};
+use crate::error::{Error, Quota, Result};
 use crate::model::{
     Created, IdempotencyKey, ListQuery, NewTask, Page, Replacement, Task, TaskId, TaskPatch,
     check_due_date, fold_case, now,
 };
+use crate::options::StoreOptions;
 use crate::principal::Principal;
+use scans::ScanLimiter;
 use sql::{Commit, Db, Exec, Read, Value};
 
 /// How long an idempotency key is remembered.
@@ -27,12 +31,16 @@ pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// one ([`Error::NotFound`]). There is no method that reaches across users.
 ///
 /// Writes take an optional `expected_version`: when it is given and the task is at another
-/// version, the write fails with [`Error::VersionMismatch`] and changes nothing.
+/// version, the write fails with [`Error::VersionMismatch`] and changes nothing. Any write may
+/// fail with [`Error::OutOfSpace`] when the database has no room left, and then changes nothing.
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
     /// Creates a task. With an idempotency key, a repeat of the same request by the same user
     /// within 24 hours returns the first task (`replayed = true`) and creates nothing, and the same
-    /// key with a different request fails with [`Error::IdempotencyConflict`].
+    /// key with a different request fails with [`Error::IdempotencyConflict`]. Under a quota
+    /// ([`StoreOptions::max_tasks_per_user`], [`StoreOptions::max_idempotency_keys_per_user`]),
+    /// a create that would exceed it fails with [`Error::QuotaExceeded`] and stores nothing; a
+    /// replay is not a new task and still succeeds.
     async fn create(
         &self,
         who: &Principal,
@@ -45,7 +53,10 @@ pub trait TaskStore: Send + Sync + 'static {
 
     /// A page of tasks, filtered, searched and sorted as `query` says. Pages are keyset-paged: a
     /// cursor continues exactly after the last task of its page, so concurrent inserts never make a
-    /// walk skip or repeat a task.
+    /// walk skip or repeat a task. Every cursor a list issues is accepted by the next call. A list
+    /// that may read all the user's tasks (a search, a status filter, the due-date sort, a page
+    /// over 100) waits for one of the user's turns
+    /// ([`StoreOptions::max_concurrent_scans_per_user`]), at most 10 s, else [`Error::Busy`].
     async fn list(&self, who: &Principal, query: &ListQuery) -> Result<Page>;
 
     /// Replaces every editable field (PUT semantics).
@@ -127,14 +138,40 @@ impl std::fmt::Debug for Store {
 pub(crate) struct SqlStore<D: Db> {
     db: D,
     cursors: CursorCodec,
+    /// Password hashing, a bounded number at a time.
+    hasher: Hasher,
+    /// Lists that may read all of a user's tasks, a bounded number per user at a time.
+    scans: Option<ScanLimiter>,
+    /// [`StoreOptions::max_tasks_per_user`].
+    max_tasks: Option<u64>,
+    /// [`StoreOptions::max_idempotency_keys_per_user`].
+    max_keys: Option<u64>,
 }
 
 impl<D: Db> SqlStore<D> {
-    pub(crate) fn new(db: D, cursor_secret: Vec<u8>) -> Self {
+    pub(crate) fn new(db: D, cursor_secret: Vec<u8>, options: &StoreOptions) -> Self {
         Self {
             db,
             cursors: CursorCodec::new(cursor_secret),
+            hasher: Hasher::new(options),
+            scans: options
+                .max_concurrent_scans_per_user
+                .map(|n| ScanLimiter::new(n, scans::SCAN_WAIT)),
+            max_tasks: options.max_tasks_per_user,
+            max_keys: options.max_idempotency_keys_per_user,
         }
+    }
+
+    /// Takes the user's quota lock inside `tx` when a quota is on and the backend needs one
+    /// ([`Db::USER_LOCK`]), so the counts a quota checks cannot change until `tx` ends.
+    async fn lock_user_for_quota(&self, tx: &mut D::Tx, user: &str) -> Result<()> {
+        if let (Some(lock), true) = (
+            D::USER_LOCK,
+            self.max_tasks.is_some() || self.max_keys.is_some(),
+        ) {
+            tx.execute(lock, &[Value::Text(user)]).await?;
+        }
+        Ok(())
     }
 
     /// The answer for a write that matched no row: the task is missing (or not this user's), or
@@ -168,21 +205,27 @@ impl<D: Db> SqlStore<D> {
         let fingerprint = task.fingerprint();
         let cutoff = now - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or_default();
         let mut tx = self.db.begin_write().await?;
+        self.lock_user_for_quota(&mut tx, user).await?;
         tx.execute(sql::PURGE_IDEMPOTENCY_KEYS, &[Value::Time(cutoff)])
             .await?;
-        let claimed = tx
-            .execute(
-                sql::CLAIM_IDEMPOTENCY_KEY,
-                &[
-                    Value::Text(user),
-                    Value::Text(key.as_str()),
-                    Value::Text(&fingerprint),
-                    Value::Time(now),
-                ],
-            )
-            .await?;
+        // The user's keys left after the purge are their unexpired ones: with a quota, a new
+        // key is claimed only while they hold fewer.
+        let claim = [
+            Value::Text(user),
+            Value::Text(key.as_str()),
+            Value::Text(&fingerprint),
+            Value::Time(now),
+            Value::I64(quota_arg(self.max_keys)),
+        ];
+        let claimed = match self.max_keys {
+            None => tx.execute(sql::CLAIM_IDEMPOTENCY_KEY, &claim[..4]).await?,
+            Some(_) => {
+                tx.execute(sql::CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA, &claim)
+                    .await?
+            }
+        };
         if claimed == 1 {
-            let created = insert(&mut tx, user, task, now).await?;
+            let created = insert(&mut tx, user, task, now, self.max_tasks).await?;
             let response =
                 serde_json::to_string(&created).map_err(|e| Error::Storage(Box::new(e)))?;
             tx.execute(
@@ -207,8 +250,8 @@ impl<D: Db> SqlStore<D> {
             )
             .await?;
         tx.commit().await?;
-        match previous {
-            Some((stored, Some(response))) if stored == fingerprint => {
+        match (previous, self.max_keys) {
+            (Some((stored, Some(response))), _) if stored == fingerprint => {
                 let task: Task =
                     serde_json::from_str(&response).map_err(|e| Error::Storage(Box::new(e)))?;
                 Ok(Created {
@@ -216,7 +259,12 @@ impl<D: Db> SqlStore<D> {
                     replayed: true,
                 })
             }
-            Some((stored, _)) if stored != fingerprint => Err(Error::IdempotencyConflict),
+            (Some((stored, _)), _) if stored != fingerprint => Err(Error::IdempotencyConflict),
+            // Not claimed, yet not held: the quota refused the new key.
+            (None, Some(limit)) => Err(Error::QuotaExceeded {
+                what: Quota::IdempotencyKeys,
+                limit,
+            }),
             _ => Err(Error::Storage(
                 "idempotency key claimed without a stored response".into(),
             )),
@@ -224,32 +272,48 @@ impl<D: Db> SqlStore<D> {
     }
 }
 
+/// A quota as a bind value (a limit past `i64::MAX` is no limit in practice).
+fn quota_arg(limit: Option<u64>) -> i64 {
+    limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX))
+}
+
+/// Inserts `task` for `user`; with `max_tasks`, only while the user has fewer tasks than that
+/// ([`Error::QuotaExceeded`] otherwise), counted by the insert statement itself.
 async fn insert(
     exec: &mut impl Exec,
     user: &str,
     task: &NewTask,
     now: chrono::DateTime<chrono::Utc>,
+    max_tasks: Option<u64>,
 ) -> Result<Task> {
     let due_date = task.due_date.map(check_due_date).transpose()?;
     let title_key = fold_case(task.title.as_str());
     let description = task.description.as_ref().map(|d| d.as_str());
     let description_key = description.map(fold_case);
-    let created = exec
-        .task(
-            sql::INSERT_TASK,
-            &[
-                Value::Text(user),
-                Value::Text(task.title.as_str()),
-                Value::Text(&title_key),
-                Value::OptText(description),
-                Value::OptText(description_key.as_deref()),
-                Value::I16(task.priority.rank()),
-                Value::OptTime(due_date),
-                Value::Time(now),
-            ],
-        )
-        .await?;
-    created.ok_or_else(|| Error::Storage("insert returned no row".into()))
+    let args = [
+        Value::Text(user),
+        Value::Text(task.title.as_str()),
+        Value::Text(&title_key),
+        Value::OptText(description),
+        Value::OptText(description_key.as_deref()),
+        Value::I16(task.priority.rank()),
+        Value::OptTime(due_date),
+        Value::Time(now),
+        Value::I64(quota_arg(max_tasks)),
+    ];
+    match max_tasks {
+        None => exec
+            .task(sql::INSERT_TASK, &args[..8])
+            .await?
+            .ok_or_else(|| Error::Storage("insert returned no row".into())),
+        Some(limit) => exec
+            .task(sql::INSERT_TASK_WITHIN_QUOTA, &args)
+            .await?
+            .ok_or(Error::QuotaExceeded {
+                what: Quota::Tasks,
+                limit,
+            }),
+    }
 }
 
 #[async_trait]
@@ -261,17 +325,26 @@ impl<D: Db> TaskStore for SqlStore<D> {
         task: NewTask,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<Created> {
-        match idempotency_key {
-            Some(key) => self.create_idempotent(who, &task, key).await,
-            None => {
-                let task =
-                    insert(&mut self.db.writer(), who.user_id().as_str(), &task, now()).await?;
-                Ok(Created {
-                    task,
-                    replayed: false,
-                })
+        let user = who.user_id().as_str();
+        let task = match (idempotency_key, self.max_tasks, D::USER_LOCK) {
+            (Some(key), _, _) => return self.create_idempotent(who, &task, key).await,
+            // The count and the insert are one statement; where that alone does not stop
+            // concurrent creates of the user from overshooting, they take turns on a lock.
+            (None, Some(limit), Some(lock)) => {
+                let mut tx = self.db.begin_write().await?;
+                tx.execute(lock, &[Value::Text(user)]).await?;
+                let task = insert(&mut tx, user, &task, now(), Some(limit)).await?;
+                tx.commit().await?;
+                task
             }
-        }
+            (None, max_tasks, _) => {
+                insert(&mut self.db.writer(), user, &task, now(), max_tasks).await?
+            }
+        };
+        Ok(Created {
+            task,
+            replayed: false,
+        })
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
@@ -293,12 +366,15 @@ impl<D: Db> TaskStore for SqlStore<D> {
             ),
             None => None,
         };
-        let (statement, args) =
-            sql::list_statement::<D>(who.user_id().as_str(), query, after.as_ref());
-        let mut tasks = self
-            .db
-            .list(&statement, &args, sql::is_bounded(query))
-            .await?;
+        let user = who.user_id().as_str();
+        let (statement, args) = sql::list_statement::<D>(user, query, after.as_ref());
+        let bounded = sql::is_bounded(query);
+        // A list that may read all the user's tasks waits for one of the user's turns.
+        let _turn = match &self.scans {
+            Some(scans) if !bounded => Some(scans.turn(user).await?),
+            _ => None,
+        };
+        let mut tasks = self.db.list(&statement, &args, bounded).await?;
         let limit = query.limit.get() as usize;
         let next_cursor = if tasks.len() > limit {
             tasks.truncate(limit);
@@ -433,7 +509,7 @@ impl<D: Db> crate::accounts::AccountStore for SqlStore<D> {
     ) -> Result<crate::accounts::Account> {
         let reg = crate::accounts::Registration::parse(email, password, name)?;
         let id = crate::accounts::new_user_id()?;
-        let hash = crate::accounts::hash_password(reg.password).await?;
+        let hash = self.hasher.hash(reg.password).await?;
         let args = [
             Value::Text(id.as_str()),
             Value::Text(reg.email.as_str()),
@@ -470,7 +546,7 @@ impl<D: Db> crate::accounts::AccountStore for SqlStore<D> {
             Err(_) => None,
         };
         let hash = row.as_ref().map(|r| r.3.clone());
-        if !crate::accounts::verify_password(password.to_owned(), hash).await? {
+        if !self.hasher.verify(password.to_owned(), hash).await? {
             return Err(Error::InvalidCredentials);
         }
         match row {

@@ -133,6 +133,11 @@ impl Db for PgDb {
     type Tx = TxExec;
     const POSITION_FN: &'static str = "strpos";
     const NAME: &'static str = "postgres";
+    /// A transaction-scoped advisory lock on the user's id (the first key, `'todo'` as an
+    /// integer, keeps it apart from other applications' advisory locks). Users whose ids hash
+    /// alike share a lock, which only makes them take turns.
+    const USER_LOCK: Option<&'static str> =
+        Some("select pg_advisory_xact_lock(1953457263, hashtext($1))");
 
     fn reader(&self) -> PgReader<'_> {
         match &self.readers {

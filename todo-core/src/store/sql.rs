@@ -83,6 +83,11 @@ pub(crate) trait Db: Send + Sync + 'static {
     const POSITION_FN: &'static str;
     /// The backend's name, for logs and diagnostics.
     const NAME: &'static str;
+    /// A statement that, run first in a write transaction, makes the other write transactions
+    /// of the user `$1` that run it wait until this one ends, so a quota counted inside it
+    /// cannot be overshot by concurrent creates. `None` where writes are serialised anyway
+    /// (SQLite: one writer at a time).
+    const USER_LOCK: Option<&'static str>;
 
     /// Runs reads (never blocks behind writes on SQLite).
     fn reader(&self) -> Self::Reader<'_>;
@@ -107,6 +112,13 @@ pub(crate) const TASK_COLUMNS: &str = "id, user_id, title, description, complete
 pub(crate) const INSERT_TASK: &str = r"insert into tasks
     (user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version)
     values ($1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1)
+    returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
+
+/// [`INSERT_TASK`] only while the user `$1` has fewer than `$9` tasks: no row otherwise.
+pub(crate) const INSERT_TASK_WITHIN_QUOTA: &str = r"insert into tasks
+    (user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version)
+    select $1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1
+    where (select count(*) from tasks where user_id = $1) < $9
     returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
 
 pub(crate) const GET_TASK: &str = r"select id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version
@@ -145,6 +157,14 @@ pub(crate) const PURGE_IDEMPOTENCY_KEYS: &str =
 
 pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str = r"insert into idempotency_keys (user_id, key, fingerprint, created_at)
     values ($1, $2, $3, $4)
+    on conflict (user_id, key) do nothing";
+
+/// [`CLAIM_IDEMPOTENCY_KEY`] only while the user `$1` holds fewer than `$5` keys (run after
+/// [`PURGE_IDEMPOTENCY_KEYS`], so all of them unexpired): nothing is inserted otherwise, even
+/// for a key the user holds (which the caller then finds and replays).
+pub(crate) const CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA: &str = r"insert into idempotency_keys (user_id, key, fingerprint, created_at)
+    select $1, $2, $3, $4
+    where (select count(*) from idempotency_keys where user_id = $1) < $5
     on conflict (user_id, key) do nothing";
 
 pub(crate) const SAVE_IDEMPOTENT_RESPONSE: &str =

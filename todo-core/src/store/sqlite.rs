@@ -115,13 +115,20 @@ struct FileReaders {
     scans: direct::Readers,
 }
 
+/// The `max_page_count` that keeps a database of `page_size`-byte pages within `bytes`: at
+/// least one page.
+fn max_page_count(bytes: u64, page_size: i64) -> u64 {
+    let page_size = u64::try_from(page_size).unwrap_or(4096).max(1);
+    (bytes / page_size).max(1)
+}
+
 fn is_in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
 impl SqliteDb {
     pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
-        let connect = SqliteConnectOptions::from_str(url)
+        let mut connect = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -140,12 +147,33 @@ impl SqliteDb {
         let write_wait = options.acquire_timeout.max(SQLITE_WRITE_QUEUE_TIMEOUT);
         // An in-memory database lives as long as its one connection: that one connection
         // serves everything. A file has the writers and three pools of readers.
-        let writer = Pool::new(connect.clone(), 1, write_wait)?;
+        let mut writer = Pool::new(connect.clone(), 1, write_wait)?;
         let mut conn = writer.get().await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut *conn)
             .await?;
+        let max_pages = match options.sqlite_max_size_bytes {
+            Some(bytes) => {
+                let page_size: i64 = sqlx::query_scalar("pragma page_size")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let pages = max_page_count(bytes, page_size);
+                // This connection is the database in memory: it gets the cap directly; on a
+                // file, every connection opened from here on gets it as it opens.
+                sqlx::query(&format!("pragma max_page_count = {pages}"))
+                    .execute(&mut *conn)
+                    .await?;
+                connect = connect.pragma("max_page_count", pages.to_string());
+                Some(pages)
+            }
+            None => None,
+        };
         drop(conn);
+        if max_pages.is_some() && !is_in_memory(url) {
+            // The writer is reopened with the cap, so a replacement connection has it too.
+            writer.close().await;
+            writer = Pool::new(connect.clone(), 1, write_wait)?;
+        }
         if is_in_memory(url) {
             return Ok(Self {
                 reader: writer.clone(),
@@ -161,8 +189,8 @@ impl SqliteDb {
         let reader = Pool::new(connect.clone().read_only(true), readers, write_wait)?;
         let path = connect.get_filename().to_path_buf();
         let direct = FileReaders {
-            bounded: direct::Readers::new(path.clone(), readers, write_wait)?,
-            scans: direct::Readers::new(path, readers, write_wait)?,
+            bounded: direct::Readers::new(path.clone(), readers, write_wait, max_pages)?,
+            scans: direct::Readers::new(path, readers, write_wait, max_pages)?,
         };
         let queue_conn = sqlx::ConnectOptions::connect(&connect).await?;
         Ok(Self {
@@ -181,6 +209,7 @@ impl Db for SqliteDb {
     type Tx = TxExec;
     const POSITION_FN: &'static str = "instr";
     const NAME: &'static str = "sqlite";
+    const USER_LOCK: Option<&'static str> = None;
 
     fn reader(&self) -> SqliteReader<'_> {
         match &self.direct {
@@ -326,7 +355,7 @@ mod tests {
     /// when it is locked: `n` connections each, waiting up to 5 s for one.
     fn file_readers(path: &std::path::Path, n: u32) -> (direct::Readers, Pool) {
         let wait = Duration::from_secs(5);
-        let readers = direct::Readers::new(path.to_path_buf(), n, wait).unwrap();
+        let readers = direct::Readers::new(path.to_path_buf(), n, wait, None).unwrap();
         let options = SqliteConnectOptions::new()
             .filename(path)
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
@@ -532,6 +561,57 @@ mod tests {
             "a busy database must be unavailable"
         );
         drop(holder);
+    }
+
+    /// A statement that finds the database full can make SQLite roll back the whole batch's
+    /// transaction, not just itself (as this insert into an indexed table does), after which
+    /// the statements queued behind it would each commit on their own while the batch's commit
+    /// failed. Queued together, an update, an insert that does not fit and another update: the
+    /// insert alone fails, as out of space, and both updates are acknowledged and committed.
+    #[tokio::test]
+    async fn a_write_that_finds_the_database_full_fails_alone_and_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let options = StoreOptions {
+            sqlite_max_size_bytes: Some(256 * 1024),
+            ..StoreOptions::default()
+        };
+        let db = SqliteDb::open(&url, &options).await.unwrap();
+        let mut w = db.writer();
+        for statement in [
+            "create table counter (n integer)",
+            "insert into counter values (0)",
+            "create table blobs (b blob)",
+            "create index blobs_b on blobs (b)",
+        ] {
+            w.execute(statement, &[]).await.unwrap();
+        }
+        let fill = "insert into blobs values (randomblob(1000))";
+        let full = loop {
+            if let Err(e) = w.execute(fill, &[]).await {
+                break e;
+            }
+        };
+        assert!(matches!(Error::from(full), Error::OutOfSpace(_)));
+
+        // On this single-threaded runtime the three are queued before the writer task runs,
+        // so they are one batch.
+        let bump = "update counter set n = n + 1";
+        let (mut a, mut b, mut c) = (db.writer(), db.writer(), db.writer());
+        let (first, big, last) = tokio::join!(
+            a.execute(bump, &[]),
+            b.execute("insert into blobs values (zeroblob(100000))", &[]),
+            c.execute(bump, &[]),
+        );
+        assert_eq!(first.unwrap(), 1);
+        assert!(matches!(
+            Error::from(big.unwrap_err()),
+            Error::OutOfSpace(_)
+        ));
+        assert_eq!(last.unwrap(), 1);
+        let n = db.reader().int("select n from counter", &[]).await.unwrap();
+        assert_eq!(n, Some(2));
+        db.close().await;
     }
 
     /// A failed statement (a constraint, not a broken connection) keeps the connection: the

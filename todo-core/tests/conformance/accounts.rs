@@ -90,3 +90,106 @@ async fn invalid_registrations_name_each_field_and_store_nothing() {
             .unwrap();
     }
 }
+
+/// A store on a fresh SQLite file with `at_once` password hashes at a time, each caller
+/// waiting at most `wait` for a turn, and an account registered in it ("correct horse").
+async fn hashing_store(
+    dir: &tempfile::TempDir,
+    at_once: usize,
+    wait: Option<std::time::Duration>,
+) -> (std::sync::Arc<dyn AccountStore>, String) {
+    let url = format!("sqlite://{}", dir.path().join("accounts.db").display());
+    let options = StoreOptions {
+        password_hash_concurrency: Some(at_once),
+        password_hash_wait: wait,
+        ..StoreOptions::default()
+    };
+    let accounts = todo_core::open_store(&url, options).await.unwrap().accounts;
+    let email = unique_email();
+    accounts
+        .register(&email, "correct horse", None)
+        .await
+        .unwrap();
+    (accounts, email)
+}
+
+/// `k` logins at once; each one's result, and when it came.
+async fn logins_at_once(
+    accounts: &std::sync::Arc<dyn AccountStore>,
+    email: &str,
+    k: usize,
+) -> Vec<(Result<todo_core::Account, Error>, std::time::Instant)> {
+    let mut handles = Vec::new();
+    for _ in 0..k {
+        let accounts = std::sync::Arc::clone(accounts);
+        let email = email.to_owned();
+        handles.push(tokio::spawn(async move {
+            let result = accounts.login(&email, "correct horse").await;
+            (result, std::time::Instant::now())
+        }));
+    }
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+/// With one hash at a time, logins that cannot get a turn within the wait are refused as
+/// unavailable (retry later), never as bad credentials; with the default wait, every one of
+/// them succeeds in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_that_wait_too_long_for_a_password_hash_are_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, email) = hashing_store(&dir, 1, Some(std::time::Duration::from_millis(1))).await;
+    let results: Vec<_> = logins_at_once(&accounts, &email, 6)
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    let succeeded = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Unavailable(_))))
+        .count();
+    assert!(succeeded >= 1, "{results:?}");
+    assert!(refused >= 1, "{results:?}");
+    assert_eq!(succeeded + refused, results.len(), "{results:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, email) = hashing_store(&dir, 1, None).await;
+    for (result, _) in logins_at_once(&accounts, &email, 6).await {
+        result.unwrap();
+    }
+}
+
+/// No more hashes run at once than allowed: with one at a time, `K` logins started together
+/// end one by one, a hash apart, so the last ends long after the first (at least half of
+/// `K - 1` logins' time, one login timed alone). Run side by side, they would share the CPUs
+/// and end together. (Total time is no measure here: argon2 is bound by memory, and two
+/// hashes side by side on this kind of machine finish only a little sooner than one after
+/// the other.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_hashes_run_no_more_at_once_than_allowed() {
+    use std::time::{Duration, Instant};
+    const K: u32 = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, email) = hashing_store(&dir, 1, Some(Duration::from_secs(60))).await;
+    let mut one = Duration::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        accounts.login(&email, "correct horse").await.unwrap();
+        one = one.min(started.elapsed());
+    }
+    let mut ended = Vec::new();
+    for (result, at) in logins_at_once(&accounts, &email, K as usize).await {
+        result.unwrap();
+        ended.push(at);
+    }
+    ended.sort();
+    let spread = ended[ended.len() - 1] - ended[0];
+    assert!(
+        spread >= one * (K - 1) / 2,
+        "{K} logins ended within {spread:?} (one alone takes {one:?}): they ran side by side"
+    );
+}

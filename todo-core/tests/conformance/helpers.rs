@@ -36,8 +36,14 @@ pub fn pg_url() -> Option<String> {
 
 /// Every backend this run can reach.
 pub async fn backends() -> Vec<Backend> {
+    backends_with(StoreOptions::default()).await
+}
+
+/// Every backend this run can reach, opened with `options` (PostgreSQL's read connections
+/// aside).
+pub async fn backends_with(options: StoreOptions) -> Vec<Backend> {
     let mut out = Vec::new();
-    let memory = todo_core::open("sqlite::memory:", StoreOptions::default())
+    let memory = todo_core::open("sqlite::memory:", options.clone())
         .await
         .expect("open sqlite memory");
     out.push(Backend {
@@ -47,7 +53,7 @@ pub async fn backends() -> Vec<Backend> {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("todo.db").display());
-    let file = todo_core::open(&url, StoreOptions::default())
+    let file = todo_core::open(&url, options.clone())
         .await
         .expect("open sqlite file");
     out.push(Backend {
@@ -58,22 +64,24 @@ pub async fn backends() -> Vec<Backend> {
     if let Some(url) = pg_url() {
         // Two read connections whatever the machine, so parallel tests stay far below the
         // server's connection limit.
-        let options = StoreOptions {
+        let pipelined = StoreOptions {
             read_connections: Some(2),
-            ..StoreOptions::default()
+            ..options.clone()
         };
-        let pg = todo_core::open(&url, options).await.expect("open postgres");
+        let pg = todo_core::open(&url, pipelined)
+            .await
+            .expect("open postgres");
         out.push(Backend {
             name: "postgres",
             store: pg,
             _dir: None,
         });
         // Reads on the pool, as with `sslmode=verify-ca` or `read_connections: Some(0)`.
-        let options = StoreOptions {
+        let on_pool = StoreOptions {
             read_connections: Some(0),
-            ..StoreOptions::default()
+            ..options
         };
-        let pool_reads = todo_core::open(&url, options)
+        let pool_reads = todo_core::open(&url, on_pool)
             .await
             .expect("open postgres, reads on the pool");
         out.push(Backend {

@@ -8,5 +8,8 @@ mod crud;
 mod helpers;
 mod idempotency;
 mod isolation;
+mod out_of_space;
 mod paging;
+mod quotas;
 mod recovery;
+mod scans;

@@ -2,7 +2,8 @@ use std::collections::HashSet;
 
 use chrono::{TimeZone, Utc};
 use todo_core::{
-    Error, Limit, ListQuery, NewTask, Priority, SortField, SortOrder, Task, Title, fold_case,
+    Error, Limit, ListQuery, NewTask, Priority, SortField, SortOrder, TITLE_MAX_CHARS, Task, Title,
+    fold_case,
 };
 
 use crate::helpers::{Backend, backends, create, user};
@@ -222,6 +223,58 @@ async fn a_tampered_cursor_or_one_for_another_sort_is_a_validation_error() {
                 Err(Error::Validation(v)) => assert_eq!(v.errors[0].field, "cursor"),
                 other => panic!("{}: {other:?}", b.name),
             }
+        }
+    }
+}
+
+/// Cursors embed the case-folded title of the page's last task, so the longest titles of the
+/// characters that take the most room (control characters, escaped as six bytes; four-byte
+/// emoji; `İ`, whose lowercase is longer; a mix with quotes and backslashes) make the longest
+/// cursors there are. Each one issued must be accepted and lead to the next page, in both
+/// orders. A cursor longer than any the store issues is still refused on `cursor`.
+#[tokio::test]
+async fn cursors_of_the_longest_titles_are_accepted_and_lead_to_the_next_page() {
+    let mixed: String = ['\u{1}', '😀', 'İ', '"', '\\', '\u{1f}', 'Σ', '\u{7f}']
+        .iter()
+        .cycle()
+        .take(TITLE_MAX_CHARS)
+        .collect();
+    let titles = [
+        "\u{1}".repeat(TITLE_MAX_CHARS),
+        "😀".repeat(TITLE_MAX_CHARS),
+        "İ".repeat(TITLE_MAX_CHARS),
+        mixed,
+    ];
+    for b in backends().await {
+        for title in &titles {
+            let alice = user("alice");
+            let mut ids = Vec::new();
+            for _ in 0..3 {
+                ids.push(create(&b.store, &alice, title).await.id);
+            }
+            for order in [SortOrder::Asc, SortOrder::Desc] {
+                let q = ListQuery {
+                    sort: SortField::Title,
+                    order,
+                    limit: Limit::new(1).unwrap(),
+                    ..ListQuery::default()
+                };
+                let seen: Vec<i64> = walk(&b, &alice, q).await.iter().map(|t| t.id).collect();
+                let mut expected = ids.clone();
+                if order == SortOrder::Desc {
+                    expected.reverse();
+                }
+                assert_eq!(seen, expected, "{}: {order:?} {title:?}", b.name);
+            }
+        }
+        let alice = user("alice");
+        let too_long = ListQuery {
+            cursor: Some("A".repeat(4096)),
+            ..ListQuery::default()
+        };
+        match b.store.list(&alice, &too_long).await {
+            Err(Error::Validation(v)) => assert_eq!(v.errors[0].field, "cursor", "{}", b.name),
+            other => panic!("{}: {other:?}", b.name),
         }
     }
 }

@@ -4,5 +4,6 @@
 
 mod cookies;
 mod errors;
+mod hardening;
 mod helpers;
 mod tasks;

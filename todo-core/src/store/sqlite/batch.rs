@@ -4,8 +4,12 @@
 //! one per write, so every acknowledged write is still durable, at several times the rate.
 //!
 //! A statement that fails inside the batch is rolled back by SQLite on its own (statement-level
-//! rollback) and reported to its caller; the others commit. If the commit itself fails, every
-//! caller in the batch gets an error: nothing is acknowledged that was not committed.
+//! rollback) and reported to its caller; the others commit. Some failures (a full database or
+//! disk, an I/O error, no memory) may make SQLite roll back the whole transaction instead, after
+//! which later statements would each commit on their own: the batch stops there, rolls back,
+//! reports that failure to its caller and runs the other statements again in a new transaction.
+//! If the commit itself fails, every caller in the batch gets an error: nothing is acknowledged
+//! that was not committed.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -105,8 +109,33 @@ pub(crate) struct WriteQueue {
 
 fn batch_error(e: &sqlx::Error) -> sqlx::Error {
     // sqlx errors cannot be cloned; every caller of a failed batch gets the same I/O-class
-    // error, which the store reports as "unavailable" (nothing of the batch was committed).
-    sqlx::Error::Io(std::io::Error::other(format!("batch not committed: {e}")))
+    // error, which the store reports as "unavailable" (nothing of the batch was committed), or
+    // as "out of space" when that is why it failed.
+    let kind = if crate::error::is_out_of_space(e) {
+        std::io::ErrorKind::StorageFull
+    } else {
+        std::io::ErrorKind::Other
+    };
+    sqlx::Error::Io(std::io::Error::new(
+        kind,
+        format!("batch not committed: {e}"),
+    ))
+}
+
+/// Whether a failed statement may have ended the whole transaction rather than only itself:
+/// SQLite may roll everything back on `SQLITE_FULL`, `IOERR`, `NOMEM`, `BUSY` and `INTERRUPT`
+/// ("Response To Errors Within A Transaction"; a single-row insert that meets a full database
+/// does). An error that is not SQLite's (the connection's thread gone) is treated alike.
+fn may_end_transaction(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let primary = crate::error::sqlite_primary_code(code.as_deref().unwrap_or(""));
+            matches!(primary, 5 | 7 | 9 | 10 | crate::error::SQLITE_FULL)
+        }
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
 }
 
 impl WriteQueue {
@@ -194,26 +223,44 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Msg>) {
 }
 
 async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>) {
-    if let Err(e) = conn.execute("begin immediate").await {
-        for job in batch.drain(..) {
-            let _ = job.reply.send(Err(batch_error(&e)));
-        }
-        return;
-    }
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch.iter() {
-        results.push(run_job(conn, job).await);
-    }
-    match conn.execute("commit").await {
-        Ok(_) => {
-            for (job, result) in batch.drain(..).zip(results) {
-                let _ = job.reply.send(result);
-            }
-        }
-        Err(e) => {
-            let _ = conn.execute("rollback").await;
+    // Each round either commits or answers one job with the failure that ended its
+    // transaction, so there are at most as many rounds as jobs.
+    while !batch.is_empty() {
+        if let Err(e) = conn.execute("begin immediate").await {
             for job in batch.drain(..) {
                 let _ = job.reply.send(Err(batch_error(&e)));
+            }
+            return;
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let mut ended = None;
+        for (i, job) in batch.iter().enumerate() {
+            match run_job(conn, job).await {
+                Err(e) if may_end_transaction(&e) => {
+                    ended = Some((i, e));
+                    break;
+                }
+                result => results.push(result),
+            }
+        }
+        if let Some((i, e)) = ended {
+            // Roll back what is left of this round (nothing, if SQLite already did), answer
+            // the job that ended it, and run the others again.
+            let _ = conn.execute("rollback").await;
+            let _ = batch.remove(i).reply.send(Err(e));
+            continue;
+        }
+        match conn.execute("commit").await {
+            Ok(_) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute("rollback").await;
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(batch_error(&e)));
+                }
             }
         }
     }

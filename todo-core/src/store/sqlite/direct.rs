@@ -32,6 +32,8 @@ use crate::store::sql::{AccountRow, Read, StoredTask, Value};
 /// Opens read-only connections to one database file.
 pub(crate) struct Manager {
     path: PathBuf,
+    /// `pragma max_page_count` for every connection ([`crate::StoreOptions::sqlite_max_size_bytes`]).
+    max_pages: Option<u64>,
 }
 
 impl managed::Manager for Manager {
@@ -49,6 +51,9 @@ impl managed::Manager for Manager {
         // may wait.
         conn.busy_timeout(Duration::ZERO)?;
         conn.set_prepared_statement_cache_capacity(64);
+        if let Some(pages) = self.max_pages {
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
         Ok(conn)
     }
 
@@ -62,10 +67,17 @@ impl managed::Manager for Manager {
 pub(crate) struct Readers(managed::Pool<Manager>);
 
 impl Readers {
-    /// At most `max` read-only connections to the file at `path`. They never wait for a lock:
-    /// a busy database fails at once, and [`DirectReader`] falls back to sqlx.
-    pub(crate) fn new(path: PathBuf, max: u32, wait: Duration) -> sqlx::Result<Self> {
-        crate::store::pool::build(managed::Pool::builder(Manager { path }), max, wait).map(Self)
+    /// At most `max` read-only connections to the file at `path`, capped at `max_pages` pages
+    /// like the store's other connections. They never wait for a lock: a busy database fails at
+    /// once, and [`DirectReader`] falls back to sqlx.
+    pub(crate) fn new(
+        path: PathBuf,
+        max: u32,
+        wait: Duration,
+        max_pages: Option<u64>,
+    ) -> sqlx::Result<Self> {
+        let manager = Manager { path, max_pages };
+        crate::store::pool::build(managed::Pool::builder(manager), max, wait).map(Self)
     }
 
     /// Drops every connection; later reads fail with `PoolClosed`.
@@ -150,13 +162,17 @@ impl Drop for Lent {
 }
 
 /// rusqlite's errors in sqlx's terms, so the store classifies both drivers alike: a file that
-/// cannot be read now is "unavailable", anything else (a corrupt file included) a storage error.
+/// cannot be read now is "unavailable", a full one "out of space" (an I/O error of kind
+/// `StorageFull`), anything else (a corrupt file included) a storage error.
 /// A busy or locked database becomes [`std::io::ErrorKind::WouldBlock`], which [`DirectReader`]
 /// answers by running the statement on sqlx's threads instead (see [`Readers::new`]).
 fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::WouldBlock, e))
+        }
+        Some(ErrorCode::DiskFull) => {
+            sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, e))
         }
         Some(ErrorCode::CannotOpen | ErrorCode::SystemIoFailure) => {
             sqlx::Error::Io(std::io::Error::other(e))

@@ -1,0 +1,163 @@
+//! A per-user bound on lists that may read all of a user's tasks ([`super::sql::is_bounded`] is
+//! false: searches, status filters, the due-date sort, large pages). One user firing many
+//! searches at once would otherwise take every scan connection (SQLite) or fill the pipelines
+//! (PostgreSQL) and slow everyone; with this, their extra scans queue behind their own, and other
+//! users' scans never wait for them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::{Error, Result};
+
+/// How long a scan waits for one of its user's turns before failing with [`Error::Busy`].
+pub(crate) const SCAN_WAIT: Duration = Duration::from_secs(10);
+
+/// At most `per_user` scans per user at once.
+pub(crate) struct ScanLimiter {
+    per_user: usize,
+    wait: Duration,
+    /// Only users with a scan running or waiting have an entry, so the map never holds more
+    /// users than there are scans in flight.
+    users: Mutex<HashMap<String, User>>,
+}
+
+/// One user's turns, and how many of their scans hold or wait for one.
+struct User {
+    turns: Arc<Semaphore>,
+    in_flight: usize,
+}
+
+/// A turn: the scan may run while it is held. Dropping it frees the turn.
+pub(crate) struct Turn<'a> {
+    _permit: OwnedSemaphorePermit,
+    _registration: Registration<'a>,
+}
+
+/// A scan counted in its user's entry; dropping it (after the permit, on success, on timeout or
+/// when the caller gives up) removes the entry once the user has no scan in flight.
+struct Registration<'a> {
+    limiter: &'a ScanLimiter,
+    user: &'a str,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut users = self.limiter.users();
+        if let Some(entry) = users.get_mut(self.user) {
+            entry.in_flight -= 1;
+            if entry.in_flight == 0 {
+                users.remove(self.user);
+            }
+        }
+    }
+}
+
+impl ScanLimiter {
+    /// At most `per_user` (at least 1) scans per user at once; a scan waits at most `wait` for
+    /// a turn.
+    pub(crate) fn new(per_user: usize, wait: Duration) -> Self {
+        Self {
+            per_user: per_user.max(1),
+            wait,
+            users: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn users(&self) -> MutexGuard<'_, HashMap<String, User>> {
+        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for one of `user`'s turns: [`Error::Busy`] if none came free in time.
+    pub(crate) async fn turn<'a>(&'a self, user: &'a str) -> Result<Turn<'a>> {
+        let turns = {
+            let mut users = self.users();
+            match users.get_mut(user) {
+                Some(entry) => {
+                    entry.in_flight += 1;
+                    Arc::clone(&entry.turns)
+                }
+                None => {
+                    let turns = Arc::new(Semaphore::new(self.per_user));
+                    let entry = User {
+                        turns: Arc::clone(&turns),
+                        in_flight: 1,
+                    };
+                    users.insert(user.to_owned(), entry);
+                    turns
+                }
+            }
+        };
+        let registration = Registration {
+            limiter: self,
+            user,
+        };
+        let permit = match Arc::clone(&turns).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(self.wait, turns.acquire_owned())
+                .await
+                .map_err(|_| Error::Busy)?
+                .map_err(|_| Error::Busy)?,
+        };
+        Ok(Turn {
+            _permit: permit,
+            _registration: registration,
+        })
+    }
+
+    /// How many users have an entry (tests only).
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.users().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With one turn per user: a user's second scan waits for their first, another user's
+    /// does not; a scan that waits too long is `Busy`; and once nothing is in flight, no entry
+    /// is left behind (whether the scans finished, timed out or were abandoned).
+    #[tokio::test]
+    async fn one_users_scans_queue_behind_each_other_and_nobody_elses() {
+        let limiter = ScanLimiter::new(1, Duration::from_millis(50));
+        let first = limiter.turn("alice").await.unwrap();
+        // Bob is not delayed by Alice's scan.
+        let bob = limiter.turn("bob").await.unwrap();
+        assert_eq!(limiter.tracked(), 2);
+        // Alice's second scan waits, then gives up.
+        assert!(matches!(limiter.turn("alice").await, Err(Error::Busy)));
+        drop(bob);
+        assert_eq!(limiter.tracked(), 1);
+        // Abandoned while waiting: counted out too.
+        let abandoned = tokio::time::timeout(Duration::from_millis(5), limiter.turn("alice")).await;
+        assert!(abandoned.is_err());
+        drop(first);
+        assert_eq!(limiter.tracked(), 0);
+        // A waiting scan gets the turn as soon as it is freed.
+        let first = limiter.turn("alice").await.unwrap();
+        let (second, ()) = tokio::join!(limiter.turn("alice"), async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(first);
+        });
+        assert!(second.is_ok());
+        drop(second);
+        assert_eq!(limiter.tracked(), 0);
+    }
+
+    /// `per_user` scans of one user run at once, not more.
+    #[tokio::test]
+    async fn each_user_gets_exactly_their_number_of_turns() {
+        let limiter = ScanLimiter::new(2, Duration::from_millis(20));
+        let a = limiter.turn("alice").await.unwrap();
+        let b = limiter.turn("alice").await.unwrap();
+        assert!(matches!(limiter.turn("alice").await, Err(Error::Busy)));
+        drop(a);
+        let c = limiter.turn("alice").await.unwrap();
+        drop((b, c));
+        assert_eq!(limiter.tracked(), 0);
+    }
+}

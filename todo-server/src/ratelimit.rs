@@ -1,0 +1,370 @@
+//! Rate limits on the built-in accounts' login and registration, per client address and per
+//! account, with the client address taken from the socket or, behind a trusted proxy, from
+//! `X-Forwarded-For`.
+//!
+//! Limits are GCRA (`governor`): `n` attempts per minute, all of them usable at once. A refused
+//! attempt is answered 429 with `Retry-After` and the IETF draft's `RateLimit` and
+//! `RateLimit-Policy` fields (draft-ietf-httpapi-ratelimit-headers). Keys that have recovered
+//! their whole quota are forgotten about once a minute, so the tables hold only the addresses and
+//! accounts seen in the last minute; IPv6 addresses count per /64, the block one host is given.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use poem::Request;
+
+/// The window every quota is expressed over.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// How often keys that have recovered their whole quota are dropped.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// An IP network (`10.0.0.0/8`, `::1/128`); a bare address is a network of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `addr` or `addr/prefix`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let (addr, prefix) = match raw.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (raw, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{raw:?} is not an IP address or CIDR network"))?;
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(|| format!("{raw:?} has an invalid prefix length"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u128::from(net.to_bits()) << 96,
+                u128::from(ip.to_bits()) << 96,
+                self.prefix,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(net.to_bits(), ip.to_bits(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the first `prefix` bits of two left-aligned addresses agree.
+fn prefix_eq(a: u128, b: u128, prefix: u8) -> bool {
+    prefix == 0 || (a ^ b) >> (128 - u32::from(prefix)) == 0
+}
+
+/// An IPv4-mapped IPv6 address as IPv4; anything else unchanged.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Who is calling: the socket's peer, or the client a trusted proxy names.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAddress {
+    trusted: Vec<IpNet>,
+}
+
+impl ClientAddress {
+    /// Trusts `X-Forwarded-For` from peers in these networks only.
+    pub fn new(trusted: Vec<IpNet>) -> Self {
+        Self { trusted }
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
+    }
+
+    /// The client's address: the socket peer, unless the peer is a trusted proxy; then the
+    /// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy (entries to its
+    /// left were written by the client and prove nothing). `None` when the request did not
+    /// come over TCP (in-process tests).
+    pub fn of(&self, req: &Request) -> Option<IpAddr> {
+        let peer = canonical(req.remote_addr().as_socket_addr()?.ip());
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let mut hops: Vec<&str> = Vec::new();
+        for value in req.headers().get_all("x-forwarded-for") {
+            // An unreadable header is no evidence: the proxy itself is the client then.
+            let Ok(value) = value.to_str() else {
+                return Some(peer);
+            };
+            hops.extend(value.split(','));
+        }
+        for hop in hops.iter().rev() {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if self.is_trusted(canonical(ip)) => continue,
+                Ok(ip) => return Some(canonical(ip)),
+                Err(_) => return Some(peer),
+            }
+        }
+        Some(peer)
+    }
+}
+
+/// The rate-limit fields of an answer (draft-ietf-httpapi-ratelimit-headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateFields {
+    /// `RateLimit-Policy`: every policy that applies, e.g. `"auth-ip";q=20;w=60`.
+    pub policy: String,
+    /// `RateLimit`: the policy closest to its limit, e.g. `"auth-ip";r=3;t=45`.
+    pub limit: String,
+}
+
+/// An attempt over a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttled {
+    /// Whole seconds until an attempt would be allowed (at least 1).
+    pub retry_after: u64,
+    /// The fields to send with the 429.
+    pub fields: RateFields,
+}
+
+type Limiter<K> = DefaultKeyedRateLimiter<K, StateInformationMiddleware>;
+
+/// One limit on one kind of key.
+struct Policy<K: Hash + Eq + Clone> {
+    name: &'static str,
+    per_minute: u32,
+    limiter: Limiter<K>,
+}
+
+/// The outcome of one policy: remaining attempts and seconds until the quota is whole again,
+/// or seconds until the next attempt is allowed.
+enum Outcome {
+    Allowed { remaining: u32, reset: u64 },
+    Refused { retry_after: u64 },
+}
+
+impl<K: Hash + Eq + Clone> Policy<K> {
+    fn new(name: &'static str, per_minute: u32) -> Option<Self> {
+        let burst = NonZeroU32::new(per_minute)?;
+        Some(Self {
+            name,
+            per_minute,
+            limiter: DefaultKeyedRateLimiter::<K>::keyed(Quota::per_minute(burst))
+                .with_middleware::<StateInformationMiddleware>(),
+        })
+    }
+
+    fn check(&self, key: &K) -> Outcome {
+        match self.limiter.check_key(key) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                let per_attempt = WINDOW.as_secs_f64() / f64::from(self.per_minute);
+                let used = self.per_minute.saturating_sub(remaining);
+                Outcome::Allowed {
+                    remaining,
+                    reset: (f64::from(used) * per_attempt).ceil() as u64,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Outcome::Refused {
+                    retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                }
+            }
+        }
+    }
+
+    fn policy_field(&self) -> String {
+        format!(
+            "\"{}\";q={};w={}",
+            self.name,
+            self.per_minute,
+            WINDOW.as_secs()
+        )
+    }
+
+    fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// Attempt limits on login and registration: per client address and per account.
+pub struct AuthRateLimits {
+    per_ip: Option<Policy<IpAddr>>,
+    per_account: Option<Policy<String>>,
+    last_forget: Mutex<Instant>,
+}
+
+impl std::fmt::Debug for AuthRateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRateLimits")
+            .field("per_ip", &self.per_ip.as_ref().map(|p| p.per_minute))
+            .field(
+                "per_account",
+                &self.per_account.as_ref().map(|p| p.per_minute),
+            )
+            .finish()
+    }
+}
+
+/// The key an address is counted under: IPv4 as is, IPv6 by its /64.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((v6.to_bits() & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
+impl AuthRateLimits {
+    /// `per_ip` and `per_account` attempts per minute; 0 turns that limit off. `None` when both
+    /// are off.
+    pub fn new(per_ip: u32, per_account: u32) -> Option<Self> {
+        let per_ip = Policy::new("auth-ip", per_ip);
+        let per_account = Policy::new("auth-account", per_account);
+        (per_ip.is_some() || per_account.is_some()).then(|| Self {
+            per_ip,
+            per_account,
+            last_forget: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Counts one attempt by `client` (if known) on `account` (a normalised email). `Ok` carries
+    /// the fields for the answer; `Err` means refuse with 429.
+    pub fn attempt(&self, client: Option<IpAddr>, account: &str) -> Result<RateFields, Throttled> {
+        self.forget_idle_keys();
+        let mut policies = Vec::with_capacity(2);
+        // (name field, outcome): the address first, so a flood from one address does not use
+        // up its victims' per-account quota.
+        if let (Some(p), Some(ip)) = (&self.per_ip, client) {
+            let outcome = p.check(&address_key(ip));
+            let refused = matches!(outcome, Outcome::Refused { .. });
+            policies.push((p.name, outcome));
+            if !refused && let Some(a) = &self.per_account {
+                policies.push((a.name, a.check(&account.to_owned())));
+            }
+        } else if let Some(a) = &self.per_account {
+            policies.push((a.name, a.check(&account.to_owned())));
+        }
+        let policy = self.policy_field();
+        if let Some((name, Outcome::Refused { retry_after })) = policies
+            .iter()
+            .find(|(_, o)| matches!(o, Outcome::Refused { .. }))
+        {
+            let retry_after = (*retry_after).max(1);
+            return Err(Throttled {
+                retry_after,
+                fields: RateFields {
+                    policy,
+                    limit: format!("\"{name}\";r=0;t={retry_after}"),
+                },
+            });
+        }
+        let tightest = policies
+            .iter()
+            .filter_map(|(name, o)| match o {
+                Outcome::Allowed { remaining, reset } => Some((*name, *remaining, *reset)),
+                Outcome::Refused { .. } => None,
+            })
+            .min_by_key(|(_, remaining, _)| *remaining);
+        Ok(RateFields {
+            policy,
+            limit: tightest
+                .map(|(name, r, t)| format!("\"{name}\";r={r};t={t}"))
+                .unwrap_or_default(),
+        })
+    }
+
+    fn policy_field(&self) -> String {
+        let mut fields = Vec::with_capacity(2);
+        if let Some(p) = &self.per_ip {
+            fields.push(p.policy_field());
+        }
+        if let Some(p) = &self.per_account {
+            fields.push(p.policy_field());
+        }
+        fields.join(", ")
+    }
+
+    /// Drops, at most once per [`FORGET_EVERY`], the keys whose quota is whole again.
+    fn forget_idle_keys(&self) {
+        let Ok(mut last) = self.last_forget.try_lock() else {
+            return;
+        };
+        if last.elapsed() < FORGET_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        drop(last);
+        if let Some(p) = &self.per_ip {
+            p.forget_idle();
+        }
+        if let Some(p) = &self.per_account {
+            p.forget_idle();
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_contain_their_addresses_only() {
+        let net = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        let one = IpNet::parse("127.0.0.1").unwrap();
+        assert!(one.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6 = IpNet::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fdab::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0").is_ok_and(|n| n.contains("8.8.8.8".parse().unwrap())));
+        assert!(IpNet::parse("10.0.0.0/33").is_err());
+        assert!(IpNet::parse("example.com").is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64() {
+        let a = address_key("2001:db8:1:2::5".parse().unwrap());
+        let b = address_key("2001:db8:1:2:ffff::9".parse().unwrap());
+        let c = address_key("2001:db8:1:3::5".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn the_attempt_past_the_quota_is_refused_with_its_policy() {
+        let limits = AuthRateLimits::new(0, 2).unwrap();
+        let ok = limits.attempt(None, "a@x").unwrap();
+        assert_eq!(ok.policy, "\"auth-account\";q=2;w=60");
+        assert_eq!(ok.limit, "\"auth-account\";r=1;t=30");
+        assert!(limits.attempt(None, "a@x").is_ok());
+        let refused = limits.attempt(None, "a@x").unwrap_err();
+        assert!((1..=30).contains(&refused.retry_after));
+        assert!(refused.fields.limit.starts_with("\"auth-account\";r=0;t="));
+        assert!(limits.attempt(None, "b@x").is_ok());
+        assert!(AuthRateLimits::new(0, 0).is_none());
+    }
+}
