@@ -24,7 +24,8 @@
 # PORT (18080), PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), PG_DB (todo_bench),
 # PG_SSLMODE (disable: the server and pgbench both talk plain TCP to the local database; `prefer`
 # makes both use TLS when the server offers it), PGBENCH_SCALE (1), RESULTS_DIR
-# (target/load/<timestamp>), SKIP_BUILD (unset), BACKENDS ("sqlite postgres"; name one to run only
+# (target/load/<timestamp>), SKIP_BUILD (unset), SERVER_BIN (a binary to run instead of building
+# one, e.g. the previous release for a back-to-back comparison), BACKENDS ("sqlite postgres"; name one to run only
 # that server; pgbench runs with postgres).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,12 +82,16 @@ trap cleanup EXIT
 BETTER_AUTH_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export BETTER_AUTH_SECRET
 
-echo "== build (cargo build --release -p todo-server)"
-if [[ -z ${SKIP_BUILD:-} ]]; then
-    cargo build --release -p todo-server
+if [[ -n ${SERVER_BIN:-} ]]; then
+    BIN=$SERVER_BIN
+else
+    echo "== build (cargo build --release -p todo-server)"
+    if [[ -z ${SKIP_BUILD:-} ]]; then
+        cargo build --release -p todo-server
+    fi
+    TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+    BIN=$TARGET_DIR/release/todo-server
 fi
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-BIN=$TARGET_DIR/release/todo-server
 [[ -x $BIN ]] || die "no binary at $BIN"
 
 CLK_TCK=$(getconf CLK_TCK)

@@ -55,7 +55,8 @@ pub struct StoreOptions {
     /// How many lists that may read all of a user's tasks (a search, a status filter, the
     /// due-date sort, pages over 100) one user may run at once (default 2; `None`: unlimited;
     /// at least 1). Further ones of the same user wait up to 10 s for a turn, then fail with
-    /// [`Error::Busy`](crate::Error::Busy); other users' lists never wait for them.
+    /// [`Error::Busy`](crate::Error::Busy); other users' lists never wait for these turns (they still
+    /// share the read connections).
     pub max_concurrent_scans_per_user: Option<usize>,
 }
 

@@ -37,8 +37,6 @@ impl Default for SessionTable {
     }
 }
 
-/// Quotes an identifier after checking it is plain (letters, digits, `_`, optionally one `.`
-/// for a schema), so configuration can never inject SQL.
 impl SessionTable {
     /// Checks that `name` is a usable identifier (`name` or `schema.name`; letters, digits and
     /// `_`, at most 63 characters each): anything else is refused rather than quoted into SQL.
@@ -47,6 +45,8 @@ impl SessionTable {
     }
 }
 
+/// Quotes an identifier after checking it is plain (letters, digits, `_`, optionally one `.`
+/// for a schema), so configuration can never inject SQL.
 fn quote_identifier(name: &str) -> Result<String> {
     let parts: Vec<&str> = name.split('.').collect();
     let plain = |p: &&str| {
@@ -127,7 +127,13 @@ impl Authenticator for SessionTableAuthenticator {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
-        if token.len() > 512 {
+        // Better Auth's session tokens are short random identifiers; anything else is refused
+        // without a query, so garbage tokens cost its database nothing.
+        if token.len() > 512
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(AuthError::Malformed);
         }
         let row = sqlx::query(&self.query)

@@ -66,10 +66,15 @@ async fn live_sessions_authenticate_and_expired_or_unknown_ones_do_not() {
         Err(AuthError::UnknownSession)
     );
     assert_eq!(auth.authenticate("").await, Err(AuthError::Missing));
+    // Tokens are bound, never spliced; one that cannot be a session token is refused before any
+    // query is made.
     assert_eq!(
         auth.authenticate("' or 1=1 --").await,
-        Err(AuthError::UnknownSession),
-        "tokens are bound, never spliced"
+        Err(AuthError::Malformed)
+    );
+    assert_eq!(
+        auth.authenticate("no-such_token-0123").await,
+        Err(AuthError::UnknownSession)
     );
     sqlx::query(&format!(r#"drop table "{table}""#))
         .execute(&pool)

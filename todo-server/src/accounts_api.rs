@@ -12,7 +12,37 @@ use todo_core::{Account, ValidationError};
 use crate::AppState;
 use crate::payload::JsonBody;
 use crate::problem::ApiError;
-use crate::ratelimit::RateFields;
+use crate::ratelimit::{Admitted, RateFields};
+
+/// The address limit on sign-in attempts, checked before the body is read: a client over it costs
+/// no more than its request head. Holds the admitted attempt, for the account limits once the
+/// body names the account (`None` when the limits are off).
+pub struct Gate(Option<Admitted>);
+
+impl<'a> poem::FromRequest<'a> for Gate {
+    async fn from_request(req: &'a Request, _body: &mut poem::RequestBody) -> poem::Result<Self> {
+        let Some(state) = req.data::<Arc<AppState>>() else {
+            return Ok(Self(None));
+        };
+        let Some(limits) = &state.auth_limits else {
+            return Ok(Self(None));
+        };
+        let client = state.client_address.of(req);
+        limits
+            .admit(client)
+            .map(|a| Self(Some(a)))
+            .map_err(|t| throttled(t).into_poem())
+    }
+}
+
+/// The 429 for an attempt over a limit.
+fn throttled(t: crate::ratelimit::Throttled) -> ApiError {
+    ApiError::too_many_requests(
+        "too many attempts; retry after the time in Retry-After",
+        t.retry_after,
+        Some(t.fields),
+    )
+}
 
 /// A rate-limit answer's two fields, or none.
 fn split(rate: Option<RateFields>) -> (Option<String>, Option<String>) {
@@ -144,22 +174,15 @@ impl AuthApi {
         })
     }
 
-    /// Counts one attempt on `email` by the request's client; 429 when over a limit.
-    fn count_attempt(&self, req: &Request, email: &str) -> Result<Option<RateFields>, ApiError> {
-        let Some(limits) = &self.state.auth_limits else {
+    /// Counts an admitted attempt on `email`; 429 when over a limit.
+    fn count_attempt(&self, gate: Gate, email: &str) -> Result<Option<RateFields>, ApiError> {
+        let (Some(limits), Some(admitted)) = (&self.state.auth_limits, gate.0) else {
             return Ok(None);
         };
-        let client = self.state.client_address.of(req);
         limits
-            .attempt(client, &email.trim().to_lowercase())
+            .attempt(admitted, &email.trim().to_lowercase())
             .map(Some)
-            .map_err(|t| {
-                ApiError::too_many_requests(
-                    "too many attempts; retry after the time in Retry-After",
-                    t.retry_after,
-                    Some(t.fields),
-                )
-            })
+            .map_err(throttled)
     }
 
     fn accounts(&self) -> Result<&Arc<dyn todo_core::AccountStore>, ApiError> {
@@ -178,7 +201,7 @@ impl AuthApi {
     #[oai(path = "/auth/register", method = "post", operation_id = "register")]
     async fn register(
         &self,
-        req: &Request,
+        gate: Gate,
         body: JsonBody<RegisterDoc>,
     ) -> Result<TokenResponse, ApiError> {
         let accounts = self.accounts()?;
@@ -196,7 +219,7 @@ impl AuthApi {
             }
         };
         errors.into_result().map_err(|e| ApiError::validation(&e))?;
-        let rate = self.count_attempt(req, &email)?;
+        let rate = self.count_attempt(gate, &email)?;
         let account = accounts
             .register(&email, &password, name.as_deref())
             .await?;
@@ -211,17 +234,13 @@ impl AuthApi {
 
     /// Log in to a built-in account. An unknown email and a wrong password get the same 401.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
-    async fn login(
-        &self,
-        req: &Request,
-        body: JsonBody<LoginDoc>,
-    ) -> Result<TokenResponse, ApiError> {
+    async fn login(&self, gate: Gate, body: JsonBody<LoginDoc>) -> Result<TokenResponse, ApiError> {
         let accounts = self.accounts()?;
         let mut errors = ValidationError::default();
         let email = string_field(&body.fields, "email", &mut errors);
         let password = string_field(&body.fields, "password", &mut errors);
         errors.into_result().map_err(|e| ApiError::validation(&e))?;
-        let rate = self.count_attempt(req, &email)?;
+        let rate = self.count_attempt(gate, &email)?;
         let account = accounts.login(&email, &password).await?;
         let (policy, limit) = split(rate);
         Ok(TokenResponse::Ok(

@@ -1,16 +1,23 @@
-//! The connection layer: accepts TCP connections and serves HTTP/1.1 and HTTP/2 on them with
-//! hyper, under limits a hostile client cannot get around.
+//! The connection layer: accepts TCP connections and serves HTTP/1.1 on them with hyper, under
+//! time and count limits.
 //!
 //! poem's own `Server` hands hyper no timer, so hyper's header-read timeout is off, and it retries
 //! a failed `accept` at once (a busy loop when descriptors run out). This module replaces it:
 //! - at most [`ConnectionLimits::max_connections`] connections are open at once; beyond that the
 //!   accept loop waits for one to close (new connections wait in the kernel's backlog);
-//! - a request's headers must arrive within [`ConnectionLimits::header_read_timeout`] (hyper's
-//!   timer, which on a kept-alive connection also bounds the wait for the next request);
-//! - a connection with no bytes moving either way for [`ConnectionLimits::idle_timeout`] is
-//!   closed (one that never sends anything, a stalled body, a client that stops reading);
+//! - a request's headers must arrive within [`ConnectionLimits::header_read_timeout`], counted
+//!   from the connection's start or the previous answer (hyper's timer);
+//! - a connection with no request in progress and no bytes moving either way for
+//!   [`ConnectionLimits::idle_timeout`] is closed (a stalled body, a client that stops reading);
 //! - an `accept` that fails for lack of descriptors or memory is logged at most every few
-//!   seconds and retried after a pause, never in a loop.
+//!   seconds and retried after a pause, never in a loop;
+//! - on shutdown, in-flight requests get [`ConnectionLimits::shutdown_grace`], then every
+//!   connection still open is dropped.
+//!
+//! HTTP/2 is not served: browsers speak it only over TLS, which a proxy in front terminates, and
+//! cleartext HTTP/2 would multiplex many requests on one connection past the header timeout and
+//! the connection cap. One client can still hold many connections; a proxy in front should cap
+//! connections per client.
 //!
 //! Request bodies have their own deadline and memory budget, enforced where they are read
 //! ([`crate::payload`]).
@@ -21,14 +28,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -66,11 +74,19 @@ pub struct ConnectionLimits {
     pub shutdown_grace: Duration,
 }
 
+/// The largest default connection cap, whatever the descriptor limit (containers often allow a
+/// billion descriptors); each idle connection holds some tens of KiB.
+pub const MAX_DEFAULT_CONNECTIONS: u64 = 4096;
+
 /// The default connection cap: the process's soft limit on open files minus
-/// [`RESERVED_DESCRIPTORS`], at least 64 (1024 minus the reserve when the limit cannot be read).
+/// [`RESERVED_DESCRIPTORS`], between 64 and [`MAX_DEFAULT_CONNECTIONS`] (1024 minus the reserve
+/// when the limit cannot be read).
 pub fn default_max_connections() -> usize {
     let soft = open_files_soft_limit().unwrap_or(1024);
-    usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS).max(64)).unwrap_or(usize::MAX)
+    let cap = soft
+        .saturating_sub(RESERVED_DESCRIPTORS)
+        .clamp(64, MAX_DEFAULT_CONNECTIONS);
+    usize::try_from(cap).unwrap_or(64)
 }
 
 /// The soft `RLIMIT_NOFILE`, read from `/proc/self/limits` (Linux); `None` elsewhere.
@@ -98,8 +114,11 @@ pub async fn serve<E>(
     E: Endpoint + 'static,
 {
     let endpoint = Arc::new(endpoint);
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(
+        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let stop = CancellationToken::new();
+    let force = CancellationToken::new();
     let connections = TaskTracker::new();
     let local = listener.local_addr().ok();
     let mut failures = AcceptFailures::default();
@@ -116,20 +135,22 @@ pub async fn serve<E>(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                Err(e) if is_about_one_connection(&e) => {
+                    tracing::debug!(error = %e, "a connection failed before it was accepted");
+                    continue;
+                }
                 Err(e) => {
                     failures.record(&e);
-                    if is_resource_exhaustion(&e) {
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    }
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
         };
         let endpoint = endpoint.clone();
-        let stop = stop.clone();
+        let (stop, force) = (stop.clone(), force.clone());
         let limits = limits.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, local, endpoint, &limits, stop).await;
+            serve_connection(stream, peer, local, endpoint, &limits, stop, force).await;
             drop(slot);
         });
     }
@@ -144,22 +165,21 @@ pub async fn serve<E>(
             open = connections.len(),
             "connections still open after the shutdown grace period; closing them"
         );
+        force.cancel();
+        connections.wait().await;
     }
 }
 
-/// Whether an `accept` error means the process is out of descriptors or memory (worth a pause),
-/// rather than one connection failing before it was accepted.
-fn is_resource_exhaustion(e: &io::Error) -> bool {
-    // EMFILE 24, ENFILE 23, ENOBUFS 105, ENOMEM 12 (Linux numbering; elsewhere the pause is
-    // taken for every error that is not about one connection).
-    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
-        || !matches!(
-            e.kind(),
-            io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::Interrupted
-                | io::ErrorKind::WouldBlock
-        )
+/// Whether an `accept` error concerns one connection only (it was reset or aborted before it
+/// could be accepted): nothing to report or wait for.
+fn is_about_one_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
 }
 
 /// Logs failing `accept`s at most once per [`ACCEPT_LOG_EVERY`], with how many were not logged.
@@ -196,6 +216,7 @@ async fn serve_connection<E>(
     endpoint: Arc<E>,
     limits: &ConnectionLimits,
     stop: CancellationToken,
+    force: CancellationToken,
 ) where
     E: Endpoint + 'static,
 {
@@ -203,6 +224,12 @@ async fn serve_connection<E>(
     let _ = stream.set_nodelay(true);
     let local = LocalAddr(local.map_or(Addr::Custom("tcp", "".into()), Addr::SocketAddr));
     let remote = RemoteAddr(Addr::SocketAddr(peer));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let io = TokioIo::new(IdleTimeout::new(
+        stream,
+        limits.idle_timeout,
+        in_flight.clone(),
+    ));
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let endpoint = endpoint.clone();
         let request = poem::Request::from((
@@ -211,46 +238,65 @@ async fn serve_connection<E>(
             remote.clone(),
             poem::http::uri::Scheme::HTTP,
         ));
+        let handling = InFlight::enter(&in_flight);
         async move {
             let response = endpoint.get_response(request).await;
+            drop(handling);
             Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, io::Error>>::from(response))
         }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
-    builder.http2().timer(TokioTimer::new());
-    let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout));
-    let connection = builder.serve_connection(io, service);
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(io, service);
     tokio::pin!(connection);
     tokio::select! {
+        _ = connection.as_mut() => return,
+        () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
+    }
+    tokio::select! {
         _ = connection.as_mut() => {}
-        () = stop.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
+        () = force.cancelled() => {}
+    }
+}
+
+/// Counts a request as being handled on its connection until dropped (however the handler
+/// ends), so the connection is not idle meanwhile.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// A stream that fails with `TimedOut` once no byte has been read or written for `idle` while
-/// the connection waits on the peer.
+/// the connection waits on the peer and no request is being handled (hyper keeps reading while a
+/// handler runs, to notice a client that hangs up).
 struct IdleTimeout<S> {
     inner: S,
     idle: Duration,
     last_progress: Instant,
     alarm: Pin<Box<Sleep>>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl<S> IdleTimeout<S> {
-    fn new(inner: S, idle: Duration) -> Self {
+    fn new(inner: S, idle: Duration, in_flight: Arc<AtomicUsize>) -> Self {
         Self {
             inner,
             idle,
             last_progress: Instant::now(),
             alarm: Box::pin(tokio::time::sleep(idle)),
+            in_flight,
         }
     }
 
@@ -267,6 +313,10 @@ impl<S> IdleTimeout<S> {
         loop {
             if self.alarm.as_mut().poll(cx).is_pending() {
                 return Ok(());
+            }
+            if self.in_flight.load(Ordering::Relaxed) > 0 {
+                // A handler is working: the idle clock starts once it has answered.
+                self.last_progress = Instant::now();
             }
             let due = self.last_progress + self.idle;
             if Instant::now() >= due {

@@ -59,8 +59,13 @@ impl Default for BodyLimits {
 }
 
 /// Reads the whole body within the body limits: 413 past [`MAX_BODY_BYTES`], 503 when a large
-/// body cannot get its share of the budget, 408 when it does not arrive in time.
-async fn read_bytes(request: &Request, body: &mut RequestBody) -> poem::Result<bytes::Bytes> {
+/// body cannot get its share of the budget, 408 when it does not arrive in time. The share comes
+/// back with the bytes, to be held until they have been parsed. hyper serves HTTP/1.1 only
+/// ([`crate::net`]), where a body has a `Content-Length`, is chunked, or is empty.
+async fn read_bytes(
+    request: &Request,
+    body: &mut RequestBody,
+) -> poem::Result<(bytes::Bytes, Option<tokio::sync::OwnedSemaphorePermit>)> {
     let headers = request.headers();
     let declared = headers
         .get(poem::http::header::CONTENT_LENGTH)
@@ -79,7 +84,7 @@ async fn read_bytes(request: &Request, body: &mut RequestBody) -> poem::Result<b
         .data::<Arc<AppState>>()
         .map(|s| s.bodies.clone())
         .unwrap_or_default();
-    let _share = if size > SMALL_BODY_BYTES {
+    let share = if size > SMALL_BODY_BYTES {
         let kib = u32::try_from(size.div_ceil(1024))
             .unwrap_or(u32::MAX)
             .min(limits.budget_kib);
@@ -98,7 +103,7 @@ async fn read_bytes(request: &Request, body: &mut RequestBody) -> poem::Result<b
     };
     let read = body.take()?.into_bytes_limit(MAX_BODY_BYTES);
     match tokio::time::timeout(limits.read_timeout, read).await {
-        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Ok(bytes)) => Ok((bytes, share)),
         Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => {
             Err(ApiError::payload_too_large().into_poem())
         }
@@ -134,7 +139,9 @@ async fn read_object(
     body: &mut RequestBody,
     required: bool,
 ) -> poem::Result<Option<Map<String, Value>>> {
-    let bytes = read_bytes(request, body).await?;
+    // The budget share is held until the body has been parsed (a JSON tree takes a few times
+    // the bytes).
+    let (bytes, _share) = read_bytes(request, body).await?;
     let content_type = request.content_type();
     if bytes.iter().all(u8::is_ascii_whitespace) && (!required || content_type.is_none()) {
         if required {

@@ -272,7 +272,7 @@ impl From<todo_core::Error> for ApiError {
                 "was already used for a request with a different body",
             ),
             E::Unavailable(source) => {
-                tracing::warn!(error = %source, "database unavailable");
+                tracing::warn!(error = %source, "unavailable (database, or password hashing saturated)");
                 Self::unavailable()
             }
             E::OutOfSpace(source) => {

@@ -14,7 +14,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use poem::Request;
@@ -52,7 +52,15 @@ impl IpNet {
                 .filter(|p| *p <= bits)
                 .ok_or_else(|| format!("{raw:?} has an invalid prefix length"))?,
         };
-        Ok(Self { addr, prefix })
+        // An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is the IPv4 network it maps,
+        // since addresses are compared in their IPv4 form.
+        match (addr, canonical(addr)) {
+            (IpAddr::V6(_), v4 @ IpAddr::V4(_)) if prefix >= 96 => Ok(Self {
+                addr: v4,
+                prefix: prefix - 96,
+            }),
+            _ => Ok(Self { addr, prefix }),
+        }
     }
 
     /// Whether `ip` is inside the network (an IPv4-mapped IPv6 address counts as IPv4).
@@ -109,23 +117,36 @@ impl ClientAddress {
         if !self.is_trusted(peer) {
             return Some(peer);
         }
-        let mut hops: Vec<&str> = Vec::new();
+        // Each entry is read on its own, right to left: entries are appended by each proxy, so
+        // the rightmost ones are the trusted proxies' own, and a client's junk further left
+        // (even bytes that are not text) cannot hide the address its proxy appended.
+        let mut hops: Vec<&[u8]> = Vec::new();
         for value in req.headers().get_all("x-forwarded-for") {
-            // An unreadable header is no evidence: the proxy itself is the client then.
-            let Ok(value) = value.to_str() else {
-                return Some(peer);
-            };
-            hops.extend(value.split(','));
+            hops.extend(value.as_bytes().split(|b| *b == b','));
         }
         for hop in hops.iter().rev() {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) if self.is_trusted(canonical(ip)) => continue,
-                Ok(ip) => return Some(canonical(ip)),
-                Err(_) => return Some(peer),
+            match forwarded_ip(hop) {
+                Some(ip) if self.is_trusted(ip) => continue,
+                Some(ip) => return Some(ip),
+                // The nearest untrusted hop is unreadable: nothing further left can be
+                // believed, and the proxy is the last address known.
+                None => return Some(peer),
             }
         }
         Some(peer)
     }
+}
+
+/// One `X-Forwarded-For` entry as an address: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or
+/// `[2001:db8::1]:5678`.
+fn forwarded_ip(entry: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(entry).ok()?.trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    text.parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|s| canonical(s.ip()))
 }
 
 /// The rate-limit fields of an answer (draft-ietf-httpapi-ratelimit-headers).
@@ -157,6 +178,7 @@ struct Policy<K: Hash + Eq + Clone> {
 
 /// The outcome of one policy: remaining attempts and seconds until the quota is whole again,
 /// or seconds until the next attempt is allowed.
+#[derive(Debug, Clone, Copy)]
 enum Outcome {
     Allowed { remaining: u32, reset: u64 },
     Refused { retry_after: u64 },
@@ -185,7 +207,7 @@ impl<K: Hash + Eq + Clone> Policy<K> {
                 }
             }
             Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let wait = not_until.wait_time_from(self.limiter.clock().now());
                 Outcome::Refused {
                     retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
                 }
@@ -208,9 +230,20 @@ impl<K: Hash + Eq + Clone> Policy<K> {
     }
 }
 
-/// Attempt limits on login and registration: per client address and per account.
+/// How many times [`AuthRateLimits`]' per-account limit an account takes from all addresses
+/// together: enough that no one address can lock its owner out, few enough to stop guessing
+/// spread over many addresses.
+pub const ACCOUNT_TOTAL_FACTOR: u32 = 10;
+
+/// Longest account key counted (an email is at most 254 characters); a longer one is not a
+/// valid email, cannot sign in, and is counted by address only.
+const MAX_ACCOUNT_KEY_BYTES: usize = 320;
+
+/// Attempt limits on login and registration: per client address, per account and address, and
+/// per account from all addresses together (`ACCOUNT_TOTAL_FACTOR` times the per-account limit).
 pub struct AuthRateLimits {
     per_ip: Option<Policy<IpAddr>>,
+    per_account_address: Option<Policy<(String, Option<IpAddr>)>>,
     per_account: Option<Policy<String>>,
     last_forget: Mutex<Instant>,
 }
@@ -221,7 +254,7 @@ impl std::fmt::Debug for AuthRateLimits {
             .field("per_ip", &self.per_ip.as_ref().map(|p| p.per_minute))
             .field(
                 "per_account",
-                &self.per_account.as_ref().map(|p| p.per_minute),
+                &self.per_account_address.as_ref().map(|p| p.per_minute),
             )
             .finish()
     }
@@ -235,51 +268,69 @@ fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// An attempt the address limit has let through, to be counted against its account next.
+#[derive(Debug)]
+pub struct Admitted {
+    client: Option<IpAddr>,
+    address: Option<Outcome>,
+}
+
 impl AuthRateLimits {
     /// `per_ip` and `per_account` attempts per minute; 0 turns that limit off. `None` when both
     /// are off.
     pub fn new(per_ip: u32, per_account: u32) -> Option<Self> {
         let per_ip = Policy::new("auth-ip", per_ip);
-        let per_account = Policy::new("auth-account", per_account);
-        (per_ip.is_some() || per_account.is_some()).then(|| Self {
+        let per_account_address = Policy::new("auth-account", per_account);
+        let per_account = Policy::new(
+            "auth-account-total",
+            per_account.saturating_mul(ACCOUNT_TOTAL_FACTOR),
+        );
+        (per_ip.is_some() || per_account_address.is_some()).then(|| Self {
             per_ip,
+            per_account_address,
             per_account,
             last_forget: Mutex::new(Instant::now()),
         })
     }
 
-    /// Counts one attempt by `client` (if known) on `account` (a normalised email). `Ok` carries
-    /// the fields for the answer; `Err` means refuse with 429.
-    pub fn attempt(&self, client: Option<IpAddr>, account: &str) -> Result<RateFields, Throttled> {
+    /// Counts one attempt by `client` (if known) against the address limit, before the request
+    /// body is read. `Err` means refuse with 429.
+    pub fn admit(&self, client: Option<IpAddr>) -> Result<Admitted, Throttled> {
         self.forget_idle_keys();
-        let mut policies = Vec::with_capacity(2);
-        // (name field, outcome): the address first, so a flood from one address does not use
-        // up its victims' per-account quota.
-        if let (Some(p), Some(ip)) = (&self.per_ip, client) {
-            let outcome = p.check(&address_key(ip));
-            let refused = matches!(outcome, Outcome::Refused { .. });
-            policies.push((p.name, outcome));
-            if !refused && let Some(a) = &self.per_account {
-                policies.push((a.name, a.check(&account.to_owned())));
+        let address = match (&self.per_ip, client) {
+            (Some(p), Some(ip)) => Some(p.check(&address_key(ip))),
+            _ => None,
+        };
+        if let (Some(p), Some(Outcome::Refused { retry_after })) = (&self.per_ip, address) {
+            return Err(self.refusal(p.name, retry_after));
+        }
+        Ok(Admitted { client, address })
+    }
+
+    /// Counts an admitted attempt on `account` (a normalised email). `Ok` carries the fields
+    /// for the answer; `Err` means refuse with 429.
+    pub fn attempt(&self, admitted: Admitted, account: &str) -> Result<RateFields, Throttled> {
+        let mut outcomes: Vec<(&'static str, Outcome)> = Vec::with_capacity(3);
+        if let (Some(p), Some(o)) = (&self.per_ip, admitted.address) {
+            outcomes.push((p.name, o));
+        }
+        if account.len() <= MAX_ACCOUNT_KEY_BYTES {
+            if let Some(p) = &self.per_account_address {
+                let o = p.check(&(account.to_owned(), admitted.client.map(address_key)));
+                if let Outcome::Refused { retry_after } = o {
+                    return Err(self.refusal(p.name, retry_after));
+                }
+                outcomes.push((p.name, o));
             }
-        } else if let Some(a) = &self.per_account {
-            policies.push((a.name, a.check(&account.to_owned())));
+            if let Some(p) = &self.per_account {
+                let o = p.check(&account.to_owned());
+                if let Outcome::Refused { retry_after } = o {
+                    return Err(self.refusal(p.name, retry_after));
+                }
+                outcomes.push((p.name, o));
+            }
         }
-        let policy = self.policy_field();
-        if let Some((name, Outcome::Refused { retry_after })) = policies
-            .iter()
-            .find(|(_, o)| matches!(o, Outcome::Refused { .. }))
-        {
-            let retry_after = (*retry_after).max(1);
-            return Err(Throttled {
-                retry_after,
-                fields: RateFields {
-                    policy,
-                    limit: format!("\"{name}\";r=0;t={retry_after}"),
-                },
-            });
-        }
-        let tightest = policies
+        let tightest = outcomes
             .iter()
             .filter_map(|(name, o)| match o {
                 Outcome::Allowed { remaining, reset } => Some((*name, *remaining, *reset)),
@@ -287,16 +338,30 @@ impl AuthRateLimits {
             })
             .min_by_key(|(_, remaining, _)| *remaining);
         Ok(RateFields {
-            policy,
+            policy: self.policy_field(),
             limit: tightest
                 .map(|(name, r, t)| format!("\"{name}\";r={r};t={t}"))
                 .unwrap_or_default(),
         })
     }
 
+    fn refusal(&self, name: &str, retry_after: u64) -> Throttled {
+        let retry_after = retry_after.max(1);
+        Throttled {
+            retry_after,
+            fields: RateFields {
+                policy: self.policy_field(),
+                limit: format!("\"{name}\";r=0;t={retry_after}"),
+            },
+        }
+    }
+
     fn policy_field(&self) -> String {
-        let mut fields = Vec::with_capacity(2);
+        let mut fields = Vec::with_capacity(3);
         if let Some(p) = &self.per_ip {
+            fields.push(p.policy_field());
+        }
+        if let Some(p) = &self.per_account_address {
             fields.push(p.policy_field());
         }
         if let Some(p) = &self.per_account {
@@ -316,6 +381,9 @@ impl AuthRateLimits {
         *last = Instant::now();
         drop(last);
         if let Some(p) = &self.per_ip {
+            p.forget_idle();
+        }
+        if let Some(p) = &self.per_account_address {
             p.forget_idle();
         }
         if let Some(p) = &self.per_account {
@@ -357,14 +425,76 @@ mod tests {
     #[test]
     fn the_attempt_past_the_quota_is_refused_with_its_policy() {
         let limits = AuthRateLimits::new(0, 2).unwrap();
-        let ok = limits.attempt(None, "a@x").unwrap();
-        assert_eq!(ok.policy, "\"auth-account\";q=2;w=60");
+        let me: Option<IpAddr> = Some("10.0.0.1".parse().unwrap());
+        let attempt = |who: Option<IpAddr>, account: &str| {
+            limits.attempt(limits.admit(who).unwrap(), account)
+        };
+        let ok = attempt(me, "a@x").unwrap();
+        assert_eq!(
+            ok.policy,
+            "\"auth-account\";q=2;w=60, \"auth-account-total\";q=20;w=60"
+        );
         assert_eq!(ok.limit, "\"auth-account\";r=1;t=30");
-        assert!(limits.attempt(None, "a@x").is_ok());
-        let refused = limits.attempt(None, "a@x").unwrap_err();
+        assert!(attempt(me, "a@x").is_ok());
+        let refused = attempt(me, "a@x").unwrap_err();
         assert!((1..=30).contains(&refused.retry_after));
         assert!(refused.fields.limit.starts_with("\"auth-account\";r=0;t="));
-        assert!(limits.attempt(None, "b@x").is_ok());
+        // The same account from another address, and another account, are not locked out.
+        assert!(attempt(Some("10.0.0.2".parse().unwrap()), "a@x").is_ok());
+        assert!(attempt(me, "b@x").is_ok());
         assert!(AuthRateLimits::new(0, 0).is_none());
+    }
+
+    #[test]
+    fn an_account_takes_ten_times_its_limit_from_all_addresses_together() {
+        let limits = AuthRateLimits::new(0, 1).unwrap();
+        for i in 0..10u8 {
+            let who = Some(IpAddr::from([10, 0, 0, i]));
+            assert!(
+                limits.attempt(limits.admit(who).unwrap(), "a@x").is_ok(),
+                "{i}"
+            );
+        }
+        let who = Some(IpAddr::from([10, 0, 0, 99]));
+        let refused = limits
+            .attempt(limits.admit(who).unwrap(), "a@x")
+            .unwrap_err();
+        assert!(
+            refused
+                .fields
+                .limit
+                .starts_with("\"auth-account-total\";r=0")
+        );
+    }
+
+    #[test]
+    fn the_address_limit_refuses_before_any_account_is_counted() {
+        let limits = AuthRateLimits::new(1, 0).unwrap();
+        let me = Some("10.0.0.1".parse().unwrap());
+        assert!(limits.admit(me).is_ok());
+        let refused = limits.admit(me).unwrap_err();
+        assert!(refused.fields.limit.starts_with("\"auth-ip\";r=0"));
+        assert!(limits.admit(Some("10.0.0.2".parse().unwrap())).is_ok());
+    }
+
+    #[test]
+    fn forwarded_entries_are_read_one_by_one_with_or_without_ports() {
+        assert_eq!(forwarded_ip(b" 1.2.3.4"), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(
+            forwarded_ip(b"1.2.3.4:5678"),
+            Some("1.2.3.4".parse().unwrap())
+        );
+        assert_eq!(
+            forwarded_ip(b"[2001:db8::1]:443"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(
+            forwarded_ip(b"2001:db8::1"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(forwarded_ip(b"caf\xe9"), None);
+        assert_eq!(forwarded_ip(b"unknown"), None);
+        let mapped = IpNet::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains("10.1.2.3".parse().unwrap()));
     }
 }

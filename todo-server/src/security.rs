@@ -7,8 +7,6 @@
 //! those scripts by their SHA-256, inline styles, images from itself and `data:`, and requests to
 //! this origin only.
 
-use std::sync::OnceLock;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use poem::http::{HeaderValue, header};
@@ -41,13 +39,10 @@ pub async fn apply(path: &str, resp: &mut Response) {
         .insert(header::CONTENT_SECURITY_POLICY, policy);
 }
 
-/// The Swagger UI page's policy, computed from the page itself the first time it is served (its
-/// inline scripts include the contract, which is fixed for the life of the process).
+/// The policy of a page under `/docs`, computed from the page itself (Swagger UI's page and its
+/// OAuth receiver have different inline scripts; the hash of a megabyte and a half costs a few
+/// milliseconds, and the page is not on any hot path).
 async fn docs_policy(resp: &mut Response) -> HeaderValue {
-    static POLICY: OnceLock<HeaderValue> = OnceLock::new();
-    if let Some(p) = POLICY.get() {
-        return p.clone();
-    }
     let body = resp.take_body();
     let Ok(bytes) = body.into_bytes().await else {
         // An unreadable page gets the strict policy (and shows nothing).
@@ -55,8 +50,7 @@ async fn docs_policy(resp: &mut Response) -> HeaderValue {
     };
     let policy = page_policy(&String::from_utf8_lossy(&bytes));
     resp.set_body(Body::from(bytes));
-    let value = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(API_CSP));
-    POLICY.get_or_init(|| value).clone()
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(API_CSP))
 }
 
 /// A policy for an HTML page that allows its own inline scripts by hash.

@@ -146,6 +146,10 @@ pub(crate) struct SqlStore<D: Db> {
     max_tasks: Option<u64>,
     /// [`StoreOptions::max_idempotency_keys_per_user`].
     max_keys: Option<u64>,
+    /// Where a quota needs a database lock ([`Db::USER_LOCK`]): a user's quota-checked writes
+    /// take turns here first, so they queue in the process rather than each holding a pool
+    /// connection while it waits for the user's lock (one user could otherwise take them all).
+    quota_turns: Option<ScanLimiter>,
 }
 
 impl<D: Db> SqlStore<D> {
@@ -159,6 +163,10 @@ impl<D: Db> SqlStore<D> {
                 .map(|n| ScanLimiter::new(n, scans::SCAN_WAIT)),
             max_tasks: options.max_tasks_per_user,
             max_keys: options.max_idempotency_keys_per_user,
+            quota_turns: (D::USER_LOCK.is_some()
+                && (options.max_tasks_per_user.is_some()
+                    || options.max_idempotency_keys_per_user.is_some()))
+            .then(|| ScanLimiter::new(1, scans::SCAN_WAIT)),
         }
     }
 
@@ -204,6 +212,10 @@ impl<D: Db> SqlStore<D> {
         let now = now();
         let fingerprint = task.fingerprint();
         let cutoff = now - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or_default();
+        let _turn = match &self.quota_turns {
+            Some(turns) => Some(turns.turn(user).await?),
+            None => None,
+        };
         let mut tx = self.db.begin_write().await?;
         self.lock_user_for_quota(&mut tx, user).await?;
         tx.execute(sql::PURGE_IDEMPOTENCY_KEYS, &[Value::Time(cutoff)])
@@ -331,6 +343,10 @@ impl<D: Db> TaskStore for SqlStore<D> {
             // The count and the insert are one statement; where that alone does not stop
             // concurrent creates of the user from overshooting, they take turns on a lock.
             (None, Some(limit), Some(lock)) => {
+                let _turn = match &self.quota_turns {
+                    Some(turns) => Some(turns.turn(user).await?),
+                    None => None,
+                };
                 let mut tx = self.db.begin_write().await?;
                 tx.execute(lock, &[Value::Text(user)]).await?;
                 let task = insert(&mut tx, user, &task, now(), Some(limit)).await?;

@@ -118,7 +118,7 @@ pub(crate) const INSERT_TASK: &str = r"insert into tasks
 pub(crate) const INSERT_TASK_WITHIN_QUOTA: &str = r"insert into tasks
     (user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version)
     select $1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1
-    where (select count(*) from tasks where user_id = $1) < $9
+    where (select count(*) from (select 1 from tasks where user_id = $1 limit $9) counted) < $9
     returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
 
 pub(crate) const GET_TASK: &str = r"select id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version
@@ -164,7 +164,7 @@ pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str = r"insert into idempotency_keys (u
 /// for a key the user holds (which the caller then finds and replays).
 pub(crate) const CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA: &str = r"insert into idempotency_keys (user_id, key, fingerprint, created_at)
     select $1, $2, $3, $4
-    where (select count(*) from idempotency_keys where user_id = $1) < $5
+    where (select count(*) from (select 1 from idempotency_keys where user_id = $1 limit $5) counted) < $5
     on conflict (user_id, key) do nothing";
 
 pub(crate) const SAVE_IDEMPOTENT_RESPONSE: &str =
