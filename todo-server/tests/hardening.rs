@@ -790,3 +790,60 @@ fn a_bad_session_table_setting_stops_the_start() {
         .await;
     });
 }
+
+#[tokio::test]
+async fn a_request_still_being_handled_is_never_cut_by_the_idle_timeout() {
+    let _heavy = HEAVY.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // One hash at a time and a 1 s idle timeout: the last of 120 simultaneous logins waits well
+    // over a second for its turn while nothing moves on its connection (a hash takes ~20 ms).
+    let server = server(
+        dir.path(),
+        &[
+            ("AUTH_RATE_PER_IP", "0"),
+            ("AUTH_RATE_PER_ACCOUNT", "0"),
+            ("PASSWORD_HASH_CONCURRENCY", "1"),
+            ("IDLE_TIMEOUT_SECS", "1"),
+        ],
+    )
+    .await;
+    let account = json!({"email": "patient@example.com", "password": "correct horse battery"});
+    let resp = http()
+        .post(server.url("/api/auth/register"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut logins = tokio::task::JoinSet::new();
+    for _ in 0..120 {
+        let (client, url, account) = (
+            client.clone(),
+            server.url("/api/auth/login"),
+            account.clone(),
+        );
+        logins.spawn(async move {
+            let resp = client.post(url).json(&account).send().await?;
+            Ok::<_, reqwest::Error>(resp.status().as_u16())
+        });
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    while let Some(joined) = logins.join_next().await {
+        let status = joined
+            .unwrap()
+            .unwrap_or_else(|e| panic!("a login waiting for its turn was cut off: {e}"));
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_millis(1500),
+        "the logins took {took:?}: too fast to show anything"
+    );
+    assert_eq!(statuses.get(&200), Some(&120), "{statuses:?}");
+}
