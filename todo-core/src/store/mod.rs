@@ -384,13 +384,12 @@ impl<D: Db> TaskStore for SqlStore<D> {
         };
         let user = who.user_id().as_str();
         let (statement, args) = sql::list_statement::<D>(user, query, after.as_ref());
-        let bounded = sql::is_bounded(query);
         // A list that may read all the user's tasks waits for one of the user's turns.
         let _turn = match &self.scans {
-            Some(scans) if !bounded => Some(scans.turn(user).await?),
+            Some(scans) if sql::is_scan(query) => Some(scans.turn(user).await?),
             _ => None,
         };
-        let mut tasks = self.db.list(&statement, &args, bounded).await?;
+        let mut tasks = self.db.list(&statement, &args, query).await?;
         let limit = query.limit.get() as usize;
         let next_cursor = if tasks.len() > limit {
             tasks.truncate(limit);

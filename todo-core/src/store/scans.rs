@@ -1,5 +1,5 @@
-//! A per-user bound on lists that may read all of a user's tasks ([`super::sql::is_bounded`] is
-//! false: searches, status filters, the due-date sort, large pages). One user firing many
+//! A per-user bound on lists that may read all of a user's tasks ([`super::sql::is_scan`]:
+//! searches, status filters, the due-date sort, large pages). One user firing many
 //! searches at once would otherwise take every scan connection (SQLite) or fill the pipelines
 //! (PostgreSQL) and slow everyone; with this, their extra scans queue behind their own and never
 //! behind this limit's turns of other users. (Scans of different users still share the scan

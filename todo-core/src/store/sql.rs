@@ -91,9 +91,14 @@ pub(crate) trait Db: Send + Sync + 'static {
 
     /// Runs reads (never blocks behind writes on SQLite).
     fn reader(&self) -> Self::Reader<'_>;
-    /// Runs a statement built by [`list_statement`]; `bounded` says whether its work is bounded
-    /// by the page ([`is_bounded`]). By default on [`Db::reader`].
-    async fn list(&self, sql: &str, args: &[Value<'_>], _bounded: bool) -> sqlx::Result<Vec<Task>> {
+    /// Runs the statement [`list_statement`] built for `query`; where it runs is the backend's
+    /// choice (SQLite: `sqlite/schedule.rs`). By default on [`Db::reader`].
+    async fn list(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        _query: &ListQuery,
+    ) -> sqlx::Result<Vec<Task>> {
         self.reader().tasks(sql, args).await
     }
     /// Runs writes.
@@ -262,18 +267,33 @@ pub(crate) fn list_statement<'a, D: Db>(
     (sql, args)
 }
 
-/// Whether the work of `query`'s statement is bounded by its page: an index range scan led by
-/// the owner, in sort order, that stops after `limit + 1` rows, for a page no larger than the
-/// default. A status filter or a search may read every task the user has before the page
-/// fills, and so may the due-date sort: its cursor (`due_date is null or (due_date, id) > ...`,
-/// as tasks without a date come last) is no range to seek to, so SQLite reads the user's index
-/// from the start, and `nulls last` first steps over every undated task. Checked against
-/// SQLite's plan in `sqlite.rs`.
-pub(crate) fn is_bounded(query: &ListQuery) -> bool {
-    query.status == StatusFilter::All
-        && query.search.is_none()
-        && query.sort != SortField::DueDate
-        && query.limit.get() <= crate::model::Limit::DEFAULT
+/// Whether a list may read all of the user's tasks before its page fills, and so takes one of
+/// the user's turns ([`super::TaskStore::list`]'s contract, the same on both backends). Only a
+/// plain page is not: every task, no search, sorted by a column the owner's index orders (the
+/// due-date sort is excluded: its cursor, `due_date is null or (due_date, id) > ...`, is no
+/// range to seek to), no larger than the default. The order never changes that, nor does a
+/// cursor, but for the priority sort: a cursor page seeks to the cursor's priority only (see
+/// `sqlite::schedule`) and walks the tasks of that priority before it. Deny by default: a status or sort this does not name
+/// is a scan, and a field added to [`ListQuery`] fails to compile here until it is classified.
+pub(crate) fn is_scan(query: &ListQuery) -> bool {
+    let ListQuery {
+        status,
+        search,
+        sort,
+        order: _,
+        limit,
+        cursor,
+    } = query;
+    let plain = matches!(
+        (status, search, sort, cursor),
+        (
+            StatusFilter::All,
+            None,
+            SortField::Created | SortField::Updated | SortField::Title,
+            _
+        ) | (StatusFilter::All, None, SortField::Priority, None)
+    );
+    !plain || limit.get() > crate::model::Limit::DEFAULT
 }
 
 /// A task as SQLite stores it: id, user id, title, description, completed, priority rank, then
@@ -666,21 +686,16 @@ pub(crate) use read_enum;
 
 #[cfg(test)]
 mod tests {
-    use super::is_bounded;
+    use super::is_scan;
     use crate::model::{Limit, ListQuery, SearchText, SortField, SortOrder, StatusFilter};
 
-    /// Only plain pages in an indexed order, no larger than the default, count as bounded:
-    /// those are the ones SQLite runs on the async workers.
+    /// Only plain pages in an indexed order, no larger than the default, are no scan: those are
+    /// the lists that take none of the user's turns.
     #[test]
-    fn only_plain_indexed_pages_of_default_size_are_bounded() {
+    fn only_plain_indexed_pages_of_default_size_are_not_scans() {
         let plain = ListQuery::default();
-        assert!(is_bounded(&plain));
-        for sort in [
-            SortField::Created,
-            SortField::Updated,
-            SortField::Title,
-            SortField::Priority,
-        ] {
+        assert!(!is_scan(&plain));
+        for sort in [SortField::Created, SortField::Updated, SortField::Title] {
             for order in [SortOrder::Asc, SortOrder::Desc] {
                 let q = ListQuery {
                     sort,
@@ -688,10 +703,18 @@ mod tests {
                     cursor: Some("anything".into()),
                     ..plain.clone()
                 };
-                assert!(is_bounded(&q), "{sort:?} {order:?}");
+                assert!(!is_scan(&q), "{sort:?} {order:?}");
             }
         }
-        let unbounded = [
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let q = ListQuery {
+                sort: SortField::Priority,
+                order,
+                ..plain.clone()
+            };
+            assert!(!is_scan(&q), "priority {order:?}");
+        }
+        let scans = [
             ListQuery {
                 status: StatusFilter::Pending,
                 ..plain.clone()
@@ -709,12 +732,17 @@ mod tests {
                 ..plain.clone()
             },
             ListQuery {
+                sort: SortField::Priority,
+                cursor: Some("anything".into()),
+                ..plain.clone()
+            },
+            ListQuery {
                 limit: Limit::new(i64::from(Limit::DEFAULT) + 1).unwrap(),
                 ..plain.clone()
             },
         ];
-        for q in unbounded {
-            assert!(!is_bounded(&q), "{q:?}");
+        for q in scans {
+            assert!(is_scan(&q), "{q:?}");
         }
     }
 }

@@ -13,16 +13,18 @@ use sqlx::{Row, Sqlite};
 
 use super::sql::{Db, Exec, Read, StoredTask, Value, exec_impls, read_enum, unknown_rank};
 use crate::error::{Error, Result};
-use crate::model::Task;
+use crate::model::{ListQuery, Task};
 use crate::options::StoreOptions;
+use schedule::Placement;
 
 mod batch;
 mod direct;
+mod schedule;
 
 exec_impls!(Sqlite, bind, decode);
 
-/// Runs reads: on a file, lookups by key and bounded list pages inline on read-only rusqlite
-/// connections; in memory, on the one sqlx connection.
+/// Runs reads: on a file, lookups by key and the list pages [`schedule::placement`] runs inline,
+/// on read-only rusqlite connections; in memory, on the one sqlx connection.
 pub(crate) enum SqliteReader<'a> {
     Pool(PoolExec<'a>),
     Direct(direct::DirectReader<'a>),
@@ -105,14 +107,14 @@ pub(crate) struct SqliteDb {
     queue: Option<batch::WriteQueue>,
 }
 
-/// The rusqlite read-only connections of a database file, in two pools so that scans, which
-/// may each read all of a user's tasks, can never take every connection from the lookups and
-/// plain pages that answer in microseconds.
+/// The rusqlite read-only connections of a database file, in two pools so that lists which may
+/// each read all of a user's tasks can never take every connection from the lookups and plain
+/// pages that answer in microseconds.
 struct FileReaders {
-    /// Lookups by key and bounded list pages, run on the calling thread.
-    bounded: direct::Readers,
-    /// Lists that may read all of a user's tasks, run on tokio's blocking threads.
-    scans: direct::Readers,
+    /// Lookups by key and [`Placement::Inline`] list pages, run on the calling thread.
+    inline: direct::Readers,
+    /// [`Placement::Blocking`] list pages, run on tokio's blocking threads.
+    blocking: direct::Readers,
 }
 
 /// The `max_page_count` that keeps a database of `page_size`-byte pages within `bytes`: at
@@ -189,8 +191,8 @@ impl SqliteDb {
         let reader = Pool::new(connect.clone().read_only(true), readers, write_wait)?;
         let path = connect.get_filename().to_path_buf();
         let direct = FileReaders {
-            bounded: direct::Readers::new(path.clone(), readers, write_wait, max_pages)?,
-            scans: direct::Readers::new(path, readers, write_wait, max_pages)?,
+            inline: direct::Readers::new(path.clone(), readers, write_wait, max_pages)?,
+            blocking: direct::Readers::new(path, readers, write_wait, max_pages)?,
         };
         let queue_conn = sqlx::ConnectOptions::connect(&connect).await?;
         Ok(Self {
@@ -214,29 +216,34 @@ impl Db for SqliteDb {
     fn reader(&self) -> SqliteReader<'_> {
         match &self.direct {
             Some(readers) => SqliteReader::Direct(direct::DirectReader {
-                readers: &readers.bounded,
+                readers: &readers.inline,
                 fallback: &self.reader,
             }),
             None => SqliteReader::Pool(PoolExec(&self.reader)),
         }
     }
 
-    /// On a file, through rusqlite (`sqlite/direct.rs`): a page whose work is bounded runs like
-    /// a lookup, on the calling thread (a list of 50 costs the server about 60 µs there against
-    /// 100 on sqlx's threads; docs/benchmarks.md); one that may read all the user's tasks (a
-    /// search, a filter) runs on tokio's blocking threads, off the async workers, on
-    /// connections of its own.
-    async fn list(&self, sql: &str, args: &[Value<'_>], bounded: bool) -> sqlx::Result<Vec<Task>> {
-        match &self.direct {
-            Some(readers) if !bounded => {
+    /// On a file, through rusqlite (`sqlite/direct.rs`), where [`schedule::placement`] says: a
+    /// page proven to stop after its rows runs like a lookup, on the calling thread (a list of 50
+    /// costs the server about 60 µs there against 100 on sqlx's threads; docs/benchmarks.md);
+    /// every other list (a search, a filter, any shape not proven) runs on tokio's blocking
+    /// threads, off the async workers, on connections of its own.
+    async fn list(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        query: &ListQuery,
+    ) -> sqlx::Result<Vec<Task>> {
+        match (&self.direct, schedule::placement(query)) {
+            (Some(readers), Placement::Blocking) => {
                 direct::DirectReader {
-                    readers: &readers.scans,
+                    readers: &readers.blocking,
                     fallback: &self.reader,
                 }
                 .scan(sql, args)
                 .await
             }
-            _ => self.reader().tasks(sql, args).await,
+            (Some(_), Placement::Inline) | (None, _) => self.reader().tasks(sql, args).await,
         }
     }
 
@@ -263,8 +270,8 @@ impl Db for SqliteDb {
             queue.close().await;
         }
         if let Some(direct) = &self.direct {
-            direct.bounded.close();
-            direct.scans.close();
+            direct.inline.close();
+            direct.blocking.close();
         }
         self.reader.close().await;
         self.writer.close().await;
@@ -436,102 +443,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(tasks.len(), 1);
-    }
-
-    /// What `is_bounded` promises, checked against SQLite's own plan: every list shape it calls
-    /// bounded (four sorts, both orders, first page and cursor page) reads the owner's index in
-    /// sort order, with no temporary B-tree to sort and no scan of the table, so it stops
-    /// after the page; and the due-date sort, which it excludes, cannot seek to a cursor.
-    #[tokio::test]
-    async fn bounded_list_shapes_are_index_range_scans_in_sqlites_plan() {
-        use crate::cursor::{Key, Position};
-        use crate::model::{ListQuery, SortField, SortOrder};
-        use crate::store::sql::{is_bounded, list_statement};
-
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let db = SqliteDb::open(
-            &format!("sqlite://{}", path.display()),
-            &StoreOptions::default(),
-        )
-        .await
-        .unwrap();
-        db.close().await;
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        let plan = |query: &ListQuery, after: Option<&Position>| {
-            let (sql, _) = list_statement::<SqliteDb>("u", query, after);
-            let mut stmt = conn.prepare(&format!("explain query plan {sql}")).unwrap();
-            // Parameters left unbound are null; the plan does not depend on their values.
-            let mut rows = stmt.raw_query();
-            let mut details = Vec::new();
-            while let Some(row) = rows.next().unwrap() {
-                details.push(row.get::<_, String>(3).unwrap());
-            }
-            details.join("; ")
-        };
-        for (sort, index, key) in [
-            (SortField::Created, "tasks_user_created", Key::Time(5)),
-            (SortField::Updated, "tasks_user_updated", Key::Time(5)),
-            (SortField::Title, "tasks_user_title", Key::Text("k".into())),
-            (SortField::Priority, "tasks_user_priority", Key::Rank(2)),
-        ] {
-            for order in [SortOrder::Asc, SortOrder::Desc] {
-                let query = ListQuery {
-                    sort,
-                    order,
-                    ..ListQuery::default()
-                };
-                assert!(is_bounded(&query));
-                let after = Position {
-                    sort,
-                    order,
-                    key: key.clone(),
-                    id: 7,
-                };
-                for after in [None, Some(&after)] {
-                    let plan = plan(&query, after);
-                    // A cursor page must seek to the cursor, not walk up to it.
-                    let seek = if after.is_some() {
-                        format!("USING INDEX {index} (user_id=? AND ")
-                    } else {
-                        format!("USING INDEX {index} (user_id=?)")
-                    };
-                    assert!(plan.contains(&seek), "{sort:?} {order:?} {after:?}: {plan}");
-                    assert!(
-                        !plan.contains("TEMP B-TREE"),
-                        "{sort:?} {order:?} {after:?}: {plan}"
-                    );
-                }
-            }
-        }
-        let due_first = ListQuery {
-            sort: SortField::DueDate,
-            order: SortOrder::Asc,
-            ..ListQuery::default()
-        };
-        assert!(!is_bounded(&due_first));
-        // Due-date pages resume with `due_date is null or (due_date, id) > (...)`, which is no
-        // range: SQLite walks the owner's index from its start, so deep pages read every task
-        // before them.
-        for order in [SortOrder::Asc, SortOrder::Desc] {
-            let query = ListQuery {
-                sort: SortField::DueDate,
-                order,
-                ..ListQuery::default()
-            };
-            assert!(!is_bounded(&query));
-            let after = Position {
-                sort: SortField::DueDate,
-                order,
-                key: Key::MaybeTime(Some(5)),
-                id: 7,
-            };
-            let plan = plan(&query, Some(&after));
-            assert!(
-                plan.ends_with("USING INDEX tasks_user_due (user_id=?)"),
-                "{order:?}: {plan}"
-            );
-        }
     }
 
     /// SQLite reports extended result codes (`5` busy, `517` busy snapshot, `261` busy

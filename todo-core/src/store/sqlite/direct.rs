@@ -9,10 +9,10 @@
 //! account) is cheaper to run right where the request is than to hand over, so the store runs
 //! those here, on read-only connections to the same WAL database (readers never wait for the
 //! writer); each takes microseconds, well within what an async worker may spend between awaits.
-//! So do list pages whose work is bounded by the page (`sql::is_bounded`). Lists that may read
-//! every task the user has (searches, filters) run on the same kind of connection on tokio's
-//! blocking threads ([`DirectReader::scan`]), off the async workers; one whose request is
-//! abandoned is stopped there (a read that met a locked file and went to sqlx is not).
+//! So do list pages proven to stop after the page (`schedule::placement` says `Inline`). Every
+//! other list (searches, filters, any shape not proven) runs on the same kind of connection on
+//! tokio's blocking threads ([`DirectReader::scan`]), off the async workers; one whose request
+//! is abandoned is stopped there (a read that met a locked file and went to sqlx is not).
 //!
 //! Writes, migrations and transactions stay on sqlx.
 
@@ -188,7 +188,7 @@ fn is_busy(e: &sqlx::Error) -> bool {
 
 /// `v` as SQLite stores it: booleans as 0 and 1, times as microseconds since the epoch, text
 /// borrowed.
-fn sqlite_value<'a>(v: &Value<'a>) -> ValueRef<'a> {
+pub(super) fn sqlite_value<'a>(v: &Value<'a>) -> ValueRef<'a> {
     fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> ValueRef<'static>) -> ValueRef<'static> {
         v.map_or(ValueRef::Null, f)
     }
@@ -208,7 +208,7 @@ fn sqlite_value<'a>(v: &Value<'a>) -> ValueRef<'a> {
 
 /// Binds `$1..$n` by name (SQLite numbers named parameters by first appearance, which need not
 /// follow their digits).
-fn bind<'a>(
+pub(super) fn bind<'a>(
     stmt: &mut Statement<'_>,
     args: impl IntoIterator<Item = ValueRef<'a>>,
 ) -> rusqlite::Result<()> {
