@@ -248,6 +248,7 @@ async fn serve_connection<E>(
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(io, service);
     tokio::pin!(connection);

@@ -847,3 +847,50 @@ async fn a_request_still_being_handled_is_never_cut_by_the_idle_timeout() {
     );
     assert_eq!(statuses.get(&200), Some(&120), "{statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_hyper_refuses_get_its_status_and_the_connection_closes() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), &[]).await;
+    let big = |n: usize| {
+        let mut head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', n));
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    };
+    let mut long_url = b"GET /".to_vec();
+    long_url.extend(std::iter::repeat_n(b'a', 100_000));
+    long_url.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (case, request, status) in [
+        ("a 60 KB header", big(60_000), 200),
+        ("a 70 KB header", big(70_000), 431),
+        ("a 1 MB header", big(1 << 20), 431),
+        ("a 100 KB URL", long_url, 431),
+        (
+            "a duplicate Content-Length",
+            b"POST /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"
+                .to_vec(),
+            400,
+        ),
+        (
+            "a control byte in a header",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n".to_vec(),
+            400,
+        ),
+    ] {
+        let mut stream = server.connect().await;
+        // The server may answer and close before a long request is written in full.
+        let _ = stream.write_all(&request).await;
+        // A served request leaves the connection open: read it for a moment only.
+        let wait = Duration::from_secs(if status == 200 { 1 } else { 5 });
+        let got = read_until_closed(&mut stream, Instant::now() + wait).await;
+        let resp = got
+            .response()
+            .unwrap_or_else(|| panic!("{case}: no answer"));
+        assert_eq!(resp.status, status, "{case}");
+        if status != 200 {
+            assert!(got.closed(), "{case}: the connection stays open");
+        }
+    }
+}
