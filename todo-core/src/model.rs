@@ -319,18 +319,25 @@ impl NewTask {
     /// request reusing the same key.
     pub(crate) fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
+        // Exhaustive on purpose: a new field does not compile until it is fingerprinted here.
+        let NewTask {
+            title,
+            description,
+            priority,
+            due_date,
+        } = self;
         let mut h = Sha256::new();
-        h.update(self.title.as_str().as_bytes());
+        h.update(title.as_str().as_bytes());
         h.update([0]);
-        match &self.description {
+        match description {
             Some(d) => {
                 h.update([1]);
                 h.update(d.as_str().as_bytes());
             }
             None => h.update([0]),
         }
-        h.update([0, self.priority.rank() as u8]);
-        match self.due_date {
+        h.update([0, priority.rank() as u8]);
+        match *due_date {
             Some(d) => {
                 h.update([1]);
                 h.update(to_stored_precision(d).timestamp_micros().to_le_bytes());
@@ -639,5 +646,28 @@ mod tests {
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
         assert_eq!(a.fingerprint(), a.clone().fingerprint());
+    }
+
+    /// Stored idempotency keys outlive an upgrade (for their TTL), so the fingerprint of a
+    /// request must not change between versions: a retry across an upgrade would be refused.
+    #[test]
+    fn fingerprint_is_stable_across_versions() {
+        let a = NewTask::parse("a", None, None, None).unwrap();
+        assert_eq!(
+            a.fingerprint(),
+            "c62ad9bc48f8af4cf9d506900a878ff266bb3c8f5a83dc08c83cbe6b416c9657"
+        );
+        let due = DateTime::parse_from_rfc3339("2030-01-02T03:04:05.123456Z").unwrap();
+        let b = NewTask::parse(
+            "Buy milk",
+            Some("2 litres"),
+            Some("high"),
+            Some(due.with_timezone(&Utc)),
+        )
+        .unwrap();
+        assert_eq!(
+            b.fingerprint(),
+            "bcde744584501b9f9df820b201c742da53dda0c88d623bbb89e9b6952bb20de7"
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! The [`TaskStore`] trait and its SQL implementation on SQLite and PostgreSQL.
 
+mod common;
 pub(crate) mod pool;
 pub(crate) mod postgres;
-mod scans;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
+mod statements;
+mod turns;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +22,9 @@ use crate::model::{
 };
 use crate::options::StoreOptions;
 use crate::principal::Principal;
-use scans::ScanLimiter;
+use common::{HeldKey, quota_arg};
 use sql::{Commit, Db, Exec, Read, Value};
+use turns::UserTurns;
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -141,7 +144,7 @@ pub(crate) struct SqlStore<D: Db> {
     /// Password hashing, a bounded number at a time.
     hasher: Hasher,
     /// Lists that may read all of a user's tasks, a bounded number per user at a time.
-    scans: Option<ScanLimiter>,
+    scans: Option<UserTurns>,
     /// [`StoreOptions::max_tasks_per_user`].
     max_tasks: Option<u64>,
     /// [`StoreOptions::max_idempotency_keys_per_user`].
@@ -149,7 +152,7 @@ pub(crate) struct SqlStore<D: Db> {
     /// Where a quota needs a database lock ([`Db::USER_LOCK`]): a user's quota-checked writes
     /// take turns here first, so they queue in the process rather than each holding a pool
     /// connection while it waits for the user's lock (one user could otherwise take them all).
-    quota_turns: Option<ScanLimiter>,
+    quota_turns: Option<UserTurns>,
 }
 
 impl<D: Db> SqlStore<D> {
@@ -160,13 +163,13 @@ impl<D: Db> SqlStore<D> {
             hasher: Hasher::new(options),
             scans: options
                 .max_concurrent_scans_per_user
-                .map(|n| ScanLimiter::new(n, scans::SCAN_WAIT)),
+                .map(|n| UserTurns::new(n, turns::TURN_WAIT)),
             max_tasks: options.max_tasks_per_user,
             max_keys: options.max_idempotency_keys_per_user,
             quota_turns: (D::USER_LOCK.is_some()
                 && (options.max_tasks_per_user.is_some()
                     || options.max_idempotency_keys_per_user.is_some()))
-            .then(|| ScanLimiter::new(1, scans::SCAN_WAIT)),
+            .then(|| UserTurns::new(1, turns::TURN_WAIT)),
         }
     }
 
@@ -186,18 +189,8 @@ impl<D: Db> SqlStore<D> {
     /// it exists at another version than expected.
     async fn missing_or_stale(&self, who: &Principal, id: TaskId, expected: Option<i64>) -> Error {
         let args = [Value::I64(id), Value::Text(who.user_id().as_str())];
-        match self.db.writer().int(sql::GET_VERSION, &args).await {
-            Ok(Some(current)) => match expected {
-                Some(expected) if expected != current => {
-                    Error::VersionMismatch { expected, current }
-                }
-                // The task changed between the write and this check; report it as stale.
-                _ => Error::VersionMismatch {
-                    expected: expected.unwrap_or(current),
-                    current,
-                },
-            },
-            Ok(None) => Error::NotFound,
+        match self.db.writer().int(statements::GET_VERSION, &args).await {
+            Ok(current) => common::stale_or_missing(current, expected),
             Err(e) => e.into(),
         }
     }
@@ -218,7 +211,7 @@ impl<D: Db> SqlStore<D> {
         };
         let mut tx = self.db.begin_write().await?;
         self.lock_user_for_quota(&mut tx, user).await?;
-        tx.execute(sql::PURGE_IDEMPOTENCY_KEYS, &[Value::Time(cutoff)])
+        tx.execute(statements::PURGE_IDEMPOTENCY_KEYS, &[Value::Time(cutoff)])
             .await?;
         // The user's keys left after the purge are their unexpired ones: with a quota, a new
         // key is claimed only while they hold fewer.
@@ -230,9 +223,12 @@ impl<D: Db> SqlStore<D> {
             Value::I64(quota_arg(self.max_keys)),
         ];
         let claimed = match self.max_keys {
-            None => tx.execute(sql::CLAIM_IDEMPOTENCY_KEY, &claim[..4]).await?,
+            None => {
+                tx.execute(statements::CLAIM_IDEMPOTENCY_KEY, &claim[..4])
+                    .await?
+            }
             Some(_) => {
-                tx.execute(sql::CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA, &claim)
+                tx.execute(statements::CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA, &claim)
                     .await?
             }
         };
@@ -241,7 +237,7 @@ impl<D: Db> SqlStore<D> {
             let response =
                 serde_json::to_string(&created).map_err(|e| Error::Storage(Box::new(e)))?;
             tx.execute(
-                sql::SAVE_IDEMPOTENT_RESPONSE,
+                statements::SAVE_IDEMPOTENT_RESPONSE,
                 &[
                     Value::Text(user),
                     Value::Text(key.as_str()),
@@ -257,36 +253,17 @@ impl<D: Db> SqlStore<D> {
         }
         let previous = tx
             .texts(
-                sql::GET_IDEMPOTENCY_KEY,
+                statements::GET_IDEMPOTENCY_KEY,
                 &[Value::Text(user), Value::Text(key.as_str())],
             )
             .await?;
         tx.commit().await?;
-        match (previous, self.max_keys) {
-            (Some((stored, Some(response))), _) if stored == fingerprint => {
-                let task: Task =
-                    serde_json::from_str(&response).map_err(|e| Error::Storage(Box::new(e)))?;
-                Ok(Created {
-                    task,
-                    replayed: true,
-                })
-            }
-            (Some((stored, _)), _) if stored != fingerprint => Err(Error::IdempotencyConflict),
-            // Not claimed, yet not held: the quota refused the new key.
-            (None, Some(limit)) => Err(Error::QuotaExceeded {
-                what: Quota::IdempotencyKeys,
-                limit,
-            }),
-            _ => Err(Error::Storage(
-                "idempotency key claimed without a stored response".into(),
-            )),
-        }
+        let held = previous.map(|(fingerprint, response)| HeldKey {
+            fingerprint,
+            response,
+        });
+        common::replayed_or_refused(held, &fingerprint, self.max_keys)
     }
-}
-
-/// A quota as a bind value (a limit past `i64::MAX` is no limit in practice).
-fn quota_arg(limit: Option<u64>) -> i64 {
-    limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX))
 }
 
 /// Inserts `task` for `user`; with `max_tasks`, only while the user has fewer tasks than that
@@ -315,11 +292,11 @@ async fn insert(
     ];
     match max_tasks {
         None => exec
-            .task(sql::INSERT_TASK, &args[..8])
+            .task(statements::INSERT_TASK, &args[..8])
             .await?
             .ok_or_else(|| Error::Storage("insert returned no row".into())),
         Some(limit) => exec
-            .task(sql::INSERT_TASK_WITHIN_QUOTA, &args)
+            .task(statements::INSERT_TASK_WITHIN_QUOTA, &args)
             .await?
             .ok_or(Error::QuotaExceeded {
                 what: Quota::Tasks,
@@ -368,7 +345,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
         let args = [Value::I64(id), Value::Text(who.user_id().as_str())];
         self.db
             .reader()
-            .task(sql::GET_TASK, &args)
+            .task(statements::GET_TASK, &args)
             .await?
             .ok_or(Error::NotFound)
     }
@@ -386,7 +363,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
         let (statement, args) = sql::list_statement::<D>(user, query, after.as_ref());
         // A list that may read all the user's tasks waits for one of the user's turns.
         let _turn = match &self.scans {
-            Some(scans) if sql::is_scan(query) => Some(scans.turn(user).await?),
+            Some(scans) if common::is_scan(query) => Some(scans.turn(user).await?),
             _ => None,
         };
         let mut tasks = self.db.list(&statement, &args, query).await?;
@@ -447,7 +424,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
             Value::Time(now()),
             Value::OptI64(expected_version),
         ];
-        match self.db.writer().task(sql::PATCH_TASK, &args).await? {
+        match self.db.writer().task(statements::PATCH_TASK, &args).await? {
             Some(task) => Ok(task),
             None => Err(self.missing_or_stale(who, id, expected_version).await),
         }
@@ -468,7 +445,12 @@ impl<D: Db> TaskStore for SqlStore<D> {
             Value::Time(now()),
             Value::OptI64(expected_version),
         ];
-        match self.db.writer().task(sql::SET_COMPLETED, &args).await? {
+        match self
+            .db
+            .writer()
+            .task(statements::SET_COMPLETED, &args)
+            .await?
+        {
             Some(task) => Ok(task),
             None => Err(self.missing_or_stale(who, id, expected_version).await),
         }
@@ -486,7 +468,7 @@ impl<D: Db> TaskStore for SqlStore<D> {
             Value::Text(who.user_id().as_str()),
             Value::OptI64(expected_version),
         ];
-        match self.db.writer().int(sql::DELETE_TASK, &args).await? {
+        match self.db.writer().int(statements::DELETE_TASK, &args).await? {
             Some(_) => Ok(()),
             None => Err(self.missing_or_stale(who, id, expected_version).await),
         }
@@ -532,7 +514,12 @@ impl<D: Db> crate::accounts::AccountStore for SqlStore<D> {
             Value::Text(&hash),
             Value::Time(now()),
         ];
-        match self.db.writer().execute(sql::INSERT_ACCOUNT, &args).await {
+        match self
+            .db
+            .writer()
+            .execute(statements::INSERT_ACCOUNT, &args)
+            .await
+        {
             Ok(_) => Ok(crate::accounts::Account {
                 id,
                 email: reg.email.as_str().to_owned(),
@@ -555,7 +542,10 @@ impl<D: Db> crate::accounts::AccountStore for SqlStore<D> {
             Ok(email) => {
                 self.db
                     .reader()
-                    .account(sql::GET_ACCOUNT_BY_EMAIL, &[Value::Text(email.as_str())])
+                    .account(
+                        statements::GET_ACCOUNT_BY_EMAIL,
+                        &[Value::Text(email.as_str())],
+                    )
                     .await?
             }
             Err(_) => None,

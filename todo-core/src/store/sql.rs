@@ -1,10 +1,12 @@
-//! What the two SQL backends share: the statements, the bind values, and the small execution
-//! interface each backend implements. The store logic in [`super::SqlStore`] is written once
-//! against it, so SQLite and PostgreSQL run the same statements in the same order.
+//! What the two SQL backends share: the bind values, the list statement, and the small execution
+//! interface each backend implements (the fixed statements are in [`super::statements`]). The store
+//! logic in [`super::SqlStore`] is written once against it, so SQLite and PostgreSQL run the same
+//! statements in the same order.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::statements::TASK_COLUMNS;
 use crate::cursor::{Key, Position};
 use crate::model::{ListQuery, SortField, SortOrder, StatusFilter, Task};
 
@@ -52,12 +54,6 @@ pub(crate) trait Exec: Read {
 
 /// An account as stored: id, email, name, password hash.
 pub(crate) type AccountRow = (String, String, Option<String>, String);
-
-pub(crate) const INSERT_ACCOUNT: &str = r"insert into accounts (id, email, name, password_hash, created_at)
-    values ($1, $2, $3, $4, $5)";
-
-pub(crate) const GET_ACCOUNT_BY_EMAIL: &str =
-    r"select id, email, name, password_hash from accounts where email = $1";
 
 /// A transaction that can be committed (dropping it rolls back).
 #[async_trait]
@@ -110,73 +106,6 @@ pub(crate) trait Db: Send + Sync + 'static {
     /// Closes every connection, waiting for those in use.
     async fn close(&self);
 }
-
-/// The columns every task-returning statement selects, in the order the decoders read them.
-pub(crate) const TASK_COLUMNS: &str = "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
-
-pub(crate) const INSERT_TASK: &str = r"insert into tasks
-    (user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version)
-    values ($1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1)
-    returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
-
-/// [`INSERT_TASK`] only while the user `$1` has fewer than `$9` tasks: no row otherwise.
-pub(crate) const INSERT_TASK_WITHIN_QUOTA: &str = r"insert into tasks
-    (user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version)
-    select $1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1
-    where (select count(*) from (select 1 from tasks where user_id = $1 limit $9) counted) < $9
-    returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
-
-pub(crate) const GET_TASK: &str = r"select id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version
-    from tasks where id = $1 and user_id = $2";
-
-pub(crate) const GET_VERSION: &str = r"select version from tasks where id = $1 and user_id = $2";
-
-/// `$5`/`$10` say whether the nullable description/due date are set (so `null` can clear them).
-pub(crate) const PATCH_TASK: &str = r"update tasks set
-    title = coalesce($3, title),
-    title_key = coalesce($4, title_key),
-    description = case when $5 then $6 else description end,
-    description_key = case when $5 then $7 else description_key end,
-    completed = coalesce($8, completed),
-    priority = coalesce($9, priority),
-    due_date = case when $10 then $11 else due_date end,
-    updated_at = $12,
-    version = version + 1
-    where id = $1 and user_id = $2 and version = coalesce($13, version)
-    returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
-
-/// `$3` null toggles.
-pub(crate) const SET_COMPLETED: &str = r"update tasks set
-    completed = coalesce($3, not completed),
-    updated_at = $4,
-    version = version + 1
-    where id = $1 and user_id = $2 and version = coalesce($5, version)
-    returning id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version";
-
-pub(crate) const DELETE_TASK: &str = r"delete from tasks
-    where id = $1 and user_id = $2 and version = coalesce($3, version)
-    returning id";
-
-pub(crate) const PURGE_IDEMPOTENCY_KEYS: &str =
-    r"delete from idempotency_keys where created_at < $1";
-
-pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str = r"insert into idempotency_keys (user_id, key, fingerprint, created_at)
-    values ($1, $2, $3, $4)
-    on conflict (user_id, key) do nothing";
-
-/// [`CLAIM_IDEMPOTENCY_KEY`] only while the user `$1` holds fewer than `$5` keys (run after
-/// [`PURGE_IDEMPOTENCY_KEYS`], so all of them unexpired): nothing is inserted otherwise, even
-/// for a key the user holds (which the caller then finds and replays).
-pub(crate) const CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA: &str = r"insert into idempotency_keys (user_id, key, fingerprint, created_at)
-    select $1, $2, $3, $4
-    where (select count(*) from (select 1 from idempotency_keys where user_id = $1 limit $5) counted) < $5
-    on conflict (user_id, key) do nothing";
-
-pub(crate) const SAVE_IDEMPOTENT_RESPONSE: &str =
-    r"update idempotency_keys set response = $3 where user_id = $1 and key = $2";
-
-pub(crate) const GET_IDEMPOTENCY_KEY: &str =
-    r"select fingerprint, response from idempotency_keys where user_id = $1 and key = $2";
 
 /// The column a sort orders by.
 fn sort_column(sort: SortField) -> &'static str {
@@ -265,35 +194,6 @@ pub(crate) fn list_statement<'a, D: Db>(
     let order = format!("{column} {dir}{nulls}, id {dir}");
     let _ = write!(sql, " order by {order} limit ${limit}");
     (sql, args)
-}
-
-/// Whether a list may read all of the user's tasks before its page fills, and so takes one of
-/// the user's turns ([`super::TaskStore::list`]'s contract, the same on both backends). Only a
-/// plain page is not: every task, no search, sorted by a column the owner's index orders (the
-/// due-date sort is excluded: its cursor, `due_date is null or (due_date, id) > ...`, is no
-/// range to seek to), no larger than the default. The order never changes that, nor does a
-/// cursor, but for the priority sort: a cursor page seeks to the cursor's priority only (see
-/// `sqlite::schedule`) and walks the tasks of that priority before it. Deny by default: a status or sort this does not name
-/// is a scan, and a field added to [`ListQuery`] fails to compile here until it is classified.
-pub(crate) fn is_scan(query: &ListQuery) -> bool {
-    let ListQuery {
-        status,
-        search,
-        sort,
-        order: _,
-        limit,
-        cursor,
-    } = query;
-    let plain = matches!(
-        (status, search, sort, cursor),
-        (
-            StatusFilter::All,
-            None,
-            SortField::Created | SortField::Updated | SortField::Title,
-            _
-        ) | (StatusFilter::All, None, SortField::Priority, None)
-    );
-    !plain || limit.get() > crate::model::Limit::DEFAULT
 }
 
 /// A task as SQLite stores it: id, user id, title, description, completed, priority rank, then
@@ -683,66 +583,3 @@ macro_rules! read_enum {
 }
 
 pub(crate) use read_enum;
-
-#[cfg(test)]
-mod tests {
-    use super::is_scan;
-    use crate::model::{Limit, ListQuery, SearchText, SortField, SortOrder, StatusFilter};
-
-    /// Only plain pages in an indexed order, no larger than the default, are no scan: those are
-    /// the lists that take none of the user's turns.
-    #[test]
-    fn only_plain_indexed_pages_of_default_size_are_not_scans() {
-        let plain = ListQuery::default();
-        assert!(!is_scan(&plain));
-        for sort in [SortField::Created, SortField::Updated, SortField::Title] {
-            for order in [SortOrder::Asc, SortOrder::Desc] {
-                let q = ListQuery {
-                    sort,
-                    order,
-                    cursor: Some("anything".into()),
-                    ..plain.clone()
-                };
-                assert!(!is_scan(&q), "{sort:?} {order:?}");
-            }
-        }
-        for order in [SortOrder::Asc, SortOrder::Desc] {
-            let q = ListQuery {
-                sort: SortField::Priority,
-                order,
-                ..plain.clone()
-            };
-            assert!(!is_scan(&q), "priority {order:?}");
-        }
-        let scans = [
-            ListQuery {
-                status: StatusFilter::Pending,
-                ..plain.clone()
-            },
-            ListQuery {
-                status: StatusFilter::Completed,
-                ..plain.clone()
-            },
-            ListQuery {
-                search: SearchText::parse("milk").unwrap(),
-                ..plain.clone()
-            },
-            ListQuery {
-                sort: SortField::DueDate,
-                ..plain.clone()
-            },
-            ListQuery {
-                sort: SortField::Priority,
-                cursor: Some("anything".into()),
-                ..plain.clone()
-            },
-            ListQuery {
-                limit: Limit::new(i64::from(Limit::DEFAULT) + 1).unwrap(),
-                ..plain.clone()
-            },
-        ];
-        for q in scans {
-            assert!(is_scan(&q), "{q:?}");
-        }
-    }
-}

@@ -281,7 +281,8 @@ impl Db for SqliteDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sql::{Commit, TASK_COLUMNS};
+    use crate::store::sql::Commit;
+    use crate::store::statements::TASK_COLUMNS;
 
     const CLAIM: &str = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ('u', 'k', 'f', 0)";
     const COUNT: &str = "select count(*) from idempotency_keys";

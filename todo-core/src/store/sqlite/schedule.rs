@@ -64,7 +64,8 @@ mod tests {
     use crate::cursor::Position;
     use crate::model::{Limit, ListQuery, SearchText, SortField, SortOrder, StatusFilter};
     use crate::options::StoreOptions;
-    use crate::store::sql::{Db, Read, Value, is_scan, list_statement, position_after};
+    use crate::store::common::is_scan;
+    use crate::store::sql::{Db, Read, Value, list_statement, position_after};
     use crate::store::sqlite::SqliteDb;
     use crate::store::sqlite::direct::{bind, sqlite_value};
 

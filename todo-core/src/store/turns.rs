@@ -1,9 +1,13 @@
-//! A per-user bound on lists that may read all of a user's tasks ([`super::sql::is_scan`]:
-//! searches, status filters, the due-date sort, large pages). One user firing many
-//! searches at once would otherwise take every scan connection (SQLite) or fill the pipelines
-//! (PostgreSQL) and slow everyone; with this, their extra scans queue behind their own and never
-//! behind this limit's turns of other users. (Scans of different users still share the scan
-//! connections: more users scanning at once than there are connections wait for one.)
+//! Per-user turns: at most a set number of one user's operations of a kind at once, the rest
+//! queueing behind their own user's and never behind other users' turns. Two kinds use it:
+//!
+//! - Scans, lists that may read all of a user's tasks ([`super::common::is_scan`]: searches,
+//!   status filters, the due-date sort, large pages). One user firing many searches at once
+//!   would otherwise take every scan connection (SQLite) or fill the pipelines (PostgreSQL) and
+//!   slow everyone. (Scans of different users still share the scan connections: more users scanning
+//!   at once than there are connections wait for one.)
+//! - Quota-checked writes where the quota needs a database lock (PostgreSQL): they queue here,
+//!   one per user, rather than each holding a pool connection while waiting for the user's lock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,40 +17,40 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
-/// How long a scan waits for one of its user's turns before failing with [`Error::Busy`].
-pub(crate) const SCAN_WAIT: Duration = Duration::from_secs(10);
+/// How long an operation waits for one of its user's turns before failing with [`Error::Busy`].
+pub(crate) const TURN_WAIT: Duration = Duration::from_secs(10);
 
-/// At most `per_user` scans per user at once.
-pub(crate) struct ScanLimiter {
+/// At most `per_user` operations per user at once (one `UserTurns` per kind of operation).
+pub(crate) struct UserTurns {
     per_user: usize,
     wait: Duration,
-    /// Only users with a scan running or waiting have an entry, so the map never holds more
-    /// users than there are scans in flight.
+    /// Only users with an operation running or waiting have an entry, so the map never holds
+    /// more users than there are operations in flight.
     users: Mutex<HashMap<String, User>>,
 }
 
-/// One user's turns, and how many of their scans hold or wait for one.
+/// One user's turns, and how many of their operations hold or wait for one.
 struct User {
     turns: Arc<Semaphore>,
     in_flight: usize,
 }
 
-/// A turn: the scan may run while it is held. Dropping it frees the turn.
+/// A turn: the operation may run while it is held. Dropping it frees the turn.
 pub(crate) struct Turn<'a> {
     _permit: OwnedSemaphorePermit,
     _registration: Registration<'a>,
 }
 
-/// A scan counted in its user's entry; dropping it (after the permit, on success, on timeout or
-/// when the caller gives up) removes the entry once the user has no scan in flight.
+/// An operation counted in its user's entry; dropping it (after the permit, on success, on
+/// timeout or when the caller gives up) removes the entry once the user has none in flight.
 struct Registration<'a> {
-    limiter: &'a ScanLimiter,
+    owner: &'a UserTurns,
     user: &'a str,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        let mut users = self.limiter.users();
+        let mut users = self.owner.users();
         if let Some(entry) = users.get_mut(self.user) {
             entry.in_flight -= 1;
             if entry.in_flight == 0 {
@@ -56,9 +60,9 @@ impl Drop for Registration<'_> {
     }
 }
 
-impl ScanLimiter {
-    /// At most `per_user` (at least 1) scans per user at once; a scan waits at most `wait` for
-    /// a turn.
+impl UserTurns {
+    /// At most `per_user` (at least 1) operations per user at once; each waits at most `wait`
+    /// for a turn.
     pub(crate) fn new(per_user: usize, wait: Duration) -> Self {
         Self {
             per_user: per_user.max(1),
@@ -91,10 +95,7 @@ impl ScanLimiter {
                 }
             }
         };
-        let registration = Registration {
-            limiter: self,
-            user,
-        };
+        let registration = Registration { owner: self, user };
         let permit = match Arc::clone(&turns).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => tokio::time::timeout(self.wait, turns.acquire_owned())
@@ -124,41 +125,41 @@ mod tests {
     /// is left behind (whether the scans finished, timed out or were abandoned).
     #[tokio::test]
     async fn one_users_scans_queue_behind_each_other_and_nobody_elses() {
-        let limiter = ScanLimiter::new(1, Duration::from_millis(50));
-        let first = limiter.turn("alice").await.unwrap();
+        let turns = UserTurns::new(1, Duration::from_millis(50));
+        let first = turns.turn("alice").await.unwrap();
         // Bob is not delayed by Alice's scan.
-        let bob = limiter.turn("bob").await.unwrap();
-        assert_eq!(limiter.tracked(), 2);
+        let bob = turns.turn("bob").await.unwrap();
+        assert_eq!(turns.tracked(), 2);
         // Alice's second scan waits, then gives up.
-        assert!(matches!(limiter.turn("alice").await, Err(Error::Busy)));
+        assert!(matches!(turns.turn("alice").await, Err(Error::Busy)));
         drop(bob);
-        assert_eq!(limiter.tracked(), 1);
+        assert_eq!(turns.tracked(), 1);
         // Abandoned while waiting: counted out too.
-        let abandoned = tokio::time::timeout(Duration::from_millis(5), limiter.turn("alice")).await;
+        let abandoned = tokio::time::timeout(Duration::from_millis(5), turns.turn("alice")).await;
         assert!(abandoned.is_err());
         drop(first);
-        assert_eq!(limiter.tracked(), 0);
+        assert_eq!(turns.tracked(), 0);
         // A waiting scan gets the turn as soon as it is freed.
-        let first = limiter.turn("alice").await.unwrap();
-        let (second, ()) = tokio::join!(limiter.turn("alice"), async {
+        let first = turns.turn("alice").await.unwrap();
+        let (second, ()) = tokio::join!(turns.turn("alice"), async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             drop(first);
         });
         assert!(second.is_ok());
         drop(second);
-        assert_eq!(limiter.tracked(), 0);
+        assert_eq!(turns.tracked(), 0);
     }
 
     /// `per_user` scans of one user run at once, not more.
     #[tokio::test]
     async fn each_user_gets_exactly_their_number_of_turns() {
-        let limiter = ScanLimiter::new(2, Duration::from_millis(20));
-        let a = limiter.turn("alice").await.unwrap();
-        let b = limiter.turn("alice").await.unwrap();
-        assert!(matches!(limiter.turn("alice").await, Err(Error::Busy)));
+        let turns = UserTurns::new(2, Duration::from_millis(20));
+        let a = turns.turn("alice").await.unwrap();
+        let b = turns.turn("alice").await.unwrap();
+        assert!(matches!(turns.turn("alice").await, Err(Error::Busy)));
         drop(a);
-        let c = limiter.turn("alice").await.unwrap();
+        let c = turns.turn("alice").await.unwrap();
         drop((b, c));
-        assert_eq!(limiter.tracked(), 0);
+        assert_eq!(turns.tracked(), 0);
     }
 }
