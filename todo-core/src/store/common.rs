@@ -1,8 +1,126 @@
 //! Decisions both backends share, written once: no I/O and no driver types, so each backend
 //! feeds them what it read and returns what they answer.
 
+use super::sql::position_after;
+use super::turns::{self, Turn, UserTurns};
+use crate::accounts::Hasher;
+use crate::cursor::{CursorCodec, Position};
 use crate::error::{Error, Quota, Result};
-use crate::model::{Created, ListQuery, SortField, StatusFilter, Task};
+use crate::model::{Created, ListQuery, Page, SortField, StatusFilter, Task};
+use crate::options::StoreOptions;
+use crate::principal::Principal;
+
+/// An account as stored; each backend decodes it from the columns of
+/// [`GET_ACCOUNT_BY_EMAIL`](super::statements::GET_ACCOUNT_BY_EMAIL), in this order.
+#[derive(Debug)]
+pub(crate) struct AccountRow {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) name: Option<String>,
+    /// The PHC string the password is verified against; never leaves the store.
+    pub(crate) password_hash: String,
+}
+
+/// What both backends hold besides their connections: the cursor key, the password hasher, the
+/// per-user turns and the quotas. Its methods do no I/O; a backend reads, they decide.
+pub(crate) struct Common {
+    /// Signs and checks list cursors, each bound to its user.
+    pub(crate) cursors: CursorCodec,
+    /// Password hashing, a bounded number at a time.
+    pub(crate) hasher: Hasher,
+    /// Lists that may read all of a user's tasks ([`is_scan`]), a bounded number per user at a
+    /// time ([`StoreOptions::max_concurrent_scans_per_user`]).
+    pub(crate) scans: Option<UserTurns>,
+    /// Where a quota needs a database lock: a user's quota-checked writes take turns here
+    /// first, so they queue in the process rather than each holding a pool connection while it
+    /// waits for the user's lock (one user could otherwise take them all).
+    pub(crate) quota_turns: Option<UserTurns>,
+    /// [`StoreOptions::max_tasks_per_user`].
+    pub(crate) max_tasks: Option<u64>,
+    /// [`StoreOptions::max_idempotency_keys_per_user`].
+    pub(crate) max_keys: Option<u64>,
+}
+
+impl Common {
+    /// The shared state for a store opened with `options`; `quota_needs_lock`: the backend
+    /// serialises a user's quota-checked writes on a database lock, so they take turns first.
+    pub(crate) fn new(
+        cursor_secret: Vec<u8>,
+        options: &StoreOptions,
+        quota_needs_lock: bool,
+    ) -> Self {
+        let max_tasks = options.max_tasks_per_user;
+        let max_keys = options.max_idempotency_keys_per_user;
+        Self {
+            cursors: CursorCodec::new(cursor_secret),
+            hasher: Hasher::new(options),
+            scans: options
+                .max_concurrent_scans_per_user
+                .map(|n| UserTurns::new(n, turns::TURN_WAIT)),
+            quota_turns: (quota_needs_lock && (max_tasks.is_some() || max_keys.is_some()))
+                .then(|| UserTurns::new(1, turns::TURN_WAIT)),
+            max_tasks,
+            max_keys,
+        }
+    }
+
+    /// Where `query`'s page starts: after the position its cursor names (`None`: from the
+    /// first task). A cursor another user, sort or order was issued, or a tampered one, is a
+    /// validation error.
+    pub(crate) fn after(&self, who: &Principal, query: &ListQuery) -> Result<Option<Position>> {
+        match &query.cursor {
+            Some(c) => Ok(Some(self.cursors.decode(
+                who.user_id(),
+                c,
+                query.sort,
+                query.order,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One of the user's turns when `query` is a scan and scans are bounded (held until the
+    /// page is read), else `None`; [`Error::Busy`] when no turn came free in time.
+    pub(crate) async fn scan_turn<'a>(
+        &'a self,
+        who: &'a Principal,
+        query: &ListQuery,
+    ) -> Result<Option<Turn<'a>>> {
+        match &self.scans {
+            Some(scans) if is_scan(query) => Ok(Some(scans.turn(who.user_id().as_str()).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// One of the user's quota turns where quota-checked writes take them, else `None`.
+    pub(crate) async fn quota_turn<'a>(&'a self, user: &'a str) -> Result<Option<Turn<'a>>> {
+        match &self.quota_turns {
+            Some(turns) => Ok(Some(turns.turn(user).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The page for `rows`, read with one row past `query`'s limit: the rows up to the limit,
+    /// and a cursor after the last of them when there was one more.
+    pub(crate) fn page(&self, who: &Principal, query: &ListQuery, mut rows: Vec<Task>) -> Page {
+        let limit = query.limit.get() as usize;
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|last| {
+                self.cursors.encode(
+                    who.user_id(),
+                    &position_after(last, query.sort, query.order),
+                )
+            })
+        } else {
+            None
+        };
+        Page {
+            tasks: rows,
+            next_cursor,
+        }
+    }
+}
 
 /// A quota as a bind value (a limit past `i64::MAX` is no limit in practice).
 pub(crate) fn quota_arg(limit: Option<u64>) -> i64 {
@@ -156,6 +274,74 @@ mod tests {
         for q in scans {
             assert!(is_scan(&q), "{q:?}");
         }
+    }
+
+    fn task(id: i64) -> Task {
+        Task {
+            id,
+            user_id: "alice".into(),
+            title: format!("t{id}"),
+            description: None,
+            completed: false,
+            priority: crate::model::Priority::Medium,
+            due_date: None,
+            created_at: chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(id),
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+            version: 1,
+        }
+    }
+
+    fn principal(user: &str) -> Principal {
+        Principal::assume_authenticated(crate::model::UserId::parse(user).unwrap())
+    }
+
+    /// A page read one row past its limit keeps the limit's rows and issues a cursor that the
+    /// same user's next list decodes to right after the last of them; a short page issues none,
+    /// and another user's list refuses the cursor.
+    #[test]
+    fn a_full_page_is_truncated_and_its_cursor_continues_after_its_last_task() {
+        let common = Common::new(b"secret".to_vec(), &StoreOptions::default(), false);
+        let alice = principal("alice");
+        let query = ListQuery {
+            limit: Limit::new(2).unwrap(),
+            ..ListQuery::default()
+        };
+        assert!(common.after(&alice, &query).unwrap().is_none());
+
+        let page = common.page(&alice, &query, vec![task(1), task(2), task(3)]);
+        assert_eq!(page.tasks, vec![task(1), task(2)]);
+        let next = ListQuery {
+            cursor: page.next_cursor.clone(),
+            ..query.clone()
+        };
+        assert_eq!(
+            common.after(&alice, &next).unwrap(),
+            Some(position_after(&task(2), query.sort, query.order))
+        );
+        assert!(matches!(
+            common.after(&principal("bob"), &next),
+            Err(Error::Validation(_))
+        ));
+
+        let short = common.page(&alice, &query, vec![task(1), task(2)]);
+        assert_eq!(short.tasks.len(), 2);
+        assert!(short.next_cursor.is_none());
+    }
+
+    /// Quota turns exist only where the backend locks for a quota and a quota is on.
+    #[test]
+    fn quota_turns_only_where_a_quota_takes_a_database_lock() {
+        let quota = StoreOptions {
+            max_tasks_per_user: Some(3),
+            ..StoreOptions::default()
+        };
+        assert!(Common::new(vec![1], &quota, true).quota_turns.is_some());
+        assert!(Common::new(vec![1], &quota, false).quota_turns.is_none());
+        assert!(
+            Common::new(vec![1], &StoreOptions::default(), true)
+                .quota_turns
+                .is_none()
+        );
     }
 
     /// A write that matched nothing: missing, or stale against the version read after it (also

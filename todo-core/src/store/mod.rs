@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::accounts::Hasher;
-use crate::cursor::CursorCodec;
 use crate::error::{Error, Quota, Result};
 use crate::model::{
     Created, IdempotencyKey, ListQuery, NewTask, Page, Replacement, Task, TaskId, TaskPatch,
@@ -22,9 +20,8 @@ use crate::model::{
 };
 use crate::options::StoreOptions;
 use crate::principal::Principal;
-use common::{HeldKey, quota_arg};
+use common::{Common, HeldKey, quota_arg};
 use sql::{Commit, Db, Exec, Read, Value};
-use turns::UserTurns;
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -140,36 +137,16 @@ impl std::fmt::Debug for Store {
 /// The one implementation of [`TaskStore`], generic over the backend.
 pub(crate) struct SqlStore<D: Db> {
     db: D,
-    cursors: CursorCodec,
-    /// Password hashing, a bounded number at a time.
-    hasher: Hasher,
-    /// Lists that may read all of a user's tasks, a bounded number per user at a time.
-    scans: Option<UserTurns>,
-    /// [`StoreOptions::max_tasks_per_user`].
-    max_tasks: Option<u64>,
-    /// [`StoreOptions::max_idempotency_keys_per_user`].
-    max_keys: Option<u64>,
-    /// Where a quota needs a database lock ([`Db::USER_LOCK`]): a user's quota-checked writes
-    /// take turns here first, so they queue in the process rather than each holding a pool
-    /// connection while it waits for the user's lock (one user could otherwise take them all).
-    quota_turns: Option<UserTurns>,
+    /// Cursors, hashing, turns and quotas, as both backends hold them.
+    common: Common,
 }
 
 impl<D: Db> SqlStore<D> {
     pub(crate) fn new(db: D, cursor_secret: Vec<u8>, options: &StoreOptions) -> Self {
         Self {
             db,
-            cursors: CursorCodec::new(cursor_secret),
-            hasher: Hasher::new(options),
-            scans: options
-                .max_concurrent_scans_per_user
-                .map(|n| UserTurns::new(n, turns::TURN_WAIT)),
-            max_tasks: options.max_tasks_per_user,
-            max_keys: options.max_idempotency_keys_per_user,
-            quota_turns: (D::USER_LOCK.is_some()
-                && (options.max_tasks_per_user.is_some()
-                    || options.max_idempotency_keys_per_user.is_some()))
-            .then(|| UserTurns::new(1, turns::TURN_WAIT)),
+            // A quota needs a database lock (`Db::USER_LOCK`) where the backend has one.
+            common: Common::new(cursor_secret, options, D::USER_LOCK.is_some()),
         }
     }
 
@@ -178,7 +155,7 @@ impl<D: Db> SqlStore<D> {
     async fn lock_user_for_quota(&self, tx: &mut D::Tx, user: &str) -> Result<()> {
         if let (Some(lock), true) = (
             D::USER_LOCK,
-            self.max_tasks.is_some() || self.max_keys.is_some(),
+            self.common.max_tasks.is_some() || self.common.max_keys.is_some(),
         ) {
             tx.execute(lock, &[Value::Text(user)]).await?;
         }
@@ -205,10 +182,7 @@ impl<D: Db> SqlStore<D> {
         let now = now();
         let fingerprint = task.fingerprint();
         let cutoff = now - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or_default();
-        let _turn = match &self.quota_turns {
-            Some(turns) => Some(turns.turn(user).await?),
-            None => None,
-        };
+        let _turn = self.common.quota_turn(user).await?;
         let mut tx = self.db.begin_write().await?;
         self.lock_user_for_quota(&mut tx, user).await?;
         tx.execute(statements::PURGE_IDEMPOTENCY_KEYS, &[Value::Time(cutoff)])
@@ -220,9 +194,9 @@ impl<D: Db> SqlStore<D> {
             Value::Text(key.as_str()),
             Value::Text(&fingerprint),
             Value::Time(now),
-            Value::I64(quota_arg(self.max_keys)),
+            Value::I64(quota_arg(self.common.max_keys)),
         ];
-        let claimed = match self.max_keys {
+        let claimed = match self.common.max_keys {
             None => {
                 tx.execute(statements::CLAIM_IDEMPOTENCY_KEY, &claim[..4])
                     .await?
@@ -233,7 +207,7 @@ impl<D: Db> SqlStore<D> {
             }
         };
         if claimed == 1 {
-            let created = insert(&mut tx, user, task, now, self.max_tasks).await?;
+            let created = insert(&mut tx, user, task, now, self.common.max_tasks).await?;
             let response =
                 serde_json::to_string(&created).map_err(|e| Error::Storage(Box::new(e)))?;
             tx.execute(
@@ -262,7 +236,7 @@ impl<D: Db> SqlStore<D> {
             fingerprint,
             response,
         });
-        common::replayed_or_refused(held, &fingerprint, self.max_keys)
+        common::replayed_or_refused(held, &fingerprint, self.common.max_keys)
     }
 }
 
@@ -315,15 +289,12 @@ impl<D: Db> TaskStore for SqlStore<D> {
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<Created> {
         let user = who.user_id().as_str();
-        let task = match (idempotency_key, self.max_tasks, D::USER_LOCK) {
+        let task = match (idempotency_key, self.common.max_tasks, D::USER_LOCK) {
             (Some(key), _, _) => return self.create_idempotent(who, &task, key).await,
             // The count and the insert are one statement; where that alone does not stop
             // concurrent creates of the user from overshooting, they take turns on a lock.
             (None, Some(limit), Some(lock)) => {
-                let _turn = match &self.quota_turns {
-                    Some(turns) => Some(turns.turn(user).await?),
-                    None => None,
-                };
+                let _turn = self.common.quota_turn(user).await?;
                 let mut tx = self.db.begin_write().await?;
                 tx.execute(lock, &[Value::Text(user)]).await?;
                 let task = insert(&mut tx, user, &task, now(), Some(limit)).await?;
@@ -352,34 +323,13 @@ impl<D: Db> TaskStore for SqlStore<D> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
     async fn list(&self, who: &Principal, query: &ListQuery) -> Result<Page> {
-        let after = match &query.cursor {
-            Some(c) => Some(
-                self.cursors
-                    .decode(who.user_id(), c, query.sort, query.order)?,
-            ),
-            None => None,
-        };
+        let after = self.common.after(who, query)?;
         let user = who.user_id().as_str();
         let (statement, args) = sql::list_statement::<D>(user, query, after.as_ref());
         // A list that may read all the user's tasks waits for one of the user's turns.
-        let _turn = match &self.scans {
-            Some(scans) if common::is_scan(query) => Some(scans.turn(user).await?),
-            _ => None,
-        };
-        let mut tasks = self.db.list(&statement, &args, query).await?;
-        let limit = query.limit.get() as usize;
-        let next_cursor = if tasks.len() > limit {
-            tasks.truncate(limit);
-            tasks.last().map(|last| {
-                self.cursors.encode(
-                    who.user_id(),
-                    &sql::position_after(last, query.sort, query.order),
-                )
-            })
-        } else {
-            None
-        };
-        Ok(Page { tasks, next_cursor })
+        let _turn = self.common.scan_turn(who, query).await?;
+        let rows = self.db.list(&statement, &args, query).await?;
+        Ok(self.common.page(who, query, rows))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
@@ -487,7 +437,13 @@ impl<D: Db> TaskStore for SqlStore<D> {
     }
 }
 
-fn account_from_row((id, email, name, _hash): sql::AccountRow) -> Result<crate::accounts::Account> {
+fn account_from_row(row: sql::AccountRow) -> Result<crate::accounts::Account> {
+    let sql::AccountRow {
+        id,
+        email,
+        name,
+        password_hash: _,
+    } = row;
     Ok(crate::accounts::Account {
         id: crate::model::UserId::parse(&id)?,
         email,
@@ -506,7 +462,7 @@ impl<D: Db> crate::accounts::AccountStore for SqlStore<D> {
     ) -> Result<crate::accounts::Account> {
         let reg = crate::accounts::Registration::parse(email, password, name)?;
         let id = crate::accounts::new_user_id()?;
-        let hash = self.hasher.hash(reg.password).await?;
+        let hash = self.common.hasher.hash(reg.password).await?;
         let args = [
             Value::Text(id.as_str()),
             Value::Text(reg.email.as_str()),
@@ -550,8 +506,8 @@ impl<D: Db> crate::accounts::AccountStore for SqlStore<D> {
             }
             Err(_) => None,
         };
-        let hash = row.as_ref().map(|r| r.3.clone());
-        if !self.hasher.verify(password.to_owned(), hash).await? {
+        let hash = row.as_ref().map(|r| r.password_hash.clone());
+        if !self.common.hasher.verify(password.to_owned(), hash).await? {
             return Err(Error::InvalidCredentials);
         }
         match row {

@@ -52,8 +52,7 @@ pub(crate) trait Exec: Read {
     async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64>;
 }
 
-/// An account as stored: id, email, name, password hash.
-pub(crate) type AccountRow = (String, String, Option<String>, String);
+pub(crate) use super::common::AccountRow;
 
 /// A transaction that can be committed (dropping it rolls back).
 #[async_trait]
@@ -391,12 +390,12 @@ macro_rules! exec_impls {
             use sqlx::Row as _;
             bound(sql, args)
                 .try_map(|row| {
-                    Ok((
-                        row.try_get(0)?,
-                        row.try_get(1)?,
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                    ))
+                    Ok($crate::store::sql::AccountRow {
+                        id: row.try_get(0)?,
+                        email: row.try_get(1)?,
+                        name: row.try_get(2)?,
+                        password_hash: row.try_get(3)?,
+                    })
                 })
                 .fetch_optional(e)
                 .await

@@ -2,17 +2,29 @@ use todo_core::{AccountStore, Error, StoreOptions};
 
 use crate::helpers::pg_url;
 
-async fn account_stores() -> Vec<(&'static str, std::sync::Arc<dyn AccountStore>)> {
+/// Each backend's accounts (a file database reads them on its own connections), with the
+/// directory to keep while the file's store is used.
+async fn account_stores() -> Vec<(
+    &'static str,
+    std::sync::Arc<dyn AccountStore>,
+    Option<tempfile::TempDir>,
+)> {
     let mut out = Vec::new();
     let memory = todo_core::open_store("sqlite::memory:", StoreOptions::default())
         .await
         .unwrap();
-    out.push(("sqlite-memory", memory.accounts));
+    out.push(("sqlite-memory", memory.accounts, None));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("todo.db").display());
+    let file = todo_core::open_store(&url, StoreOptions::default())
+        .await
+        .unwrap();
+    out.push(("sqlite-file", file.accounts, Some(dir)));
     if let Some(url) = pg_url() {
         let pg = todo_core::open_store(&url, StoreOptions::default())
             .await
             .unwrap();
-        out.push(("postgres", pg.accounts));
+        out.push(("postgres", pg.accounts, None));
     }
     out
 }
@@ -24,7 +36,7 @@ fn unique_email() -> String {
 
 #[tokio::test]
 async fn register_then_login_with_a_normalised_email() {
-    for (name, accounts) in account_stores().await {
+    for (name, accounts, _dir) in account_stores().await {
         let email = unique_email();
         let account = accounts
             .register(&format!("  {email} "), "correct horse", Some(" Ada "))
@@ -43,7 +55,7 @@ async fn register_then_login_with_a_normalised_email() {
 
 #[tokio::test]
 async fn a_duplicate_email_is_a_conflict_whatever_its_case() {
-    for (name, accounts) in account_stores().await {
+    for (name, accounts, _dir) in account_stores().await {
         let email = unique_email();
         accounts.register(&email, "password-1", None).await.unwrap();
         let err = accounts
@@ -56,7 +68,7 @@ async fn a_duplicate_email_is_a_conflict_whatever_its_case() {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
-    for (name, accounts) in account_stores().await {
+    for (name, accounts, _dir) in account_stores().await {
         let email = unique_email();
         accounts.register(&email, "password-1", None).await.unwrap();
         let wrong = accounts.login(&email, "password-2").await.unwrap_err();
@@ -77,7 +89,7 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
 
 #[tokio::test]
 async fn invalid_registrations_name_each_field_and_store_nothing() {
-    for (name, accounts) in account_stores().await {
+    for (name, accounts, _dir) in account_stores().await {
         let email = unique_email();
         match accounts.register(&email, "short", None).await {
             Err(Error::Validation(v)) => assert_eq!(v.errors[0].field, "password"),

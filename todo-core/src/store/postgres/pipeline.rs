@@ -547,12 +547,12 @@ impl Read for PipeReader<'_> {
     async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
         self.0
             .first(sql, args, |row| {
-                Ok((
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                ))
+                Ok(AccountRow {
+                    id: row.try_get(0)?,
+                    email: row.try_get(1)?,
+                    name: row.try_get(2)?,
+                    password_hash: row.try_get(3)?,
+                })
             })
             .await
     }

@@ -348,7 +348,12 @@ impl Read for DirectReader<'_> {
             .readers
             .run(|conn| {
                 first(conn, sql, args.iter().map(sqlite_value), |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    Ok(AccountRow {
+                        id: row.get(0)?,
+                        email: row.get(1)?,
+                        name: row.get(2)?,
+                        password_hash: row.get(3)?,
+                    })
                 })
             })
             .await;
