@@ -135,10 +135,10 @@ pub(crate) fn is_out_of_space(e: &sqlx::Error) -> bool {
 }
 
 /// SQLite's result code for "database or disk is full".
-pub(crate) const SQLITE_FULL: i32 = 13;
+const SQLITE_FULL: i32 = 13;
 
 /// The primary result code of a SQLite (extended) result code as sqlx reports it, or -1.
-pub(crate) fn sqlite_primary_code(code: &str) -> i32 {
+fn sqlite_primary_code(code: &str) -> i32 {
     // SQLite reports extended result codes; the primary code is the low byte.
     code.parse::<i32>().map_or(-1, |c| c & 0xff)
 }

@@ -44,11 +44,6 @@ fn throttled(t: crate::ratelimit::Throttled) -> ApiError {
     )
 }
 
-/// A rate-limit answer's two fields, or none.
-fn split(rate: Option<RateFields>) -> (Option<String>, Option<String>) {
-    rate.map_or((None, None), |r| (Some(r.policy), Some(r.limit)))
-}
-
 /// API groups in the contract.
 #[derive(Tags)]
 pub enum AuthTags {
@@ -223,7 +218,7 @@ impl AuthApi {
         let account = accounts
             .register(&email, &password, name.as_deref())
             .await?;
-        let (policy, limit) = split(rate);
+        let (policy, limit) = RateFields::header_values(rate);
         Ok(TokenResponse::Created(
             Json(self.token_for(account)?),
             NO_STORE.to_owned(),
@@ -242,7 +237,7 @@ impl AuthApi {
         errors.into_result().map_err(|e| ApiError::validation(&e))?;
         let rate = self.count_attempt(gate, &email)?;
         let account = accounts.login(&email, &password).await?;
-        let (policy, limit) = split(rate);
+        let (policy, limit) = RateFields::header_values(rate);
         Ok(TokenResponse::Ok(
             Json(self.token_for(account)?),
             NO_STORE.to_owned(),

@@ -231,12 +231,13 @@ pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use
 }
 
 /// Sends JWTs (three dot-separated parts) to the JWT authenticator and anything else (Better
-/// Auth's opaque session tokens) to the session-table authenticator, when one is configured.
+/// Auth's opaque session tokens) to the session-table authenticator. Without a session table,
+/// the JWT authenticator is used alone.
 pub struct CredentialRouter {
     /// Verifies JWTs.
     pub jwt: Arc<dyn Authenticator>,
     /// Checks opaque session tokens.
-    pub sessions: Option<Arc<dyn Authenticator>>,
+    pub sessions: Arc<dyn Authenticator>,
 }
 
 #[async_trait::async_trait]
@@ -245,9 +246,10 @@ impl Authenticator for CredentialRouter {
         &self,
         token: &str,
     ) -> Result<todo_core::Principal, todo_core::AuthError> {
-        match (&self.sessions, token.split('.').count()) {
-            (_, 3) | (None, _) => self.jwt.authenticate(token).await,
-            (Some(sessions), _) => sessions.authenticate(token).await,
+        if token.split('.').count() == 3 {
+            self.jwt.authenticate(token).await
+        } else {
+            self.sessions.authenticate(token).await
         }
     }
 }
@@ -379,12 +381,8 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
             .build()
             .map_err(|e| StartError::Config(e.to_string()))?,
     );
-    let sessions = session_authenticator(config).await?;
-    let authenticator: Arc<dyn Authenticator> = match sessions {
-        Some(sessions) => Arc::new(CredentialRouter {
-            jwt,
-            sessions: Some(sessions),
-        }),
+    let authenticator: Arc<dyn Authenticator> = match session_authenticator(config).await? {
+        Some(sessions) => Arc::new(CredentialRouter { jwt, sessions }),
         None => jwt,
     };
     let trusted = config

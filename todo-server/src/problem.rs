@@ -221,7 +221,7 @@ impl ApiError {
         retry_after: u64,
         fields: Option<crate::ratelimit::RateFields>,
     ) -> Self {
-        let (policy, limit) = fields.map_or((None, None), |f| (Some(f.policy), Some(f.limit)));
+        let (policy, limit) = crate::ratelimit::RateFields::header_values(fields);
         Self::TooManyRequests(
             problem(StatusCode::TOO_MANY_REQUESTS, detail),
             retry_after.max(1).to_string(),
@@ -230,7 +230,7 @@ impl ApiError {
         )
     }
 
-    /// 503 because the server itself is saturated (not the database).
+    /// 503 with `Retry-After: 1`: the database, or the server itself, cannot serve now.
     pub fn busy(detail: impl Into<String>) -> Self {
         Self::Unavailable(
             problem(StatusCode::SERVICE_UNAVAILABLE, detail),
@@ -248,13 +248,7 @@ impl ApiError {
 
     /// 503.
     pub fn unavailable() -> Self {
-        Self::Unavailable(
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database is unavailable; retry shortly",
-            ),
-            "1".to_owned(),
-        )
+        Self::busy("the database is unavailable; retry shortly")
     }
 }
 

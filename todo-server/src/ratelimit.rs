@@ -158,6 +158,13 @@ pub struct RateFields {
     pub limit: String,
 }
 
+impl RateFields {
+    /// The `RateLimit-Policy` and `RateLimit` header values of an answer, when limits counted it.
+    pub fn header_values(fields: Option<Self>) -> (Option<String>, Option<String>) {
+        fields.map_or((None, None), |f| (Some(f.policy), Some(f.limit)))
+    }
+}
+
 /// An attempt over a limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Throttled {
