@@ -78,8 +78,7 @@ pub async fn open_store(url: &str, options: StoreOptions) -> Result<Store> {
         key
     });
     if url.starts_with("sqlite:") {
-        let db = store::sqlite::SqliteDb::open(url, &options).await?;
-        let s = Arc::new(store::SqlStore::new(db, secret, &options));
+        let s = Arc::new(store::sqlite::SqliteStore::open(url, secret, &options).await?);
         Ok(Store {
             tasks: s.clone(),
             accounts: s,

@@ -1,12 +1,13 @@
 //! Decisions both backends share, written once: no I/O and no driver types, so each backend
 //! feeds them what it read and returns what they answer.
 
-use super::sql::position_after;
 use super::turns::{self, Turn, UserTurns};
-use crate::accounts::Hasher;
-use crate::cursor::{CursorCodec, Position};
+use crate::accounts::{Account, Hasher};
+use crate::cursor::{CursorCodec, Key, Position};
 use crate::error::{Error, Quota, Result};
-use crate::model::{Created, ListQuery, Page, SortField, StatusFilter, Task};
+use crate::model::{
+    Created, ListQuery, Page, SortField, SortOrder, StatusFilter, Task, UserId, fold_case,
+};
 use crate::options::StoreOptions;
 use crate::principal::Principal;
 
@@ -100,6 +101,31 @@ impl Common {
         }
     }
 
+    /// The account a login with `password` signs in to, given the row found for its email
+    /// (`None`: no such account). The password is verified either way (against no hash when
+    /// there is no row), so an unknown email and a wrong password take the same time and get
+    /// the same answer, [`Error::InvalidCredentials`].
+    pub(crate) async fn login(&self, row: Option<AccountRow>, password: &str) -> Result<Account> {
+        let hash = row.as_ref().map(|r| r.password_hash.clone());
+        if !self.hasher.verify(password.to_owned(), hash).await? {
+            return Err(Error::InvalidCredentials);
+        }
+        let Some(AccountRow {
+            id,
+            email,
+            name,
+            password_hash: _,
+        }) = row
+        else {
+            return Err(Error::InvalidCredentials);
+        };
+        Ok(Account {
+            id: UserId::parse(&id)?,
+            email,
+            name,
+        })
+    }
+
     /// The page for `rows`, read with one row past `query`'s limit: the rows up to the limit,
     /// and a cursor after the last of them when there was one more.
     pub(crate) fn page(&self, who: &Principal, query: &ListQuery, mut rows: Vec<Task>) -> Page {
@@ -119,6 +145,28 @@ impl Common {
             tasks: rows,
             next_cursor,
         }
+    }
+}
+
+/// The decode error for a priority rank no migration defines.
+pub(crate) fn unknown_rank(rank: i16) -> Error {
+    Error::Storage(format!("unknown priority rank {rank}").into())
+}
+
+/// The keyset position just after `task` in a list sorted by `sort`/`order`.
+pub(crate) fn position_after(task: &Task, sort: SortField, order: SortOrder) -> Position {
+    let key = match sort {
+        SortField::Created => Key::Time(task.created_at.timestamp_micros()),
+        SortField::Updated => Key::Time(task.updated_at.timestamp_micros()),
+        SortField::Title => Key::Text(fold_case(&task.title)),
+        SortField::DueDate => Key::MaybeTime(task.due_date.map(|d| d.timestamp_micros())),
+        SortField::Priority => Key::Rank(task.priority.rank()),
+    };
+    Position {
+        sort,
+        order,
+        key,
+        id: task.id,
     }
 }
 

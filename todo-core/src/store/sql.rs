@@ -195,41 +195,6 @@ pub(crate) fn list_statement<'a, D: Db>(
     (sql, args)
 }
 
-/// A task as SQLite stores it: id, user id, title, description, completed, priority rank, then
-/// due date, creation and update times in microseconds since the epoch, and version.
-pub(crate) struct StoredTask(
-    pub(crate) i64,
-    pub(crate) String,
-    pub(crate) String,
-    pub(crate) Option<String>,
-    pub(crate) bool,
-    pub(crate) i16,
-    pub(crate) Option<i64>,
-    pub(crate) i64,
-    pub(crate) i64,
-    pub(crate) i64,
-);
-
-impl StoredTask {
-    /// The task, or the unknown priority rank it holds.
-    pub(crate) fn into_task(self) -> Result<Task, i16> {
-        let Self(id, user_id, title, description, completed, rank, due, created, updated, version) =
-            self;
-        Ok(Task {
-            id,
-            user_id,
-            title,
-            description,
-            completed,
-            priority: crate::model::Priority::from_rank(rank).ok_or(rank)?,
-            due_date: due.map(micros_to_time),
-            created_at: micros_to_time(created),
-            updated_at: micros_to_time(updated),
-            version,
-        })
-    }
-}
-
 /// The decode error for a priority rank no migration defines.
 pub(crate) fn unknown_rank(rank: i16) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
@@ -238,31 +203,7 @@ pub(crate) fn unknown_rank(rank: i16) -> sqlx::Error {
     }
 }
 
-/// The keyset position just after `task` in a list sorted by `sort`/`order`.
-pub(crate) fn position_after(task: &Task, sort: SortField, order: SortOrder) -> Position {
-    let key = match sort {
-        SortField::Created => Key::Time(task.created_at.timestamp_micros()),
-        SortField::Updated => Key::Time(task.updated_at.timestamp_micros()),
-        SortField::Title => Key::Text(crate::model::fold_case(&task.title)),
-        SortField::DueDate => Key::MaybeTime(task.due_date.map(|d| d.timestamp_micros())),
-        SortField::Priority => Key::Rank(task.priority.rank()),
-    };
-    Position {
-        sort,
-        order,
-        key,
-        id: task.id,
-    }
-}
-
-/// Microseconds since the epoch to a UTC timestamp (saturating at chrono's range).
-pub(crate) fn micros_to_time(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or(if micros < 0 {
-        DateTime::<Utc>::MIN_UTC
-    } else {
-        DateTime::<Utc>::MAX_UTC
-    })
-}
+pub(crate) use super::statements::micros_to_time;
 
 /// Generates a backend's [`Exec`] implementations for its pool and its transaction, from the
 /// backend's bind function and row decoder, so both backends execute identically.
@@ -287,7 +228,7 @@ macro_rules! exec_impls {
             /// Takes a connection and runs `begin` (the backend's begin statement) on it.
             pub(crate) async fn begin(pool: &Pool, begin: &'static str) -> sqlx::Result<Self> {
                 use sqlx::Executor as _;
-                let mut tx = Self(Some(pool.get().await?));
+                let mut tx = Self(Some(pool.get_sqlx().await?));
                 tx.conn()?.execute(begin).await?;
                 Ok(tx)
             }
@@ -308,7 +249,13 @@ macro_rules! exec_impls {
                     Ok(runtime) => {
                         runtime.spawn(async move {
                             let result = (&mut *conn).execute("rollback").await.map(drop);
-                            $crate::store::pool::settle(conn, result.as_ref().err());
+                            $crate::store::pool::settle(
+                                conn,
+                                result
+                                    .as_ref()
+                                    .err()
+                                    .is_some_and($crate::store::pool::is_broken),
+                            );
                         });
                     }
                     // No runtime (it is shutting down): the connection cannot be rolled back
@@ -322,9 +269,15 @@ macro_rules! exec_impls {
         /// does not go back.
         macro_rules! on_pool {
             ($pool:expr, $run:ident, $sql:expr, $args:expr) => {{
-                let mut conn = $pool.get().await?;
+                let mut conn = $pool.get_sqlx().await?;
                 let result = $run(&mut *conn, $sql, $args).await;
-                $crate::store::pool::settle(conn, result.as_ref().err());
+                $crate::store::pool::settle(
+                    conn,
+                    result
+                        .as_ref()
+                        .err()
+                        .is_some_and($crate::store::pool::is_broken),
+                );
                 result
             }};
         }
@@ -517,7 +470,7 @@ macro_rules! exec_impls {
                 // and dropping `self` rolls back whatever is still open.
                 self.conn()?.execute("commit").await?;
                 if let Some(conn) = self.0.take() {
-                    $crate::store::pool::settle(conn, None);
+                    $crate::store::pool::settle(conn, false);
                 }
                 Ok(())
             }

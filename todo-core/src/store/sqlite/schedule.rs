@@ -60,14 +60,15 @@ pub(crate) fn placement(query: &ListQuery) -> Placement {
 mod tests {
     use rusqlite::{Connection, StatementStatus};
 
+    use super::super::file_reads::{all, bind, list_args};
+    use super::super::{POSITION_FN, SqliteStore, row};
     use super::{Placement, placement};
     use crate::cursor::Position;
     use crate::model::{Limit, ListQuery, SearchText, SortField, SortOrder, StatusFilter};
     use crate::options::StoreOptions;
-    use crate::store::common::is_scan;
-    use crate::store::sql::{Db, Read, Value, list_statement, position_after};
-    use crate::store::sqlite::SqliteDb;
-    use crate::store::sqlite::direct::{bind, sqlite_value};
+    use crate::store::TaskStore as _;
+    use crate::store::common::{is_scan, position_after};
+    use crate::store::statements::{ListSql, list};
 
     /// Tasks each test user has: many more than a page of one reads, and no more than the
     /// largest page, so one list reads them all.
@@ -126,9 +127,9 @@ mod tests {
 
     /// How many virtual-machine steps SQLite takes to run `sql` to its end: at least one per row
     /// it reads, returned or filtered out.
-    fn steps(conn: &Connection, sql: &str, args: &[Value<'_>]) -> i32 {
-        let mut stmt = conn.prepare(sql).unwrap();
-        bind(&mut stmt, args.iter().map(sqlite_value)).unwrap();
+    fn steps(conn: &Connection, sql: &ListSql) -> i32 {
+        let mut stmt = conn.prepare(&sql.text).unwrap();
+        bind(&mut stmt, &list_args(&sql.args)).unwrap();
         let mut rows = stmt.raw_query();
         while rows.next().unwrap().is_some() {}
         drop(rows);
@@ -169,11 +170,12 @@ mod tests {
     /// The test database: users `done` (every task completed, none dated) and `open` (every
     /// task pending and dated), [`TASKS`] each, so any status filter rejects every task of one
     /// of them, and a search for "matches nothing" every task of both.
-    async fn seeded() -> (tempfile::TempDir, SqliteDb, Connection) {
+    async fn seeded() -> (tempfile::TempDir, SqliteStore, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let db = SqliteDb::open(
+        let db = SqliteStore::open(
             &format!("sqlite://{}", path.display()),
+            vec![0; 32],
             &StoreOptions::default(),
         )
         .await
@@ -199,19 +201,14 @@ mod tests {
     /// out (a filter outside the index keeps the plan), so the list also runs, one task per
     /// page, its cursor three tasks from the end of `user`'s tasks: it must take fewer steps
     /// than `user` has tasks.
-    async fn why_not_inline(
-        db: &SqliteDb,
-        conn: &Connection,
-        query: &ListQuery,
-        user: &str,
-    ) -> Vec<String> {
+    fn why_not_inline(conn: &Connection, query: &ListQuery, user: &str) -> Vec<String> {
         let (sort, order) = (query.sort, query.order);
-        let after = match query.cursor {
-            Some(_) => Some(late_position(db, user, sort, order).await),
-            None => None,
-        };
-        let (sql, _) = list_statement::<SqliteDb>(user, query, after.as_ref());
-        let plan = plan(conn, &sql).join("; ");
+        let after = query
+            .cursor
+            .as_ref()
+            .map(|_| late_position(conn, user, sort, order));
+        let sql = list(POSITION_FN, user, query, after.as_ref());
+        let plan = plan(conn, &sql.text).join("; ");
         let index = index(sort);
         let seek = match after {
             Some(_) => format!("USING INDEX {index} (user_id=? AND "),
@@ -231,8 +228,7 @@ mod tests {
             limit: Limit::new(1).unwrap(),
             ..query.clone()
         };
-        let (sql, args) = list_statement::<SqliteDb>(user, &one, after.as_ref());
-        let steps = steps(conn, &sql, &args);
+        let steps = steps(conn, &list(POSITION_FN, user, &one, after.as_ref()));
         if steps >= TASKS as i32 {
             failures.push(format!(
                 "{steps} steps for a page of one of {TASKS} tasks: it reads past the page"
@@ -264,7 +260,7 @@ mod tests {
                 }
             }
             for user in ["done", "open"] {
-                let failures = why_not_inline(&db, &conn, &query, user).await;
+                let failures = why_not_inline(&conn, &query, user);
                 assert!(failures.is_empty(), "{shape}, user {user}: {failures:#?}");
             }
             assert!(!is_scan(&query), "{shape}: runs inline, yet is a scan");
@@ -277,7 +273,7 @@ mod tests {
             cursor: Some("a cursor".to_owned()),
             ..ListQuery::default()
         };
-        let failures = why_not_inline(&db, &conn, &priority_cursor_page, "open").await;
+        let failures = why_not_inline(&conn, &priority_cursor_page, "open");
         assert!(
             failures.iter().any(|f| f.contains("reads past the page")),
             "{failures:#?}"
@@ -288,7 +284,7 @@ mod tests {
             cursor: Some("a cursor".to_owned()),
             ..ListQuery::default()
         };
-        let failures = why_not_inline(&db, &conn, &due_cursor_page, "open").await;
+        let failures = why_not_inline(&conn, &due_cursor_page, "open");
         assert!(
             failures.iter().any(|f| f.contains("(user_id=? AND ")),
             "{failures:#?}"
@@ -297,7 +293,7 @@ mod tests {
             status: StatusFilter::Pending,
             ..ListQuery::default()
         };
-        let failures = why_not_inline(&db, &conn, &pending, "done").await;
+        let failures = why_not_inline(&conn, &pending, "done");
         assert!(
             failures.len() == 1 && failures[0].contains("reads past the page"),
             "{failures:#?}"
@@ -307,21 +303,21 @@ mod tests {
 
     /// The position three tasks before the end of all of `user`'s tasks sorted by `sort` in
     /// `order`.
-    async fn late_position(
-        db: &SqliteDb,
-        user: &str,
-        sort: SortField,
-        order: SortOrder,
-    ) -> Position {
-        let all = ListQuery {
+    fn late_position(conn: &Connection, user: &str, sort: SortField, order: SortOrder) -> Position {
+        let every = ListQuery {
             sort,
             order,
             limit: Limit::new(i64::from(Limit::MAX)).unwrap(),
             ..ListQuery::default()
         };
-        let (sql, args) = list_statement::<SqliteDb>(user, &all, None);
-        let tasks = db.reader().tasks(&sql, &args).await.unwrap();
+        let sql = list(POSITION_FN, user, &every, None);
+        let tasks = all_tasks(conn, &sql);
         assert_eq!(tasks.len(), TASKS as usize);
         position_after(&tasks[tasks.len() - 3], sort, order)
+    }
+
+    /// Every task `sql` reads.
+    fn all_tasks(conn: &Connection, sql: &ListSql) -> Vec<crate::model::Task> {
+        all(conn, &sql.text, &list_args(&sql.args), |r| row::task(r)).unwrap()
     }
 }

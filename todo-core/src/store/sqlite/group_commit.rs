@@ -20,125 +20,55 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Executor, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{run_account, run_execute, run_int, run_task, run_tasks, run_texts};
-use crate::model::Task;
-use crate::store::sql::{AccountRow, Exec, Read, Value};
+use super::error::from_sqlx;
+use crate::error::{Error, Result};
 
 /// Most writes committed together.
 pub(crate) const MAX_BATCH: usize = 256;
 
-/// An owned copy of a bind value, to cross the channel.
-enum Owned {
-    I64(i64),
-    OptI64(Option<i64>),
-    I16(i16),
-    OptI16(Option<i16>),
-    Bool(bool),
-    OptBool(Option<bool>),
-    Text(String),
-    OptText(Option<String>),
-    Time(DateTime<Utc>),
-    OptTime(Option<DateTime<Utc>>),
+/// How a queue reads the row a write returns (`returning ...`): for the store, a task.
+pub(crate) type Decode<T> = fn(&SqliteRow) -> Result<T>;
+
+/// One write: a statement that returns at most one row, its arguments, and its caller.
+struct Job<T> {
+    sql: &'static str,
+    /// Cloned for each round the write runs in.
+    args: SqliteArguments<'static>,
+    reply: oneshot::Sender<Result<Option<T>>>,
 }
 
-impl Owned {
-    fn from_value(v: &Value<'_>) -> Self {
-        match *v {
-            Value::I64(x) => Self::I64(x),
-            Value::OptI64(x) => Self::OptI64(x),
-            Value::I16(x) => Self::I16(x),
-            Value::OptI16(x) => Self::OptI16(x),
-            Value::Bool(x) => Self::Bool(x),
-            Value::OptBool(x) => Self::OptBool(x),
-            Value::Text(x) => Self::Text(x.to_owned()),
-            Value::OptText(x) => Self::OptText(x.map(str::to_owned)),
-            Value::Time(x) => Self::Time(x),
-            Value::OptTime(x) => Self::OptTime(x),
-        }
-    }
-
-    fn view(&self) -> Value<'_> {
-        match self {
-            Self::I64(x) => Value::I64(*x),
-            Self::OptI64(x) => Value::OptI64(*x),
-            Self::I16(x) => Value::I16(*x),
-            Self::OptI16(x) => Value::OptI16(*x),
-            Self::Bool(x) => Value::Bool(*x),
-            Self::OptBool(x) => Value::OptBool(*x),
-            Self::Text(x) => Value::Text(x),
-            Self::OptText(x) => Value::OptText(x.as_deref()),
-            Self::Time(x) => Value::Time(*x),
-            Self::OptTime(x) => Value::OptTime(*x),
-        }
-    }
-}
-
-/// What the caller wants back.
-#[derive(Clone, Copy)]
-enum Want {
-    Tasks,
-    Task,
-    Int,
-    Texts,
-    Account,
-    Rows,
-}
-
-/// What the caller gets back.
-enum Out {
-    Tasks(Vec<Task>),
-    Task(Option<Task>),
-    Int(Option<i64>),
-    Texts(Option<(String, Option<String>)>),
-    Account(Option<AccountRow>),
-    Rows(u64),
-}
-
-struct Job {
-    sql: String,
-    args: Vec<Owned>,
-    want: Want,
-    reply: oneshot::Sender<sqlx::Result<Out>>,
-}
-
-enum Msg {
-    Job(Job),
+enum Msg<T> {
+    Job(Job<T>),
     Close(oneshot::Sender<()>),
 }
 
 /// The handle to the writer task.
-pub(crate) struct WriteQueue {
-    tx: mpsc::Sender<Msg>,
+pub(crate) struct GroupCommit<T> {
+    tx: mpsc::Sender<Msg<T>>,
     /// Transactions begun by the writer, for tests to tell a rerun from a single round.
     #[cfg(test)]
     rounds: Arc<AtomicUsize>,
 }
 
-fn batch_error(e: &sqlx::Error) -> sqlx::Error {
-    // sqlx errors cannot be cloned; every caller of a failed batch gets the same I/O-class
-    // error, which the store reports as "unavailable" (nothing of the batch was committed), or
-    // as "out of space" when that is why it failed.
-    let kind = if crate::error::is_out_of_space(e) {
-        std::io::ErrorKind::StorageFull
-    } else {
-        std::io::ErrorKind::Other
-    };
-    sqlx::Error::Io(std::io::Error::new(
-        kind,
-        format!("batch not committed: {e}"),
-    ))
+/// What every caller of a batch whose transaction could not begin or commit hears: nothing of
+/// theirs was saved. Out of space when that is why; else unavailable (retry).
+fn not_committed(e: &Error) -> Error {
+    let text = format!("batch not committed: {e}");
+    match e {
+        Error::OutOfSpace(_) => Error::OutOfSpace(text.into()),
+        _ => Error::Unavailable(text.into()),
+    }
 }
 
-impl WriteQueue {
-    /// Starts the writer task on its own connection.
-    pub(crate) fn start(conn: SqliteConnection) -> Self {
+impl<T: Send + 'static> GroupCommit<T> {
+    /// Starts the writer task on its own connection; `decode` reads the row each write returns.
+    pub(crate) fn start(conn: SqliteConnection, decode: Decode<T>) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let writer = Writer::new(conn);
+        let writer = Writer::new(conn, decode);
         #[cfg(test)]
         let rounds = Arc::clone(&writer.rounds);
         tokio::spawn(run(writer, rx));
@@ -149,19 +79,21 @@ impl WriteQueue {
         }
     }
 
-    async fn submit(&self, sql: &str, args: &[Value<'_>], want: Want) -> sqlx::Result<Out> {
+    /// Runs `sql` with `args` in the next batch; its row, decoded, once the batch committed.
+    pub(crate) async fn write(
+        &self,
+        sql: &'static str,
+        args: SqliteArguments<'static>,
+    ) -> Result<Option<T>> {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            sql: sql.to_owned(),
-            args: args.iter().map(Owned::from_value).collect(),
-            want,
-            reply,
-        };
+        let job = Job { sql, args, reply };
         self.tx
             .send(Msg::Job(job))
             .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        answer.await.map_err(|_| sqlx::Error::WorkerCrashed)?
+            .map_err(|_| Error::Unavailable("the write queue is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the write queue stopped".into()))?
     }
 
     /// Finishes the queued writes, then closes the connection. Later writes fail as closed.
@@ -173,22 +105,32 @@ impl WriteQueue {
     }
 }
 
-async fn run_job(conn: &mut SqliteConnection, job: &Job) -> sqlx::Result<Out> {
-    let args: Vec<Value<'_>> = job.args.iter().map(Owned::view).collect();
-    let sql = job.sql.as_str();
-    Ok(match job.want {
-        Want::Tasks => Out::Tasks(run_tasks(&mut *conn, sql, &args).await?),
-        Want::Task => Out::Task(run_task(&mut *conn, sql, &args).await?),
-        Want::Int => Out::Int(run_int(&mut *conn, sql, &args).await?),
-        Want::Texts => Out::Texts(run_texts(&mut *conn, sql, &args).await?),
-        Want::Account => Out::Account(run_account(&mut *conn, sql, &args).await?),
-        Want::Rows => Out::Rows(run_execute(&mut *conn, sql, &args).await?),
-    })
+/// How one write of a round went.
+enum Ran<T> {
+    /// It ran; its row, decoded.
+    Done(Option<T>),
+    /// SQLite refused the statement: it undid the statement alone (under the default `abort`;
+    /// no queued statement uses `or fail`, which keeps a failed statement's earlier rows),
+    /// unless it rolled back the whole transaction, which the rollback hook tells.
+    Refused(Error),
+    /// It failed after its statement ran (its row does not decode), or its connection failed:
+    /// its write may be in the transaction.
+    Failed(Error),
+}
+
+impl<T> Ran<T> {
+    fn into_result(self) -> Result<Option<T>> {
+        match self {
+            Self::Done(row) => Ok(row),
+            Self::Refused(e) | Self::Failed(e) => Err(e),
+        }
+    }
 }
 
 /// The queue's connection, and what SQLite's rollback hook has seen on it.
-struct Writer {
+struct Writer<T> {
     conn: SqliteConnection,
+    decode: Decode<T>,
     /// Set by the rollback hook whenever a transaction on `conn` is rolled back: by SQLite
     /// itself after a failed statement, or by our own `rollback`. A statement-level rollback
     /// (a constraint error under the default `abort`) does not set it. Cleared as each round
@@ -202,10 +144,11 @@ struct Writer {
     rounds: Arc<AtomicUsize>,
 }
 
-impl Writer {
-    fn new(conn: SqliteConnection) -> Self {
+impl<T> Writer<T> {
+    fn new(conn: SqliteConnection, decode: Decode<T>) -> Self {
         Self {
             conn,
+            decode,
             rolled_back: Arc::new(AtomicBool::new(false)),
             hooked: false,
             #[cfg(test)]
@@ -227,41 +170,54 @@ impl Writer {
     /// Begins a round's transaction. A connection left inside a transaction (by a `rollback`
     /// that failed) refuses to begin another: that one is rolled back, and the begin tried
     /// once more. Any other failure (the lock still held after the busy timeout) is final.
-    async fn begin(&mut self) -> sqlx::Result<()> {
+    async fn begin(&mut self) -> Result<()> {
         let Err(e) = self.conn.execute("begin immediate").await else {
             return Ok(());
         };
         self.rolled_back.store(false, Ordering::Relaxed);
         let _ = self.conn.execute("rollback").await;
         if self.rolled_back.load(Ordering::Relaxed) {
-            self.conn.execute("begin immediate").await.map(drop)
+            self.conn
+                .execute("begin immediate")
+                .await
+                .map(drop)
+                .map_err(from_sqlx)
         } else {
-            Err(e)
+            Err(from_sqlx(e))
+        }
+    }
+
+    async fn run_job(&mut self, job: &Job<T>) -> Ran<T> {
+        let query = sqlx::query_with(job.sql, job.args.clone());
+        match self.conn.fetch_optional(query).await {
+            Ok(None) => Ran::Done(None),
+            Ok(Some(row)) => match (self.decode)(&row) {
+                Ok(value) => Ran::Done(Some(value)),
+                Err(e) => Ran::Failed(e),
+            },
+            Err(e @ sqlx::Error::Database(_)) => Ran::Refused(from_sqlx(e)),
+            Err(e) => Ran::Failed(from_sqlx(e)),
         }
     }
 
     /// Whether the round's transaction still holds every earlier job's write and nothing of
-    /// this one's if it failed: SQLite did not roll the transaction back, and a failure was
-    /// SQLite's own statement error, which it undoes alone (under the default `abort`; no
-    /// queued statement uses `or fail`, which keeps a failed statement's earlier rows). A
-    /// failure after the statement ran (a row that does not decode) leaves its write in place,
-    /// so it ends the round too.
-    fn transaction_intact(&self, result: &sqlx::Result<Out>) -> bool {
+    /// this one's if it failed.
+    fn transaction_intact(&self, ran: &Ran<T>) -> bool {
         let rolled_back = self.rolled_back.load(Ordering::Relaxed);
-        match result {
-            Ok(_) => !rolled_back,
-            Err(sqlx::Error::Database(_)) => self.hooked && !rolled_back,
-            Err(_) => false,
+        match ran {
+            Ran::Done(_) => !rolled_back,
+            Ran::Refused(_) => self.hooked && !rolled_back,
+            Ran::Failed(_) => false,
         }
     }
 
-    async fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+    async fn commit_batch(&mut self, batch: &mut Vec<Job<T>>) {
         // Each round either commits or answers one job with the failure that ended it, so there
         // are at most as many rounds as jobs.
         while !batch.is_empty() {
             if let Err(e) = self.begin().await {
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(batch_error(&e)));
+                    let _ = job.reply.send(Err(not_committed(&e)));
                 }
                 return;
             }
@@ -271,18 +227,25 @@ impl Writer {
             let mut results = Vec::with_capacity(batch.len());
             let mut ended = None;
             for (i, job) in batch.iter().enumerate() {
-                let result = run_job(&mut self.conn, job).await;
-                if !self.transaction_intact(&result) {
-                    ended = Some((i, result));
+                let ran = self.run_job(job).await;
+                if !self.transaction_intact(&ran) {
+                    ended = Some((i, ran));
                     break;
                 }
-                results.push(result);
+                results.push(ran.into_result());
             }
-            if let Some((i, result)) = ended {
+            if let Some((i, ran)) = ended {
                 // Roll back what is left of this round (nothing, if SQLite already did), answer
                 // the job that ended it, and run the others again.
                 let _ = self.conn.execute("rollback").await;
-                let answer = result.and_then(|_| Err(ended_by_success()));
+                let answer = match ran {
+                    // No single write of the store ends its transaction and succeeds: whether
+                    // it survived is unknown.
+                    Ran::Done(_) => Err(Error::Storage(
+                        "a queued statement ended its batch's transaction".into(),
+                    )),
+                    other => other.into_result(),
+                };
                 let _ = batch.remove(i).reply.send(answer);
                 continue;
             }
@@ -294,9 +257,10 @@ impl Writer {
                 }
                 Err(e) => {
                     let _ = self.conn.execute("rollback").await;
+                    let e = from_sqlx(e);
                     // A job that failed on its own keeps its own error.
                     for (job, result) in batch.drain(..).zip(results) {
-                        let _ = job.reply.send(result.and_then(|_| Err(batch_error(&e))));
+                        let _ = job.reply.send(result.and_then(|_| Err(not_committed(&e))));
                     }
                 }
             }
@@ -304,15 +268,9 @@ impl Writer {
     }
 }
 
-/// The answer to a statement that succeeded while its transaction was rolled back, which no
-/// single write of the store does: whether its write survived is unknown.
-fn ended_by_success() -> sqlx::Error {
-    sqlx::Error::Protocol("a queued statement ended its batch's transaction".into())
-}
-
-async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Msg>) {
+async fn run<T>(mut writer: Writer<T>, mut rx: mpsc::Receiver<Msg<T>>) {
     writer.install_rollback_hook().await;
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Job<T>> = Vec::with_capacity(MAX_BATCH);
     let mut closing = None;
     while let Some(first) = rx.recv().await {
         match first {
@@ -341,71 +299,14 @@ async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Msg>) {
     // Anything still queued after a close is refused rather than dropped silently.
     while let Ok(msg) = rx.try_recv() {
         if let Msg::Job(job) = msg {
-            let _ = job.reply.send(Err(sqlx::Error::PoolClosed));
+            let _ = job
+                .reply
+                .send(Err(Error::Unavailable("the write queue is closed".into())));
         }
     }
     let _ = sqlx::Connection::close(writer.conn).await;
     if let Some(done) = closing {
         let _ = done.send(());
-    }
-}
-
-/// Runs single statements through the queue.
-pub(crate) struct QueueExec<'a>(pub(crate) &'a WriteQueue);
-
-fn unexpected() -> sqlx::Error {
-    sqlx::Error::Protocol("write queue answered with the wrong shape".into())
-}
-
-#[async_trait]
-impl Read for QueueExec<'_> {
-    async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        match self.0.submit(sql, args, Want::Tasks).await? {
-            Out::Tasks(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
-    }
-
-    async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
-        match self.0.submit(sql, args, Want::Task).await? {
-            Out::Task(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
-    }
-
-    async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
-        match self.0.submit(sql, args, Want::Int).await? {
-            Out::Int(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
-    }
-
-    async fn texts(
-        &mut self,
-        sql: &str,
-        args: &[Value<'_>],
-    ) -> sqlx::Result<Option<(String, Option<String>)>> {
-        match self.0.submit(sql, args, Want::Texts).await? {
-            Out::Texts(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
-    }
-
-    async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
-        match self.0.submit(sql, args, Want::Account).await? {
-            Out::Account(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
-    }
-}
-
-#[async_trait]
-impl Exec for QueueExec<'_> {
-    async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<u64> {
-        match self.0.submit(sql, args, Want::Rows).await? {
-            Out::Rows(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
     }
 }
 
@@ -417,13 +318,12 @@ mod tests {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
     use super::*;
-    use crate::error::is_out_of_space;
 
     /// How a test sees a job's answer.
     #[derive(Debug, PartialEq)]
     enum Answer {
-        Rows(u64),
-        Int(Option<i64>),
+        /// Written; the integer it returned, if any.
+        Done(Option<i64>),
         /// Refused by a unique index.
         Unique,
         /// Refused as out of space.
@@ -432,17 +332,24 @@ mod tests {
         Failed,
     }
 
-    impl From<sqlx::Result<Out>> for Answer {
-        fn from(result: sqlx::Result<Out>) -> Self {
+    impl From<Result<Option<i64>>> for Answer {
+        fn from(result: Result<Option<i64>>) -> Self {
+            let unique = |e: &crate::error::BoxError| match e.downcast_ref::<sqlx::Error>() {
+                Some(sqlx::Error::Database(db)) => db.is_unique_violation(),
+                _ => false,
+            };
             match result {
-                Ok(Out::Rows(n)) => Self::Rows(n),
-                Ok(Out::Int(v)) => Self::Int(v),
-                Ok(_) => panic!("an answer of another shape"),
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Self::Unique,
-                Err(e) if is_out_of_space(&e) => Self::Full,
+                Ok(v) => Self::Done(v),
+                Err(Error::Storage(e)) if unique(&e) => Self::Unique,
+                Err(Error::OutOfSpace(_)) => Self::Full,
                 Err(_) => Self::Failed,
             }
         }
+    }
+
+    /// Reads the integer a write returns, checking its type (so a text fails to decode).
+    fn integer(row: &SqliteRow) -> Result<i64> {
+        sqlx::Row::try_get(row, 0).map_err(from_sqlx)
     }
 
     /// The options the store opens a database file with (WAL, full sync), holding at most
@@ -460,24 +367,25 @@ mod tests {
         }
     }
 
-    async fn queue_on(path: &Path, max_pages: Option<u64>) -> WriteQueue {
+    async fn queue_on(path: &Path, max_pages: Option<u64>) -> GroupCommit<i64> {
         let options = file_options(path, max_pages);
-        WriteQueue::start(sqlx::ConnectOptions::connect(&options).await.unwrap())
+        let conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+        GroupCommit::start(conn, integer)
     }
 
     /// Queues `jobs` together, then waits for their answers. Every job is queued before this
     /// task yields, so on the test's single-threaded runtime the writer finds them all
     /// waiting: they are one batch. Returns the answers and how many transactions the writer
     /// began for them.
-    async fn batch(queue: &WriteQueue, jobs: &[(&str, Want)]) -> (Vec<Answer>, usize) {
+    async fn batch(queue: &GroupCommit<i64>, jobs: &[&str]) -> (Vec<Answer>, usize) {
         let rounds = queue.rounds.load(Ordering::Relaxed);
         let mut answers = Vec::new();
-        for &(sql, want) in jobs {
+        for &sql in jobs {
             let (reply, answer) = oneshot::channel();
             let job = Job {
-                sql: sql.to_owned(),
-                args: Vec::new(),
-                want,
+                // Queued statements are the store's constants; a test's live as long.
+                sql: Box::leak(sql.to_owned().into_boxed_str()),
+                args: SqliteArguments::default(),
                 reply,
             };
             queue.tx.send(Msg::Job(job)).await.unwrap();
@@ -491,10 +399,10 @@ mod tests {
     }
 
     /// Runs `statements` one after the other, each on its own.
-    async fn setup(queue: &WriteQueue, statements: &[&str]) {
+    async fn setup(queue: &GroupCommit<i64>, statements: &[&str]) {
         for &statement in statements {
-            let (answers, _) = batch(queue, &[(statement, Want::Rows)]).await;
-            assert!(matches!(answers[..], [Answer::Rows(_)]), "{statement}");
+            let (answers, _) = batch(queue, &[statement]).await;
+            assert!(matches!(answers[..], [Answer::Done(_)]), "{statement}");
         }
     }
 
@@ -534,13 +442,16 @@ mod tests {
         let (answers, rounds) = batch(
             &queue,
             &[
-                ("insert into t values (1)", Want::Rows),
-                ("insert into t values (2)", Want::Rows),
-                ("insert into t values (3)", Want::Rows),
+                "insert into t values (1)",
+                "insert into t values (2)",
+                "insert into t values (3)",
             ],
         )
         .await;
-        assert_eq!(answers, [Answer::Rows(1), Answer::Unique, Answer::Rows(1)]);
+        assert_eq!(
+            answers,
+            [Answer::Done(None), Answer::Unique, Answer::Done(None)]
+        );
         assert_eq!(rounds, 1, "the batch was run again");
         queue.close().await;
         assert_eq!(select(&path, KEYS), [1, 2, 3]);
@@ -567,13 +478,16 @@ mod tests {
         let (answers, rounds) = batch(
             &queue,
             &[
-                ("insert into t values (1)", Want::Rows),
-                ("insert or rollback into t values (2)", Want::Rows),
-                ("insert into t values (3)", Want::Rows),
+                "insert into t values (1)",
+                "insert or rollback into t values (2)",
+                "insert into t values (3)",
             ],
         )
         .await;
-        assert_eq!(answers, [Answer::Rows(1), Answer::Unique, Answer::Rows(1)]);
+        assert_eq!(
+            answers,
+            [Answer::Done(None), Answer::Unique, Answer::Done(None)]
+        );
         assert_eq!(rounds, 2);
         queue.close().await;
         assert_eq!(select(&path, KEYS), [1, 2, 3]);
@@ -599,13 +513,10 @@ mod tests {
             ],
         )
         .await;
-        let fill = [(
-            "insert into blobs (b) values (randomblob(1000))",
-            Want::Rows,
-        )];
+        let fill = ["insert into blobs (b) values (randomblob(1000))"];
         loop {
             match &batch(&queue, &fill).await.0[..] {
-                [Answer::Rows(1)] => {}
+                [Answer::Done(None)] => {}
                 [Answer::Full] => break,
                 other => panic!("{other:?}"),
             }
@@ -614,13 +525,13 @@ mod tests {
         let note = |i: i64| format!("insert into notes values ({i})");
         let big = |i: i64| format!("insert into blobs values ({}, zeroblob(100000))", 1000 + i);
         let statements = [note(1), big(2), note(3), note(4), big(5), note(6)];
-        let jobs: Vec<_> = statements
-            .iter()
-            .map(|s| (s.as_str(), Want::Rows))
-            .collect();
+        let jobs: Vec<_> = statements.iter().map(String::as_str).collect();
         let (answers, rounds) = batch(&queue, &jobs).await;
-        use Answer::{Full, Rows};
-        assert_eq!(answers, [Rows(1), Full, Rows(1), Rows(1), Full, Rows(1)]);
+        use Answer::{Done, Full};
+        assert_eq!(
+            answers,
+            [Done(None), Full, Done(None), Done(None), Full, Done(None)]
+        );
         // Each refused insert rolled back the whole transaction: the batch took a round more
         // for each.
         assert_eq!(rounds, 3);
@@ -632,7 +543,7 @@ mod tests {
         );
         let acknowledged: Vec<i64> = (1..=6)
             .zip(&answers)
-            .filter(|(_, answer)| **answer == Rows(1))
+            .filter(|(_, answer)| **answer == Done(None))
             .map(|(i, _)| i)
             .collect();
         assert_eq!(stored, acknowledged);
@@ -651,15 +562,15 @@ mod tests {
         let (answers, rounds) = batch(
             &queue,
             &[
-                ("insert into t values (1) returning k", Want::Int),
-                ("insert into t values (2) returning 'two'", Want::Int),
-                ("insert into t values (3)", Want::Rows),
+                "insert into t values (1) returning k",
+                "insert into t values (2) returning 'two'",
+                "insert into t values (3)",
             ],
         )
         .await;
         assert_eq!(
             answers,
-            [Answer::Int(Some(1)), Answer::Failed, Answer::Rows(1)]
+            [Answer::Done(Some(1)), Answer::Failed, Answer::Done(None)]
         );
         assert_eq!(rounds, 2);
         queue.close().await;
@@ -679,9 +590,9 @@ mod tests {
         conn.execute("create table t (k integer); begin; insert into t values (0)")
             .await
             .unwrap();
-        let queue = WriteQueue::start(conn);
-        let (answers, rounds) = batch(&queue, &[("insert into t values (1)", Want::Rows)]).await;
-        assert_eq!(answers, [Answer::Rows(1)]);
+        let queue = GroupCommit::start(conn, integer);
+        let (answers, rounds) = batch(&queue, &["insert into t values (1)"]).await;
+        assert_eq!(answers, [Answer::Done(None)]);
         assert_eq!(rounds, 1);
         queue.close().await;
         assert_eq!(select(&path, KEYS), [1]);

@@ -1,0 +1,91 @@
+//! How SQLite stores a task, read by the one decoder ([`task`]) over the rows of both of its
+//! drivers, and how it stores an instant ([`Stamp`]: microseconds since the epoch).
+
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::{SqliteArgumentValue, SqliteRow, SqliteTypeInfo};
+use sqlx::{Encode, Row as _, Sqlite, Type};
+
+use super::error::{from_rusqlite, from_sqlx};
+use crate::error::Result;
+use crate::model::{Priority, Task};
+use crate::store::common::{AccountRow, unknown_rank};
+use crate::store::statements::{Stamp, micros_to_time};
+
+/// A column type both drivers decode.
+pub(crate) trait Column:
+    rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Sqlite> + Type<Sqlite>
+{
+}
+
+impl<T> Column for T where
+    T: rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Sqlite> + Type<Sqlite>
+{
+}
+
+/// A row of either driver, read column by column.
+pub(crate) trait Columns {
+    /// Column `i` as a `T`.
+    fn column<T: Column>(&self, i: usize) -> Result<T>;
+}
+
+impl Columns for SqliteRow {
+    /// The columns' types are fixed by our own migrations, so sqlx's per-column
+    /// type-compatibility check (a tenth of a list's decode time) is skipped; values still
+    /// decode with their own checks.
+    fn column<T: Column>(&self, i: usize) -> Result<T> {
+        self.try_get_unchecked(i).map_err(from_sqlx)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn column<T: Column>(&self, i: usize) -> Result<T> {
+        self.get(i).map_err(from_rusqlite)
+    }
+}
+
+/// A task from the columns of `task_columns!`, in order. Instants are stored as microseconds
+/// since the epoch.
+pub(crate) fn task(row: &impl Columns) -> Result<Task> {
+    let rank: i16 = row.column(5)?;
+    Ok(Task {
+        id: row.column(0)?,
+        user_id: row.column(1)?,
+        title: row.column(2)?,
+        description: row.column(3)?,
+        completed: row.column(4)?,
+        priority: Priority::from_rank(rank).ok_or_else(|| unknown_rank(rank))?,
+        due_date: row.column::<Option<i64>>(6)?.map(micros_to_time),
+        created_at: micros_to_time(row.column(7)?),
+        updated_at: micros_to_time(row.column(8)?),
+        version: row.column(9)?,
+    })
+}
+
+/// An account from the columns of `GET_ACCOUNT_BY_EMAIL`, in order.
+pub(crate) fn account(row: &impl Columns) -> Result<AccountRow> {
+    Ok(AccountRow {
+        id: row.column(0)?,
+        email: row.column(1)?,
+        name: row.column(2)?,
+        password_hash: row.column(3)?,
+    })
+}
+
+impl Type<Sqlite> for Stamp {
+    fn type_info() -> SqliteTypeInfo {
+        <i64 as Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for Stamp {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
+        <i64 as Encode<'q, Sqlite>>::encode(self.0.timestamp_micros(), buf)
+    }
+}
+
+impl rusqlite::ToSql for Stamp {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.0.timestamp_micros().into())
+    }
+}
