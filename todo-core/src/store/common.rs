@@ -122,6 +122,11 @@ impl Common {
     }
 }
 
+/// The decode error for a priority rank no migration defines.
+pub(crate) fn unknown_rank(rank: i16) -> Error {
+    Error::Storage(format!("unknown priority rank {rank}").into())
+}
+
 /// A quota as a bind value (a limit past `i64::MAX` is no limit in practice).
 pub(crate) fn quota_arg(limit: Option<u64>) -> i64 {
     limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX))

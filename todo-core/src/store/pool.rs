@@ -5,15 +5,15 @@
 //! a connection is checked only when it has sat idle ([`IDLE_BEFORE_CHECK`]), which is when a
 //! server-side timeout or a restart may have closed it; a connection whose statement failed with
 //! an I/O or protocol error is discarded instead of going back ([`settle`]). Transactions are
-//! plain `begin`/`commit` on one pooled connection (`TxExec` in `store::sql`); one dropped
-//! unfinished is rolled back before its connection is reused.
+//! plain `begin`/`commit` on one pooled connection ([`Tx`]); one dropped unfinished is rolled
+//! back before its connection is reused.
 
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, Object, PoolBuilder, PoolError, QueueMode, RecycleResult};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection, Executor};
 
-use crate::error::is_connection_lost;
+use crate::error::{Error, is_connection_lost};
 
 /// A connection idle for this long is pinged before it is handed out again.
 pub(crate) const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(5);
@@ -57,15 +57,22 @@ pub(crate) type Conn<C> = Object<Manager<C>>;
 impl<C: Connection> Pool<C> {
     /// A pool of at most `max` connections opened with `options`; taking one waits at most
     /// `wait` (for a free connection, and again for a new one to open).
-    pub(crate) fn new(options: C::Options, max: u32, wait: Duration) -> sqlx::Result<Self> {
+    pub(crate) fn new(options: C::Options, max: u32, wait: Duration) -> Result<Self, Error> {
         let builder = managed::Pool::builder(Manager { options })
             .create_timeout(Some(wait))
             .recycle_timeout(Some(wait));
         build(builder, max, wait).map(Self)
     }
 
-    /// Takes a connection, opening one if none is free and the pool is not full.
-    pub(crate) async fn get(&self) -> sqlx::Result<Conn<C>> {
+    /// Takes a connection, opening one if none is free and the pool is not full;
+    /// [`Error::Unavailable`] when none comes free in time, none can be opened, or the pool is
+    /// closed.
+    pub(crate) async fn get(&self) -> Result<Conn<C>, Error> {
+        self.0.get().await.map_err(unavailable)
+    }
+
+    /// [`Pool::get`] in sqlx's terms, for the generic layer until it goes.
+    pub(crate) async fn get_sqlx(&self) -> sqlx::Result<Conn<C>> {
         self.0.get().await.map_err(|e| pool_error(e, |e| e))
     }
 
@@ -92,14 +99,20 @@ pub(crate) fn build<M: managed::Manager>(
     builder: PoolBuilder<M>,
     max: u32,
     wait: Duration,
-) -> sqlx::Result<managed::Pool<M>> {
+) -> Result<managed::Pool<M>, Error> {
     builder
         .max_size(usize::try_from(max.max(1)).unwrap_or(usize::MAX))
         .queue_mode(QueueMode::Lifo)
         .wait_timeout(Some(wait))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+        .map_err(|e| Error::Config(e.to_string()))
+}
+
+/// A failure to take an object from a deadpool: the database is unavailable (no object came
+/// free in time, none could be opened, or the pool is closed).
+pub(crate) fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: PoolError<E>) -> Error {
+    Error::Unavailable(Box::new(e))
 }
 
 /// A failure to take an object from a deadpool, in sqlx's terms; `backend` converts the
@@ -132,10 +145,88 @@ pub(crate) fn is_broken(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Returns `conn` to its pool, unless `error` says it is broken, in which case it is dropped
-/// (and the pool opens a fresh one when one is needed).
-pub(crate) fn settle<C: Connection>(conn: Conn<C>, error: Option<&sqlx::Error>) {
-    if error.is_some_and(is_broken) {
+/// Returns `conn` to its pool, unless it is `broken`, in which case it is dropped (and the pool
+/// opens a fresh one when one is needed).
+pub(crate) fn settle<C: Connection>(conn: Conn<C>, broken: bool) {
+    if broken {
         drop(Object::take(conn));
+    }
+}
+
+/// A write transaction on one pooled connection. It holds the connection from before `begin` is
+/// sent until `commit` has succeeded; leaving any other way (an error, or the caller's future
+/// dropped mid-statement, mid-`begin` or mid-`commit`) rolls back in the background before the
+/// connection can be taken again, and a connection whose rollback fails is closed instead. A
+/// `rollback` where no transaction is open is harmless on both backends.
+pub(crate) struct Tx<C>
+where
+    C: Connection + 'static,
+    for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+{
+    /// `None` once committed.
+    conn: Option<Conn<C>>,
+    /// The backend's error mapping.
+    from_sqlx: fn(sqlx::Error) -> Error,
+}
+
+impl<C> Tx<C>
+where
+    C: Connection + 'static,
+    for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+{
+    /// Takes a connection and runs `begin` (the backend's begin statement) on it.
+    pub(crate) async fn begin(
+        pool: &Pool<C>,
+        begin: &'static str,
+        from_sqlx: fn(sqlx::Error) -> Error,
+    ) -> Result<Self, Error> {
+        let mut tx = Self {
+            conn: Some(pool.get().await?),
+            from_sqlx,
+        };
+        tx.conn()?.execute(begin).await.map_err(from_sqlx)?;
+        Ok(tx)
+    }
+
+    /// The transaction's connection (only `commit`, which consumes the transaction, and `drop`
+    /// take it out).
+    pub(crate) fn conn(&mut self) -> Result<&mut C, Error> {
+        self.conn
+            .as_deref_mut()
+            .ok_or_else(|| Error::Storage("the transaction has ended".into()))
+    }
+
+    /// Commits. On failure (or if this future is dropped) the connection stays in `self`, and
+    /// dropping `self` rolls back whatever is still open.
+    pub(crate) async fn commit(mut self) -> Result<(), Error> {
+        let from_sqlx = self.from_sqlx;
+        self.conn()?.execute("commit").await.map_err(from_sqlx)?;
+        if let Some(conn) = self.conn.take() {
+            settle(conn, false);
+        }
+        Ok(())
+    }
+}
+
+impl<C> Drop for Tx<C>
+where
+    C: Connection + 'static,
+    for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+{
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let result = (&mut *conn).execute("rollback").await;
+                    settle(conn, result.is_err());
+                });
+            }
+            // No runtime (it is shutting down): the connection cannot be rolled back here, so
+            // it must not be reused; closing it rolls back.
+            Err(_) => drop(Object::take(conn)),
+        }
     }
 }

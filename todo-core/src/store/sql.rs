@@ -255,14 +255,7 @@ pub(crate) fn position_after(task: &Task, sort: SortField, order: SortOrder) -> 
     }
 }
 
-/// Microseconds since the epoch to a UTC timestamp (saturating at chrono's range).
-pub(crate) fn micros_to_time(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or(if micros < 0 {
-        DateTime::<Utc>::MIN_UTC
-    } else {
-        DateTime::<Utc>::MAX_UTC
-    })
-}
+pub(crate) use super::statements::micros_to_time;
 
 /// Generates a backend's [`Exec`] implementations for its pool and its transaction, from the
 /// backend's bind function and row decoder, so both backends execute identically.
@@ -287,7 +280,7 @@ macro_rules! exec_impls {
             /// Takes a connection and runs `begin` (the backend's begin statement) on it.
             pub(crate) async fn begin(pool: &Pool, begin: &'static str) -> sqlx::Result<Self> {
                 use sqlx::Executor as _;
-                let mut tx = Self(Some(pool.get().await?));
+                let mut tx = Self(Some(pool.get_sqlx().await?));
                 tx.conn()?.execute(begin).await?;
                 Ok(tx)
             }
@@ -308,7 +301,7 @@ macro_rules! exec_impls {
                     Ok(runtime) => {
                         runtime.spawn(async move {
                             let result = (&mut *conn).execute("rollback").await.map(drop);
-                            $crate::store::pool::settle(conn, result.as_ref().err());
+                            $crate::store::pool::settle(conn, result.as_ref().err().is_some_and($crate::store::pool::is_broken));
                         });
                     }
                     // No runtime (it is shutting down): the connection cannot be rolled back
@@ -322,9 +315,9 @@ macro_rules! exec_impls {
         /// does not go back.
         macro_rules! on_pool {
             ($pool:expr, $run:ident, $sql:expr, $args:expr) => {{
-                let mut conn = $pool.get().await?;
+                let mut conn = $pool.get_sqlx().await?;
                 let result = $run(&mut *conn, $sql, $args).await;
-                $crate::store::pool::settle(conn, result.as_ref().err());
+                $crate::store::pool::settle(conn, result.as_ref().err().is_some_and($crate::store::pool::is_broken));
                 result
             }};
         }
@@ -517,7 +510,7 @@ macro_rules! exec_impls {
                 // and dropping `self` rolls back whatever is still open.
                 self.conn()?.execute("commit").await?;
                 if let Some(conn) = self.0.take() {
-                    $crate::store::pool::settle(conn, None);
+                    $crate::store::pool::settle(conn, false);
                 }
                 Ok(())
             }

@@ -1,6 +1,19 @@
 //! SQL text both backends run verbatim. The task column list and the insert's column and value
 //! lists are written once, as macros, and joined into each statement with `concat!`, so a new
 //! column is one edit here rather than one per statement (and the statements stay `&'static str`).
+//! The argument lists of the statements that carry a task's fields are here too, written once
+//! for both backends over sqlx's [`Arguments`].
+
+use chrono::{DateTime, Utc};
+use sqlx::{Arguments, Encode, Type};
+
+use super::common::quota_arg;
+use crate::cursor::{Key, Position};
+use crate::error::{Error, Result};
+use crate::model::{
+    ListQuery, NewTask, SortField, SortOrder, StatusFilter, TaskId, TaskPatch, check_due_date,
+    fold_case,
+};
 
 /// The columns every task-returning statement selects, in the order the decoders read them.
 macro_rules! task_columns {
@@ -97,9 +110,13 @@ pub(crate) const SET_COMPLETED: &str = concat!(
     task_columns!()
 );
 
-pub(crate) const DELETE_TASK: &str = r"delete from tasks
+/// Returns the deleted task.
+pub(crate) const DELETE_TASK: &str = concat!(
+    r"delete from tasks
     where id = $1 and user_id = $2 and version = coalesce($3, version)
-    returning id";
+    returning ",
+    task_columns!()
+);
 
 pub(crate) const PURGE_IDEMPOTENCY_KEYS: &str =
     r"delete from idempotency_keys where created_at < $1";
@@ -121,3 +138,273 @@ pub(crate) const SAVE_IDEMPOTENT_RESPONSE: &str =
 
 pub(crate) const GET_IDEMPOTENCY_KEY: &str =
     r"select fingerprint, response from idempotency_keys where user_id = $1 and key = $2";
+
+/// An instant as a bind value. Each backend encodes it the way it stores instants (SQLite:
+/// microseconds since the epoch; PostgreSQL: `timestamptz`), so the argument lists below are
+/// written once for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(pub(crate) DateTime<Utc>);
+
+/// Appends `value` to `args` ([`Error::Storage`] if it cannot be encoded).
+fn push<'q, A, T>(args: &mut A, value: T) -> Result<()>
+where
+    A: Arguments<'q>,
+    T: 'q + Encode<'q, A::Database> + Type<A::Database>,
+{
+    args.add(value).map_err(Error::Storage)
+}
+
+/// The arguments of [`INSERT_TASK`] (and, with `quota`, of [`INSERT_TASK_WITHIN_QUOTA`]) for
+/// `task`, created by `user` at `now`. Owned, so they can wait in a queue.
+pub(crate) fn insert_args<'q, A>(
+    user: &str,
+    task: &NewTask,
+    now: DateTime<Utc>,
+    quota: Option<u64>,
+) -> Result<A>
+where
+    A: Arguments<'q>,
+    String: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<String>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    i16: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    i64: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<Stamp>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
+{
+    let NewTask {
+        title,
+        description,
+        priority,
+        due_date,
+    } = task;
+    let due_date = due_date.map(check_due_date).transpose()?;
+    let mut args = A::default();
+    push(&mut args, user.to_owned())?;
+    push(&mut args, title.as_str().to_owned())?;
+    push(&mut args, fold_case(title.as_str()))?;
+    push(&mut args, description.as_ref().map(|d| d.as_str().to_owned()))?;
+    push(&mut args, description.as_ref().map(|d| fold_case(d.as_str())))?;
+    push(&mut args, priority.rank())?;
+    push(&mut args, due_date.map(Stamp))?;
+    push(&mut args, Stamp(now))?;
+    if let Some(limit) = quota {
+        push(&mut args, quota_arg(Some(limit)))?;
+    }
+    Ok(args)
+}
+
+/// The arguments of [`PATCH_TASK`]: task `id` of `user` gets the fields `patch` sets, at `now`,
+/// if it is at version `expected` (any version when `None`).
+pub(crate) fn patch_args<'q, A>(
+    id: TaskId,
+    user: &str,
+    patch: TaskPatch,
+    now: DateTime<Utc>,
+    expected: Option<i64>,
+) -> Result<A>
+where
+    A: Arguments<'q>,
+    String: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<String>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    i64: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<i64>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<i16>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    bool: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<bool>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<Stamp>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+{
+    let TaskPatch {
+        title,
+        description,
+        completed,
+        priority,
+        due_date,
+    } = patch;
+    let due = due_date.flatten().map(check_due_date).transpose()?;
+    let mut args = A::default();
+    push(&mut args, id)?;
+    push(&mut args, user.to_owned())?;
+    let title_key = title.as_ref().map(|t| fold_case(t.as_str()));
+    push(&mut args, title.map(|t| t.as_str().to_owned()))?;
+    push(&mut args, title_key)?;
+    push(&mut args, description.is_some())?;
+    let description = description.flatten();
+    push(&mut args, description.as_ref().map(|d| d.as_str().to_owned()))?;
+    push(&mut args, description.as_ref().map(|d| fold_case(d.as_str())))?;
+    push(&mut args, completed)?;
+    push(&mut args, priority.map(|p| p.rank()))?;
+    push(&mut args, due_date.is_some())?;
+    push(&mut args, due.map(Stamp))?;
+    push(&mut args, Stamp(now))?;
+    push(&mut args, expected)?;
+    Ok(args)
+}
+
+/// A list statement and its arguments, as [`list`] builds them for one [`ListQuery`].
+pub(crate) struct ListSql {
+    /// The statement; its placeholders are numbered in the order of [`ListArgs`]' fields.
+    pub(crate) text: String,
+    pub(crate) args: ListArgs,
+}
+
+/// A list statement's arguments, in placeholder order: the user, the search text if any, the
+/// cursor's key and id if any, then the limit (one row past the page, to tell whether another
+/// page follows). Owned, so a list can move to another thread.
+pub(crate) struct ListArgs {
+    pub(crate) user: String,
+    pub(crate) search: Option<String>,
+    pub(crate) after: Option<After>,
+    pub(crate) limit: i64,
+}
+
+/// Where a cursor page starts: after `key` (`None`: a task without a due date), then `id`.
+pub(crate) struct After {
+    pub(crate) key: Option<CursorKey>,
+    pub(crate) id: i64,
+}
+
+/// A cursor's sort key as a bind value.
+pub(crate) enum CursorKey {
+    /// `created_at`, `updated_at` or `due_date`.
+    Stamp(Stamp),
+    /// The case-folded title.
+    Text(String),
+    /// The priority rank.
+    Rank(i16),
+}
+
+impl ListArgs {
+    /// The arguments for sqlx, in placeholder order.
+    pub(crate) fn to_sqlx<'q, A>(&self) -> Result<A>
+    where
+        A: Arguments<'q>,
+        String: 'q + Encode<'q, A::Database> + Type<A::Database>,
+        i16: 'q + Encode<'q, A::Database> + Type<A::Database>,
+        i64: 'q + Encode<'q, A::Database> + Type<A::Database>,
+        Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    {
+        let mut args = A::default();
+        push(&mut args, self.user.clone())?;
+        if let Some(search) = &self.search {
+            push(&mut args, search.clone())?;
+        }
+        if let Some(after) = &self.after {
+            match &after.key {
+                Some(CursorKey::Stamp(t)) => push(&mut args, *t)?,
+                Some(CursorKey::Text(t)) => push(&mut args, t.clone())?,
+                Some(CursorKey::Rank(r)) => push(&mut args, *r)?,
+                None => {}
+            }
+            push(&mut args, after.id)?;
+        }
+        push(&mut args, self.limit)?;
+        Ok(args)
+    }
+}
+
+/// The column a sort orders by.
+fn sort_column(sort: SortField) -> &'static str {
+    match sort {
+        SortField::Created => "created_at",
+        SortField::Updated => "updated_at",
+        SortField::Title => "title_key",
+        SortField::DueDate => "due_date",
+        SortField::Priority => "priority",
+    }
+}
+
+/// The statement that reads `user`'s page for `query`, starting `after` a cursor's position;
+/// `position_fn` is the backend's substring-position function (`instr`, `strpos`).
+pub(crate) fn list(
+    position_fn: &str,
+    user: &str,
+    query: &ListQuery,
+    after: Option<&Position>,
+) -> ListSql {
+    use std::fmt::Write;
+
+    let mut sql = String::with_capacity(384);
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    sql.push_str(concat!("select ", task_columns!(), " from tasks where user_id = $1"));
+    match query.status {
+        StatusFilter::All => {}
+        StatusFilter::Pending => sql.push_str(" and completed = false"),
+        StatusFilter::Completed => sql.push_str(" and completed = true"),
+    }
+    if query.search.is_some() {
+        let s = next();
+        let _ = write!(
+            sql,
+            " and ({position_fn}(title_key, ${s}) > 0 or {position_fn}(coalesce(description_key, ''), ${s}) > 0)"
+        );
+    }
+    let column = sort_column(query.sort);
+    let (cmp, dir) = match query.order {
+        SortOrder::Asc => (">", "asc"),
+        SortOrder::Desc => ("<", "desc"),
+    };
+    let after = after.map(|p| After {
+        key: match &p.key {
+            Key::Time(t) | Key::MaybeTime(Some(t)) => {
+                Some(CursorKey::Stamp(Stamp(micros_to_time(*t))))
+            }
+            Key::MaybeTime(None) => None,
+            Key::Text(s) => Some(CursorKey::Text(s.clone())),
+            Key::Rank(r) => Some(CursorKey::Rank(*r)),
+        },
+        id: p.id,
+    });
+    if let Some(a) = &after {
+        match (query.sort, a.key.is_some()) {
+            (SortField::DueDate, true) => {
+                // Tasks without a due date come after every dated one, in either order.
+                let (k, id) = (next(), next());
+                let _ = write!(
+                    sql,
+                    " and (due_date is null or (due_date, id) {cmp} (${k}, ${id}))"
+                );
+            }
+            (_, true) => {
+                let (k, id) = (next(), next());
+                let _ = write!(sql, " and ({column}, id) {cmp} (${k}, ${id})");
+            }
+            (_, false) => {
+                let id = next();
+                let _ = write!(sql, " and due_date is null and id {cmp} ${id}");
+            }
+        }
+    }
+    let nulls = if query.sort == SortField::DueDate {
+        " nulls last"
+    } else {
+        ""
+    };
+    let limit = next();
+    let _ = write!(
+        sql,
+        " order by {column} {dir}{nulls}, id {dir} limit ${limit}"
+    );
+    ListSql {
+        text: sql,
+        args: ListArgs {
+            user: user.to_owned(),
+            search: query.search.as_ref().map(|s| s.as_str().to_owned()),
+            after,
+            limit: i64::from(query.limit.get()) + 1,
+        },
+    }
+}
+
+/// Microseconds since the epoch to a UTC timestamp (saturating at chrono's range).
+pub(crate) fn micros_to_time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(if micros < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}

@@ -77,7 +77,9 @@ impl Readers {
         max_pages: Option<u64>,
     ) -> sqlx::Result<Self> {
         let manager = Manager { path, max_pages };
-        crate::store::pool::build(managed::Pool::builder(manager), max, wait).map(Self)
+        crate::store::pool::build(managed::Pool::builder(manager), max, wait)
+            .map(Self)
+            .map_err(|e| sqlx::Error::Configuration(Box::new(e)))
     }
 
     /// Drops every connection; later reads fail with `PoolClosed`.
