@@ -301,7 +301,13 @@ macro_rules! exec_impls {
                     Ok(runtime) => {
                         runtime.spawn(async move {
                             let result = (&mut *conn).execute("rollback").await.map(drop);
-                            $crate::store::pool::settle(conn, result.as_ref().err().is_some_and($crate::store::pool::is_broken));
+                            $crate::store::pool::settle(
+                                conn,
+                                result
+                                    .as_ref()
+                                    .err()
+                                    .is_some_and($crate::store::pool::is_broken),
+                            );
                         });
                     }
                     // No runtime (it is shutting down): the connection cannot be rolled back
@@ -317,7 +323,13 @@ macro_rules! exec_impls {
             ($pool:expr, $run:ident, $sql:expr, $args:expr) => {{
                 let mut conn = $pool.get_sqlx().await?;
                 let result = $run(&mut *conn, $sql, $args).await;
-                $crate::store::pool::settle(conn, result.as_ref().err().is_some_and($crate::store::pool::is_broken));
+                $crate::store::pool::settle(
+                    conn,
+                    result
+                        .as_ref()
+                        .err()
+                        .is_some_and($crate::store::pool::is_broken),
+                );
                 result
             }};
         }

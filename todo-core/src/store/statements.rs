@@ -182,8 +182,14 @@ where
     push(&mut args, user.to_owned())?;
     push(&mut args, title.as_str().to_owned())?;
     push(&mut args, fold_case(title.as_str()))?;
-    push(&mut args, description.as_ref().map(|d| d.as_str().to_owned()))?;
-    push(&mut args, description.as_ref().map(|d| fold_case(d.as_str())))?;
+    push(
+        &mut args,
+        description.as_ref().map(|d| d.as_str().to_owned()),
+    )?;
+    push(
+        &mut args,
+        description.as_ref().map(|d| fold_case(d.as_str())),
+    )?;
     push(&mut args, priority.rank())?;
     push(&mut args, due_date.map(Stamp))?;
     push(&mut args, Stamp(now))?;
@@ -230,8 +236,14 @@ where
     push(&mut args, title_key)?;
     push(&mut args, description.is_some())?;
     let description = description.flatten();
-    push(&mut args, description.as_ref().map(|d| d.as_str().to_owned()))?;
-    push(&mut args, description.as_ref().map(|d| fold_case(d.as_str())))?;
+    push(
+        &mut args,
+        description.as_ref().map(|d| d.as_str().to_owned()),
+    )?;
+    push(
+        &mut args,
+        description.as_ref().map(|d| fold_case(d.as_str())),
+    )?;
     push(&mut args, completed)?;
     push(&mut args, priority.map(|p| p.rank()))?;
     push(&mut args, due_date.is_some())?;
@@ -330,7 +342,11 @@ pub(crate) fn list(
         n += 1;
         n
     };
-    sql.push_str(concat!("select ", task_columns!(), " from tasks where user_id = $1"));
+    sql.push_str(concat!(
+        "select ",
+        task_columns!(),
+        " from tasks where user_id = $1"
+    ));
     match query.status {
         StatusFilter::All => {}
         StatusFilter::Pending => sql.push_str(" and completed = false"),
