@@ -84,8 +84,7 @@ pub async fn open_store(url: &str, options: StoreOptions) -> Result<Store> {
             accounts: s,
         })
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let db = store::postgres::PgDb::open(url, &options).await?;
-        let s = Arc::new(store::SqlStore::new(db, secret, &options));
+        let s = Arc::new(store::postgres::PgStore::open(url, secret, &options).await?);
         Ok(Store {
             tasks: s.clone(),
             accounts: s,

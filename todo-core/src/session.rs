@@ -89,7 +89,8 @@ impl SessionTableAuthenticator {
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(3))
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(crate::store::postgres::error::from_sqlx)?;
         Self::with_pool(pool, table)
     }
 
@@ -113,7 +114,8 @@ impl SessionTableAuthenticator {
         sqlx::query(&self.query)
             .bind("")
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(crate::store::postgres::error::from_sqlx)?;
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use deadpool::managed::{self, Metrics, Object, PoolBuilder, PoolError, QueueMode, RecycleResult};
 use sqlx::{ConnectOptions, Connection, Executor};
 
-use crate::error::{Error, is_connection_lost};
+use crate::error::Error;
 
 /// A connection idle for this long is pinged before it is handed out again.
 pub(crate) const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(5);
@@ -71,11 +71,6 @@ impl<C: Connection> Pool<C> {
         self.0.get().await.map_err(unavailable)
     }
 
-    /// [`Pool::get`] in sqlx's terms, for the generic layer until it goes.
-    pub(crate) async fn get_sqlx(&self) -> sqlx::Result<Conn<C>> {
-        self.0.get().await.map_err(|e| pool_error(e, |e| e))
-    }
-
     /// Closes idle connections cleanly, waits (a bounded time) for those in use to come back and
     /// closes them too; afterwards every [`Pool::get`] fails with `PoolClosed`.
     pub(crate) async fn close(&self) {
@@ -113,36 +108,6 @@ pub(crate) fn build<M: managed::Manager>(
 /// free in time, none could be opened, or the pool is closed).
 pub(crate) fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: PoolError<E>) -> Error {
     Error::Unavailable(Box::new(e))
-}
-
-/// A failure to take an object from a deadpool, in sqlx's terms; `backend` converts the
-/// manager's own error.
-pub(crate) fn pool_error<E: std::fmt::Display>(
-    e: PoolError<E>,
-    backend: impl FnOnce(E) -> sqlx::Error,
-) -> sqlx::Error {
-    match e {
-        PoolError::Backend(e) => backend(e),
-        PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
-        PoolError::Closed => sqlx::Error::PoolClosed,
-        other => sqlx::Error::Configuration(other.to_string().into()),
-    }
-}
-
-/// Whether an error leaves the connection unusable (so it must not go back to the pool): I/O,
-/// TLS, protocol and driver failures, and PostgreSQL's connection-level errors (class 08, and
-/// 57P: the server is shutting the session down, as `pg_terminate_backend` or a restart do).
-/// Anything else (a constraint, a bad value, a decode error) leaves it usable, which matters for
-/// an in-memory SQLite database: it lives only as long as its one connection.
-pub(crate) fn is_broken(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_connection_lost(&code)),
-        _ => false,
-    }
 }
 
 /// Returns `conn` to its pool, unless it is `broken`, in which case it is dropped (and the pool

@@ -47,8 +47,6 @@ pub(crate) const INSERT_ACCOUNT: &str = r"insert into accounts (id, email, name,
 pub(crate) const GET_ACCOUNT_BY_EMAIL: &str =
     r"select id, email, name, password_hash from accounts where email = $1";
 
-/// The columns every task-returning statement selects, in the order the decoders read them.
-pub(crate) const TASK_COLUMNS: &str = task_columns!();
 
 pub(crate) const INSERT_TASK: &str = concat!(
     r"insert into tasks

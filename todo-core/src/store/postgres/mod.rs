@@ -5,72 +5,61 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
-use sqlx::{Postgres, Row};
+use sqlx::Postgres;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
 
-use super::sql::{Db, Exec, Read as _, Value, exec_impls, read_enum, unknown_rank};
-use crate::error::{Error, Result};
-use crate::model::{Priority, Task};
+use super::common::{self, Common};
+use super::pool::{Conn, Pool, Tx, settle};
+use super::statements::{self, Stamp, insert_args, patch_args};
+use super::{IDEMPOTENCY_KEY_TTL, TaskStore};
+use crate::accounts::{Account, AccountStore, Email, Registration, new_user_id};
+use crate::error::{Error, Quota, Result};
+use crate::model::{
+    Created, IdempotencyKey, ListQuery, NewTask, Page, Replacement, Task, TaskId, TaskPatch, now,
+};
 use crate::options::StoreOptions;
+use crate::principal::Principal;
+use error::{breaks_connection, from_migrate, from_sqlx};
+use pipeline::PipelinedReads;
 
+pub(crate) mod error;
 mod pipeline;
+mod row;
 
-exec_impls!(Postgres, bind, decode);
+/// The backend's name, for logs and diagnostics.
+const NAME: &str = "postgres";
 
-/// Runs reads on the pipelined connections, or on the pool.
-pub(crate) enum PgReader<'a> {
-    Pool(PoolExec<'a>),
-    Pipe(pipeline::PipeReader<'a>),
+/// PostgreSQL's substring-position function, for list searches.
+const POSITION_FN: &str = "strpos";
+
+/// A transaction-scoped advisory lock on the user's id `$1` (the first key, `'todo'` as an
+/// integer, keeps it apart from other applications' advisory locks): a user's quota-checked
+/// writes that take it wait for each other, so a quota counted inside them cannot be overshot
+/// by concurrent creates. Users whose ids hash alike share a lock, which only makes them take
+/// turns.
+const USER_LOCK: &str = "select pg_advisory_xact_lock(1953457263, hashtext($1))";
+
+/// A sqlx statement with its arguments.
+type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// The PostgreSQL store.
+pub(crate) struct PgStore {
+    /// Writes, transactions, and reads when they are not pipelined.
+    pool: Pool<PgConnection>,
+    /// Where reads go, when the connection settings allow it (see [`PipelinedReads::new`]).
+    reads: Option<PipelinedReads>,
+    /// Cursors, hashing, turns and quotas.
+    common: Common,
 }
 
-read_enum!(PgReader { Pool, Pipe });
-
-fn bind<'q>(
-    q: sqlx::query::Query<'q, Postgres, PgArguments>,
-    v: Value<'q>,
-) -> sqlx::query::Query<'q, Postgres, PgArguments> {
-    match v {
-        Value::I64(x) => q.bind(x),
-        Value::OptI64(x) => q.bind(x),
-        Value::I16(x) => q.bind(x),
-        Value::OptI16(x) => q.bind(x),
-        Value::Bool(x) => q.bind(x),
-        Value::OptBool(x) => q.bind(x),
-        Value::Text(x) => q.bind(x),
-        Value::OptText(x) => q.bind(x),
-        Value::Time(t) => q.bind(t),
-        Value::OptTime(t) => q.bind(t),
-    }
-}
-
-/// Reads a task row. The columns' types are fixed by our own migrations, so sqlx's per-column
-/// type-compatibility check (a tenth of a list's decode time) is skipped; values still decode
-/// with their own checks.
-fn decode(row: &PgRow) -> sqlx::Result<Task> {
-    let rank: i16 = row.try_get_unchecked(5)?;
-    Ok(Task {
-        id: row.try_get_unchecked(0)?,
-        user_id: row.try_get_unchecked(1)?,
-        title: row.try_get_unchecked(2)?,
-        description: row.try_get_unchecked(3)?,
-        completed: row.try_get_unchecked(4)?,
-        priority: Priority::from_rank(rank).ok_or_else(|| unknown_rank(rank))?,
-        due_date: row.try_get_unchecked(6)?,
-        created_at: row.try_get_unchecked(7)?,
-        updated_at: row.try_get_unchecked(8)?,
-        version: row.try_get_unchecked(9)?,
-    })
-}
-
-/// The PostgreSQL backend.
-pub(crate) struct PgDb {
-    pool: Pool,
-    /// Where reads go, when the connection settings allow it (see [`pipeline::Readers::new`]).
-    readers: Option<pipeline::Readers>,
-}
-
-impl PgDb {
-    pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
+impl PgStore {
+    /// Opens the database at `url`, applies the migrations, and opens the pipelined reads
+    /// `options` ask for; list cursors are signed with `cursor_secret`.
+    pub(crate) async fn open(
+        url: &str,
+        cursor_secret: Vec<u8>,
+        options: &StoreOptions,
+    ) -> Result<Self> {
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
             .application_name(options.application_name.as_deref().unwrap_or("todo"))
@@ -86,21 +75,258 @@ impl PgDb {
         let mut conn = pool.get().await?;
         sqlx::migrate!("./migrations/postgres")
             .run(&mut *conn)
-            .await?;
+            .await
+            .map_err(from_migrate)?;
         drop(conn);
-        let readers = open_readers(&connect, options).await;
-        Ok(Self { pool, readers })
+        let reads = open_reads(&connect, options).await;
+        Ok(Self {
+            pool,
+            reads,
+            // A quota takes the user's advisory lock ([`USER_LOCK`]).
+            common: Common::new(cursor_secret, options, true),
+        })
+    }
+
+    /// At most one row of `query`, run on a pooled connection.
+    async fn row(&self, query: Query<'_>) -> Result<Option<PgRow>> {
+        let mut conn = self.pool.get().await?;
+        let result = query.fetch_optional(&mut *conn).await;
+        settled(conn, result)
+    }
+
+    /// Every row of `query`, run on a pooled connection.
+    async fn rows(&self, query: Query<'_>) -> Result<Vec<PgRow>> {
+        let mut conn = self.pool.get().await?;
+        let result = query.fetch_all(&mut *conn).await;
+        settled(conn, result)
+    }
+
+    /// Runs `query` on a pooled connection: the rows it affected.
+    async fn execute(&self, query: Query<'_>) -> Result<u64> {
+        let mut conn = self.pool.get().await?;
+        let result = query.execute(&mut *conn).await;
+        settled(conn, result).map(|done| done.rows_affected())
+    }
+
+    /// A write transaction on a pooled connection.
+    async fn begin(&self) -> Result<Tx<PgConnection>> {
+        Tx::begin(&self.pool, "begin", from_sqlx).await
+    }
+
+    /// Task `id` of `user`: pipelined, or on the pool.
+    async fn find(&self, id: TaskId, user: &str) -> Result<Option<Task>> {
+        match &self.reads {
+            Some(reads) => reads.task(id, user).await,
+            None => {
+                let query = sqlx::query(statements::GET_TASK).bind(id).bind(user);
+                self.row(query).await?.as_ref().map(row::task).transpose()
+            }
+        }
+    }
+
+    /// The version of task `id` of `user`: pipelined, or on the pool.
+    async fn version(&self, id: TaskId, user: &str) -> Result<Option<i64>> {
+        match &self.reads {
+            Some(reads) => reads.version(id, user).await,
+            None => {
+                let query = sqlx::query(statements::GET_VERSION).bind(id).bind(user);
+                self.row(query)
+                    .await?
+                    .as_ref()
+                    .map(|r| row::Columns::column(r, 0))
+                    .transpose()
+            }
+        }
+    }
+
+    /// The account of `email`: pipelined, or on the pool.
+    async fn account(&self, email: &str) -> Result<Option<common::AccountRow>> {
+        match &self.reads {
+            Some(reads) => reads.account(email).await,
+            None => {
+                let query = sqlx::query(statements::GET_ACCOUNT_BY_EMAIL).bind(email);
+                self.row(query)
+                    .await?
+                    .as_ref()
+                    .map(row::account)
+                    .transpose()
+            }
+        }
+    }
+
+    /// The rows of the list page `list`: pipelined, or on the pool.
+    async fn page_rows(&self, list: &statements::ListSql) -> Result<Vec<Task>> {
+        match &self.reads {
+            Some(reads) => reads.list(list).await,
+            None => {
+                let args = list.args.to_sqlx::<PgArguments>()?;
+                let rows = self.rows(sqlx::query_with(&list.text, args)).await?;
+                rows.iter().map(row::task).collect()
+            }
+        }
+    }
+
+    /// Takes the user's advisory lock ([`USER_LOCK`]) inside `tx` when a quota is on, so the
+    /// counts a quota checks cannot change until `tx` ends.
+    async fn lock_user_for_quota(&self, tx: &mut Tx<PgConnection>, user: &str) -> Result<()> {
+        if self.common.max_tasks.is_some() || self.common.max_keys.is_some() {
+            lock_user(tx, user).await?;
+        }
+        Ok(())
+    }
+
+    /// The answer for a write that matched no row: the task is missing (or not this user's), or
+    /// it exists at another version than expected.
+    async fn missing_or_stale(&self, who: &Principal, id: TaskId, expected: Option<i64>) -> Error {
+        match self.version(id, who.user_id().as_str()).await {
+            Ok(current) => common::stale_or_missing(current, expected),
+            Err(e) => e,
+        }
+    }
+
+    /// The task a write returned, or why it returned none.
+    async fn written(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        expected: Option<i64>,
+        row: Option<PgRow>,
+    ) -> Result<Task> {
+        match row {
+            Some(row) => row::task(&row),
+            None => Err(self.missing_or_stale(who, id, expected).await),
+        }
+    }
+
+    async fn create_idempotent(
+        &self,
+        who: &Principal,
+        task: &NewTask,
+        key: &IdempotencyKey,
+    ) -> Result<Created> {
+        let user = who.user_id().as_str();
+        let now = now();
+        let fingerprint = task.fingerprint();
+        let cutoff = now - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or_default();
+        let _turn = self.common.quota_turn(user).await?;
+        let mut tx = self.begin().await?;
+        self.lock_user_for_quota(&mut tx, user).await?;
+        sqlx::query(statements::PURGE_IDEMPOTENCY_KEYS)
+            .bind(Stamp(cutoff))
+            .execute(tx.conn()?)
+            .await
+            .map_err(from_sqlx)?;
+        // The user's keys left after the purge are their unexpired ones: with a quota, a new
+        // key is claimed only while they hold fewer.
+        let claim = match self.common.max_keys {
+            None => sqlx::query(statements::CLAIM_IDEMPOTENCY_KEY),
+            Some(_) => sqlx::query(statements::CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA),
+        }
+        .bind(user)
+        .bind(key.as_str())
+        .bind(&fingerprint)
+        .bind(Stamp(now));
+        let claim = match self.common.max_keys {
+            None => claim,
+            Some(limit) => claim.bind(common::quota_arg(Some(limit))),
+        };
+        let claimed = claim.execute(tx.conn()?).await.map_err(from_sqlx)?;
+        if claimed.rows_affected() == 1 {
+            let created = insert(&mut tx, user, task, now, self.common.max_tasks).await?;
+            let response =
+                serde_json::to_string(&created).map_err(|e| Error::Storage(Box::new(e)))?;
+            sqlx::query(statements::SAVE_IDEMPOTENT_RESPONSE)
+                .bind(user)
+                .bind(key.as_str())
+                .bind(&response)
+                .execute(tx.conn()?)
+                .await
+                .map_err(from_sqlx)?;
+            tx.commit().await?;
+            return Ok(Created {
+                task: created,
+                replayed: false,
+            });
+        }
+        let held = sqlx::query(statements::GET_IDEMPOTENCY_KEY)
+            .bind(user)
+            .bind(key.as_str())
+            .fetch_optional(tx.conn()?)
+            .await
+            .map_err(from_sqlx)?
+            .as_ref()
+            .map(row::held_key)
+            .transpose()?;
+        tx.commit().await?;
+        common::replayed_or_refused(held, &fingerprint, self.common.max_keys)
     }
 }
 
-/// The pipelined readers `options` ask for (by default one connection per CPU, 2 to 8), or
+/// Returns `conn` to the pool after `result`, unless the error broke it, and maps the error.
+fn settled<T>(conn: Conn<PgConnection>, result: sqlx::Result<T>) -> Result<T> {
+    settle(conn, result.as_ref().err().is_some_and(breaks_connection));
+    result.map_err(from_sqlx)
+}
+
+/// Takes the user's advisory lock ([`USER_LOCK`]) inside `tx`.
+async fn lock_user(tx: &mut Tx<PgConnection>, user: &str) -> Result<()> {
+    sqlx::query(USER_LOCK)
+        .bind(user)
+        .execute(tx.conn()?)
+        .await
+        .map_err(from_sqlx)?;
+    Ok(())
+}
+
+/// The insert of `task` for `user` at `now`; with `max_tasks`, the one that inserts only while
+/// the user has fewer tasks than that.
+fn insert_query(
+    user: &str,
+    task: &NewTask,
+    now: chrono::DateTime<chrono::Utc>,
+    max_tasks: Option<u64>,
+) -> Result<Query<'static>> {
+    let args = insert_args::<PgArguments>(user, task, now, max_tasks)?;
+    Ok(match max_tasks {
+        None => sqlx::query_with(statements::INSERT_TASK, args),
+        Some(_) => sqlx::query_with(statements::INSERT_TASK_WITHIN_QUOTA, args),
+    })
+}
+
+/// The task an insert returned; no row means the quota `max_tasks` refused it
+/// ([`Error::QuotaExceeded`]).
+fn inserted(row: Option<PgRow>, max_tasks: Option<u64>) -> Result<Task> {
+    match (row, max_tasks) {
+        (Some(row), _) => row::task(&row),
+        (None, Some(limit)) => Err(Error::QuotaExceeded {
+            what: Quota::Tasks,
+            limit,
+        }),
+        (None, None) => Err(Error::Storage("insert returned no row".into())),
+    }
+}
+
+/// Inserts `task` for `user` inside `tx`; with `max_tasks`, only while the user has fewer tasks
+/// than that, counted by the insert statement itself.
+async fn insert(
+    tx: &mut Tx<PgConnection>,
+    user: &str,
+    task: &NewTask,
+    now: chrono::DateTime<chrono::Utc>,
+    max_tasks: Option<u64>,
+) -> Result<Task> {
+    let row = insert_query(user, task, now, max_tasks)?
+        .fetch_optional(tx.conn()?)
+        .await
+        .map_err(from_sqlx)?;
+    inserted(row, max_tasks)
+}
+
+/// The pipelined reads `options` ask for (by default one connection per CPU, 2 to 8), or
 /// `None` to read on the pool: when turned off, when the URL needs something only sqlx does,
 /// or when a first pipelined connection cannot be opened although the pool's could (a setting
 /// the two drivers read differently): reads then stay on the pool rather than fail.
-async fn open_readers(
-    connect: &PgConnectOptions,
-    options: &StoreOptions,
-) -> Option<pipeline::Readers> {
+async fn open_reads(connect: &PgConnectOptions, options: &StoreOptions) -> Option<PipelinedReads> {
     let connections = match options.read_connections {
         Some(0) => return None,
         Some(n) => n as usize,
@@ -108,64 +334,181 @@ async fn open_readers(
             .map_or(2, std::num::NonZeroUsize::get)
             .clamp(2, 8),
     };
-    let Some(readers) = pipeline::Readers::new(connect, connections, options.acquire_timeout)
-    else {
+    let Some(reads) = PipelinedReads::new(connect, connections, options.acquire_timeout) else {
         tracing::info!("reads run on the pool: the URL's TLS settings need sqlx");
         return None;
     };
-    match pipeline::PipeReader(&readers)
-        .int("select 1::bigint", &[])
-        .await
-    {
-        Ok(_) => Some(readers),
+    match reads.probe().await {
+        Ok(()) => Some(reads),
         Err(e) => {
             tracing::warn!(error = %e, "reads run on the pool: a pipelined connection could not be opened");
-            readers.close();
+            reads.close();
             None
         }
     }
 }
 
 #[async_trait]
-impl Db for PgDb {
-    type Reader<'a> = PgReader<'a>;
-    type Conn<'a> = PoolExec<'a>;
-    type Tx = TxExec;
-    const POSITION_FN: &'static str = "strpos";
-    const NAME: &'static str = "postgres";
-    /// A transaction-scoped advisory lock on the user's id (the first key, `'todo'` as an
-    /// integer, keeps it apart from other applications' advisory locks). Users whose ids hash
-    /// alike share a lock, which only makes them take turns.
-    const USER_LOCK: Option<&'static str> =
-        Some("select pg_advisory_xact_lock(1953457263, hashtext($1))");
-
-    fn reader(&self) -> PgReader<'_> {
-        match &self.readers {
-            Some(readers) => PgReader::Pipe(pipeline::PipeReader(readers)),
-            None => PgReader::Pool(PoolExec(&self.pool)),
-        }
+impl TaskStore for PgStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), backend = NAME))]
+    async fn create(
+        &self,
+        who: &Principal,
+        task: NewTask,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Created> {
+        let user = who.user_id().as_str();
+        let task = match (idempotency_key, self.common.max_tasks) {
+            (Some(key), _) => return self.create_idempotent(who, &task, key).await,
+            // The count and the insert are one statement; that alone does not stop concurrent
+            // creates of the user from overshooting, so they take turns on the user's lock.
+            (None, Some(limit)) => {
+                let _turn = self.common.quota_turn(user).await?;
+                let mut tx = self.begin().await?;
+                lock_user(&mut tx, user).await?;
+                let task = insert(&mut tx, user, &task, now(), Some(limit)).await?;
+                tx.commit().await?;
+                task
+            }
+            (None, None) => inserted(
+                self.row(insert_query(user, &task, now(), None)?).await?,
+                None,
+            )?,
+        };
+        Ok(Created {
+            task,
+            replayed: false,
+        })
     }
 
-    fn writer(&self) -> PoolExec<'_> {
-        PoolExec(&self.pool)
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn get(&self, who: &Principal, id: TaskId) -> Result<Task> {
+        self.find(id, who.user_id().as_str())
+            .await?
+            .ok_or(Error::NotFound)
     }
 
-    async fn begin_write(&self) -> sqlx::Result<TxExec> {
-        Ok(TxExec::begin(&self.pool, "begin").await?)
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn list(&self, who: &Principal, query: &ListQuery) -> Result<Page> {
+        let after = self.common.after(who, query)?;
+        let user = who.user_id().as_str();
+        let list = statements::list(POSITION_FN, user, query, after.as_ref());
+        // A list that may read all the user's tasks waits for one of the user's turns.
+        let _turn = self.common.scan_turn(who, query).await?;
+        let rows = self.page_rows(&list).await?;
+        Ok(self.common.page(who, query, rows))
     }
 
-    async fn ping(&self) -> sqlx::Result<()> {
-        PoolExec(&self.pool)
-            .execute("select 1", &[])
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn replace(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        replacement: Replacement,
+        expected_version: Option<i64>,
+    ) -> Result<Task> {
+        self.patch(who, id, replacement.into(), expected_version)
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn patch(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        patch: TaskPatch,
+        expected_version: Option<i64>,
+    ) -> Result<Task> {
+        let user = who.user_id().as_str();
+        let args = patch_args::<PgArguments>(id, user, patch, now(), expected_version)?;
+        let row = self
+            .row(sqlx::query_with(statements::PATCH_TASK, args))
+            .await?;
+        self.written(who, id, expected_version, row).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn set_completed(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        completed: Option<bool>,
+        expected_version: Option<i64>,
+    ) -> Result<Task> {
+        let query = sqlx::query(statements::SET_COMPLETED)
+            .bind(id)
+            .bind(who.user_id().as_str())
+            .bind(completed)
+            .bind(Stamp(now()))
+            .bind(expected_version);
+        let row = self.row(query).await?;
+        self.written(who, id, expected_version, row).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
+    async fn delete(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        let query = sqlx::query(statements::DELETE_TASK)
+            .bind(id)
+            .bind(who.user_id().as_str())
+            .bind(expected_version);
+        self.written(who, id, expected_version, self.row(query).await?)
             .await
             .map(drop)
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.execute(sqlx::query("select 1")).await.map(drop)
+    }
+
     async fn close(&self) {
-        if let Some(readers) = &self.readers {
-            readers.close();
+        if let Some(reads) = &self.reads {
+            reads.close();
         }
         self.pool.close().await;
+    }
+
+    fn backend(&self) -> &'static str {
+        NAME
+    }
+}
+
+#[async_trait]
+impl AccountStore for PgStore {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn register(&self, email: &str, password: &str, name: Option<&str>) -> Result<Account> {
+        let reg = Registration::parse(email, password, name)?;
+        let id = new_user_id()?;
+        let hash = self.common.hasher.hash(reg.password).await?;
+        let insert = sqlx::query(statements::INSERT_ACCOUNT)
+            .bind(id.as_str())
+            .bind(reg.email.as_str())
+            .bind(reg.name.as_deref())
+            .bind(&hash)
+            .bind(Stamp(now()));
+        match self.execute(insert).await {
+            Ok(_) => Ok(Account {
+                id,
+                email: reg.email.as_str().to_owned(),
+                name: reg.name,
+            }),
+            Err(e) if error::is_unique_violation(&e) => Err(Error::EmailTaken),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn login(&self, email: &str, password: &str) -> Result<Account> {
+        // A malformed email is just another unknown account: same answer, same time.
+        let row = match Email::parse(email) {
+            Ok(email) => self.account(email.as_str()).await?,
+            Err(_) => None,
+        };
+        self.common.login(row, password).await
     }
 }
 
@@ -173,10 +516,11 @@ impl Db for PgDb {
 mod tests {
     use std::io::Write as _;
 
-    use super::*;
-    use crate::store::sql::Commit;
+    use sqlx::Row as _;
 
-    async fn db() -> Option<PgDb> {
+    use super::*;
+
+    async fn store() -> Option<PgStore> {
         let Ok(url) = std::env::var("TODO_TEST_DATABASE_URL") else {
             let _ = writeln!(
                 std::io::stderr(),
@@ -191,46 +535,49 @@ mod tests {
             read_connections: Some(0),
             ..StoreOptions::default()
         };
-        Some(PgDb::open(&url, &options).await.unwrap())
+        Some(PgStore::open(&url, vec![0; 32], &options).await.unwrap())
     }
 
     const COUNT: &str = "select count(*) from idempotency_keys where user_id = $1";
 
-    /// How many idempotency keys `user` holds, as the store reads them.
-    async fn claims(db: &PgDb, user: &str) -> Option<i64> {
-        db.reader().int(COUNT, &[Value::Text(user)]).await.unwrap()
+    /// How many idempotency keys `user` holds, as the store's one connection reads them.
+    async fn claims(store: &PgStore, user: &str) -> i64 {
+        let row = store.row(sqlx::query(COUNT).bind(user)).await.unwrap();
+        row.unwrap().get(0)
     }
 
     /// Forgets `user`'s idempotency keys.
-    async fn clear(db: &PgDb, user: &str) {
-        db.writer()
-            .execute(
-                "delete from idempotency_keys where user_id = $1",
-                &[Value::Text(user)],
-            )
-            .await
-            .unwrap();
+    async fn clear(store: &PgStore, user: &str) {
+        let forget = sqlx::query("delete from idempotency_keys where user_id = $1").bind(user);
+        store.execute(forget).await.unwrap();
+    }
+
+    /// Runs `sql` with `args` inside `tx`: the rows it affected.
+    async fn run(tx: &mut Tx<PgConnection>, sql: &str, args: &[&str]) -> Result<u64> {
+        let query = args.iter().fold(sqlx::query(sql), |q, a| q.bind(*a));
+        let done = query.execute(tx.conn()?).await.map_err(from_sqlx)?;
+        Ok(done.rows_affected())
     }
 
     /// With one connection, the next statement runs only after the dropped transaction's
     /// rollback gave it back: it must not see the dropped insert, and a new transaction begins.
     #[tokio::test]
     async fn a_transaction_dropped_unfinished_is_rolled_back_before_its_connection_is_reused() {
-        let Some(db) = db().await else { return };
+        let Some(store) = store().await else { return };
         let user = format!("pool-test-{}", std::process::id());
         let claim = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ($1, 'k', 'f', now())";
-        clear(&db, &user).await;
+        clear(&store, &user).await;
 
-        let mut tx = db.begin_write().await.unwrap();
-        assert_eq!(tx.execute(claim, &[Value::Text(&user)]).await.unwrap(), 1);
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(run(&mut tx, claim, &[&user]).await.unwrap(), 1);
         drop(tx);
-        assert_eq!(claims(&db, &user).await, Some(0));
+        assert_eq!(claims(&store, &user).await, 0);
 
-        let mut tx = db.begin_write().await.unwrap();
-        assert_eq!(tx.execute(claim, &[Value::Text(&user)]).await.unwrap(), 1);
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(run(&mut tx, claim, &[&user]).await.unwrap(), 1);
         tx.commit().await.unwrap();
-        assert_eq!(claims(&db, &user).await, Some(1));
-        db.close().await;
+        assert_eq!(claims(&store, &user).await, 1);
+        store.close().await;
     }
 
     /// Callers that give up at every stage of a transaction leave nothing behind: the one
@@ -238,16 +585,15 @@ mod tests {
     /// and the next transaction begins and commits normally.
     #[tokio::test]
     async fn transactions_abandoned_at_any_point_leave_nothing_behind() {
-        let Some(db) = db().await else { return };
+        let Some(store) = store().await else { return };
         let user = format!("pool-abandon-{}", std::process::id());
         let claim = "insert into idempotency_keys (user_id, key, fingerprint, created_at) values ($1, $2, 'f', now())";
         for i in 0..200u64 {
             let key = format!("k{i}");
             let attempt = async {
-                let mut tx = db.begin_write().await?;
-                tx.execute(claim, &[Value::Text(&user), Value::Text(&key)])
-                    .await?;
-                Ok::<_, sqlx::Error>(tx)
+                let mut tx = store.begin().await?;
+                run(&mut tx, claim, &[&user, &key]).await?;
+                Ok::<_, Error>(tx)
             };
             let give_up = async {
                 for _ in 0..i % 50 {
@@ -262,10 +608,8 @@ mod tests {
         }
         // A plain write on the same connection commits by itself: another session sees it (it
         // would not if the connection had been left inside an abandoned transaction).
-        db.writer()
-            .execute(claim, &[Value::Text(&user), Value::Text("plain")])
-            .await
-            .unwrap();
+        let plain = sqlx::query(claim).bind(&user).bind("plain");
+        store.execute(plain).await.unwrap();
         let url = std::env::var("TODO_TEST_DATABASE_URL").unwrap();
         let other = sqlx::PgPool::connect(&url).await.unwrap();
         let seen: i64 = sqlx::query_scalar(COUNT)
@@ -274,13 +618,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(seen, 1, "only the plain write is committed");
-        let mut tx = db.begin_write().await.unwrap();
-        tx.execute(claim, &[Value::Text(&user), Value::Text("last")])
-            .await
-            .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        run(&mut tx, claim, &[&user, "last"]).await.unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(claims(&db, &user).await, Some(2));
-        clear(&db, &user).await;
-        db.close().await;
+        assert_eq!(claims(&store, &user).await, 2);
+        clear(&store, &user).await;
+        store.close().await;
     }
 }

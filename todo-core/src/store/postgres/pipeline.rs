@@ -8,10 +8,11 @@
 //! back to back without waiting for answers in between (pipelining), so one backend wake-up and
 //! one read serve a whole batch of concurrent reads. sqlx cannot do that.
 //!
-//! Reads only (the readers implement `Read`, not `Exec`): a pipeline is shared, so it cannot
-//! hold a transaction, and a read lost with its connection may be repeated where a write may
-//! not. Writes, transactions and migrations stay on the pool. Each statement is prepared once per connection with the same
-//! parameter types sqlx would send, so both drivers run the same plans.
+//! Reads only (typed reads: a task, a version, an account, a list page): a pipeline is shared,
+//! so it cannot hold a transaction, and a read lost with its connection may be repeated where a
+//! write may not. Writes, transactions and migrations stay on the pool. Each statement is
+//! prepared once per connection with the same parameter types sqlx declares for the same
+//! values (`bigint`, `text`, `smallint`, `timestamptz`), so both drivers run the same plans.
 //!
 //! TLS follows the URL's `sslmode` as sqlx (and libpq) do: `prefer` encrypts when the server
 //! offers it, `require` insists; neither checks the certificate. `verify-full` checks it against
@@ -21,13 +22,11 @@
 //! A connection the server closed is replaced on its next use; a read that was in flight on it
 //! when it died is run once more on another (reads are safe to repeat).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use tokio_postgres::config::SslMode;
@@ -36,14 +35,21 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row, Socket, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::model::{Priority, Task};
-use crate::store::sql::{AccountRow, Read, Value, unknown_rank};
+use super::error::{from_pg, from_pg_connect, lost_connection};
+use super::row;
+use crate::error::{Error, Result};
+use crate::model::{Task, TaskId};
+use crate::store::common::AccountRow;
+use crate::store::statements::{self, CursorKey, ListSql, Stamp};
+
+/// A bound value and the type sqlx declares for it.
+pub(crate) type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
 /// How many prepared statements a connection keeps (list statements vary with the query).
 const STATEMENT_CACHE: usize = 256;
 
 /// Reads shared by all callers over a few pipelined connections.
-pub(crate) struct Readers {
+pub(crate) struct PipelinedReads {
     config: tokio_postgres::Config,
     /// `None` with `sslmode` `disable` or `allow`.
     tls: Option<MakeRustlsConnect>,
@@ -113,32 +119,16 @@ impl Session {
     async fn query(
         &self,
         sql: &str,
-        args: &[Value<'_>],
+        params: &[Param<'_>],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        let (params, types): (Vec<_>, Vec<_>) = args.iter().map(param).unzip();
+        let (values, types): (Vec<_>, Vec<_>) = params.iter().cloned().unzip();
         let statement = self.statement(sql, &types).await?;
-        self.client.query(&statement, &params).await
+        self.client.query(&statement, &values).await
     }
 }
 
-/// A bound value and the type sqlx would declare for it.
-fn param<'a>(v: &'a Value<'_>) -> (&'a (dyn ToSql + Sync), Type) {
-    match v {
-        Value::I64(x) => (x, Type::INT8),
-        Value::OptI64(x) => (x, Type::INT8),
-        Value::I16(x) => (x, Type::INT2),
-        Value::OptI16(x) => (x, Type::INT2),
-        Value::Bool(x) => (x, Type::BOOL),
-        Value::OptBool(x) => (x, Type::BOOL),
-        Value::Text(x) => (x, Type::TEXT),
-        Value::OptText(x) => (x, Type::TEXT),
-        Value::Time(t) => (t, Type::TIMESTAMPTZ),
-        Value::OptTime(t) => (t, Type::TIMESTAMPTZ),
-    }
-}
-
-impl Readers {
-    /// Pipelined readers for the database `options` points at, over
+impl PipelinedReads {
+    /// Pipelined reads of the database `options` points at, over
     /// `connections` connections; opening one waits at most `wait`. `None` when the options
     /// need something only sqlx does (`verify-ca`, certificates of one's own), so reads stay on
     /// the pool.
@@ -158,7 +148,7 @@ impl Readers {
         })
     }
 
-    /// Drops every connection; later reads fail with `PoolClosed`.
+    /// Drops every connection; later reads fail with [`Error::Unavailable`].
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         for slot in &*self.slots {
@@ -167,22 +157,22 @@ impl Readers {
     }
 
     /// A connection: the slots are taken in turn.
-    async fn session(&self) -> sqlx::Result<(&Slot, Arc<Session>)> {
+    async fn session(&self) -> Result<(&Slot, Arc<Session>)> {
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
         Ok((slot, self.session_in(slot).await?))
     }
 
     /// The connection of `slot`, opened now if it is not open.
-    async fn session_in(&self, slot: &Slot) -> sqlx::Result<Arc<Session>> {
+    async fn session_in(&self, slot: &Slot) -> Result<Arc<Session>> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(sqlx::Error::PoolClosed);
+            return Err(closed());
         }
         if let Some(session) = slot.live() {
             return Ok(session);
         }
         let _opening = tokio::time::timeout(self.wait, slot.opening.lock())
             .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+            .map_err(|e| Error::Unavailable(Box::new(e)))?;
         if let Some(session) = slot.live() {
             return Ok(session);
         }
@@ -194,8 +184,8 @@ impl Readers {
         };
         let client = tokio::time::timeout(self.wait, connect)
             .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
-            .map_err(to_sqlx)?;
+            .map_err(|e| Error::Unavailable(Box::new(e)))?
+            .map_err(from_pg_connect)?;
         let session = Arc::new(Session {
             client,
             statements: Mutex::default(),
@@ -204,7 +194,7 @@ impl Readers {
         // connection outlives a close.
         let mut current = slot.current();
         if self.closed.load(Ordering::Acquire) {
-            return Err(sqlx::Error::PoolClosed);
+            return Err(closed());
         }
         *current = Some(Arc::clone(&session));
         drop(current);
@@ -213,15 +203,15 @@ impl Readers {
 
     /// Runs the read `f` on a connection. If that connection turns out to be gone (the server
     /// was restarted, or ended the session), it is forgotten and `f` runs once more on a new one.
-    async fn run<T, F, Fut>(&self, f: F) -> sqlx::Result<T>
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: Fn(Arc<Session>) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         let (slot, session) = self.session().await?;
-        match f(Arc::clone(&session)).await.map_err(to_sqlx) {
-            Err(e) if crate::store::pool::is_broken(&e) => {
-                tracing::debug!(error = %e, "a pipelined read lost its connection; retrying");
+        match f(Arc::clone(&session)).await {
+            Err(e) if lost_connection(&e) => {
+                tracing::debug!(error = %describe(&e), "a pipelined read lost its connection; retrying");
                 {
                     let mut current = slot.current();
                     if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &session)) {
@@ -229,25 +219,73 @@ impl Readers {
                     }
                 }
                 drop(session);
-                f(self.session_in(slot).await?).await.map_err(to_sqlx)
+                f(self.session_in(slot).await?).await.map_err(from_pg)
             }
-            other => other,
+            other => other.map_err(from_pg),
         }
     }
 
-    async fn rows(&self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Row>> {
-        self.run(|s| async move { s.query(sql, args).await }).await
+    /// The rows `sql` reads with `params`.
+    pub(crate) async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.run(|s| async move { s.query(sql, params).await })
+            .await
     }
 
-    async fn first<T>(
-        &self,
-        sql: &str,
-        args: &[Value<'_>],
-        read: impl FnOnce(&Row) -> Result<T, tokio_postgres::Error>,
-    ) -> sqlx::Result<Option<T>> {
-        let rows = self.rows(sql, args).await?;
-        rows.first().map(read).transpose().map_err(to_sqlx)
+    /// Checks that a connection opens and answers.
+    pub(crate) async fn probe(&self) -> Result<()> {
+        self.query("select 1", &[]).await.map(drop)
     }
+
+    /// Task `id` of `user` ([`statements::GET_TASK`]).
+    pub(crate) async fn task(&self, id: TaskId, user: &str) -> Result<Option<Task>> {
+        let params: [Param<'_>; 2] = [(&id, Type::INT8), (&user, Type::TEXT)];
+        let rows = self.query(statements::GET_TASK, &params).await?;
+        rows.first().map(row::task).transpose()
+    }
+
+    /// The version of task `id` of `user` ([`statements::GET_VERSION`]).
+    pub(crate) async fn version(&self, id: TaskId, user: &str) -> Result<Option<i64>> {
+        let params: [Param<'_>; 2] = [(&id, Type::INT8), (&user, Type::TEXT)];
+        let rows = self.query(statements::GET_VERSION, &params).await?;
+        rows.first().map(|r| row::Columns::column(r, 0)).transpose()
+    }
+
+    /// The account of `email` ([`statements::GET_ACCOUNT_BY_EMAIL`]).
+    pub(crate) async fn account(&self, email: &str) -> Result<Option<AccountRow>> {
+        let params: [Param<'_>; 1] = [(&email, Type::TEXT)];
+        let rows = self
+            .query(statements::GET_ACCOUNT_BY_EMAIL, &params)
+            .await?;
+        rows.first().map(row::account).transpose()
+    }
+
+    /// The rows of a list page, `list`'s arguments bound in placeholder order with the types
+    /// sqlx declares for them (`ListArgs::to_sqlx`).
+    pub(crate) async fn list(&self, list: &ListSql) -> Result<Vec<Task>> {
+        let args = &list.args;
+        let mut params: Vec<Param<'_>> = Vec::with_capacity(5);
+        params.push((&args.user, Type::TEXT));
+        if let Some(search) = &args.search {
+            params.push((search, Type::TEXT));
+        }
+        if let Some(after) = &args.after {
+            match &after.key {
+                Some(CursorKey::Stamp(Stamp(t))) => params.push((t, Type::TIMESTAMPTZ)),
+                Some(CursorKey::Text(t)) => params.push((t, Type::TEXT)),
+                Some(CursorKey::Rank(r)) => params.push((r, Type::INT2)),
+                None => {}
+            }
+            params.push((&after.id, Type::INT8));
+        }
+        params.push((&args.limit, Type::INT8));
+        let rows = self.query(&list.text, &params).await?;
+        rows.iter().map(row::task).collect()
+    }
+}
+
+/// The error for a read after [`PipelinedReads::close`].
+fn closed() -> Error {
+    Error::Unavailable("the pipelined reads are closed".into())
 }
 
 /// Opens a connection and runs its I/O on a task of its own until every handle to it is dropped.
@@ -339,7 +377,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 }
 
 /// The connection settings sqlx would use, for tokio-postgres, with the TLS connector its
-/// `sslmode` needs (`None`: plain); `None` when reads must stay on sqlx (see [`Readers::new`]).
+/// `sslmode` needs (`None`: plain); `None` when reads must stay on sqlx (see [`PipelinedReads::new`]).
 fn config(
     options: &PgConnectOptions,
 ) -> Option<(tokio_postgres::Config, Option<MakeRustlsConnect>)> {
@@ -427,137 +465,6 @@ fn describe(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// tokio-postgres's errors in sqlx's terms, so the store classifies both drivers alike (and the
-/// pool's `is_broken` tells a lost connection for both): the server's own errors keep their
-/// SQLSTATE; a connection that cannot be made or kept is an I/O (or TLS) error, "unavailable";
-/// anything else (a protocol or decoding failure) a driver error.
-fn to_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
-    if let Some(db) = e.as_db_error() {
-        return sqlx::Error::Database(Box::new(DbError {
-            code: db.code().code().to_owned(),
-            message: db.message().to_owned(),
-        }));
-    }
-    let description = describe(&e);
-    // tokio-postgres keeps an error's kind private; its message is exactly the kind's text (the
-    // cause is only in `source`), so the text tells the kind.
-    match e.to_string().as_str() {
-        "error performing TLS handshake" => sqlx::Error::Tls(description.into()),
-        "connection closed"
-        | "error communicating with the server"
-        | "error connecting to server"
-        | "timeout waiting for server" => sqlx::Error::Io(std::io::Error::other(description)),
-        _ => sqlx::Error::AnyDriverError(description.into()),
-    }
-}
-
-/// An error PostgreSQL reported, with its SQLSTATE.
-#[derive(Debug)]
-struct DbError {
-    code: String,
-    message: String,
-}
-
-impl std::fmt::Display for DbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (SQLSTATE {})", self.message, self.code)
-    }
-}
-
-impl std::error::Error for DbError {}
-
-impl sqlx::error::DatabaseError for DbError {
-    fn message(&self) -> &str {
-        &self.message
-    }
-
-    fn code(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.code))
-    }
-
-    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self
-    }
-
-    fn kind(&self) -> sqlx::error::ErrorKind {
-        use sqlx::error::ErrorKind;
-        match self.code.as_str() {
-            "23505" => ErrorKind::UniqueViolation,
-            "23503" => ErrorKind::ForeignKeyViolation,
-            "23502" => ErrorKind::NotNullViolation,
-            "23514" => ErrorKind::CheckViolation,
-            _ => ErrorKind::Other,
-        }
-    }
-}
-
-/// Reads a task row (the columns of `TASK_COLUMNS`, in order).
-fn task(row: &Row) -> sqlx::Result<Task> {
-    let get = |e: tokio_postgres::Error| to_sqlx(e);
-    let rank: i16 = row.try_get(5).map_err(get)?;
-    Ok(Task {
-        id: row.try_get(0).map_err(get)?,
-        user_id: row.try_get(1).map_err(get)?,
-        title: row.try_get(2).map_err(get)?,
-        description: row.try_get(3).map_err(get)?,
-        completed: row.try_get(4).map_err(get)?,
-        priority: Priority::from_rank(rank).ok_or_else(|| unknown_rank(rank))?,
-        due_date: row.try_get(6).map_err(get)?,
-        created_at: row.try_get(7).map_err(get)?,
-        updated_at: row.try_get(8).map_err(get)?,
-        version: row.try_get(9).map_err(get)?,
-    })
-}
-
-/// Runs reads on the pipelined connections.
-pub(crate) struct PipeReader<'a>(pub(crate) &'a Readers);
-
-#[async_trait]
-impl Read for PipeReader<'_> {
-    async fn tasks(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Vec<Task>> {
-        self.0.rows(sql, args).await?.iter().map(task).collect()
-    }
-
-    async fn task(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<Task>> {
-        self.0.rows(sql, args).await?.first().map(task).transpose()
-    }
-
-    async fn int(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<i64>> {
-        self.0.first(sql, args, |row| row.try_get(0)).await
-    }
-
-    async fn texts(
-        &mut self,
-        sql: &str,
-        args: &[Value<'_>],
-    ) -> sqlx::Result<Option<(String, Option<String>)>> {
-        self.0
-            .first(sql, args, |row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .await
-    }
-
-    async fn account(&mut self, sql: &str, args: &[Value<'_>]) -> sqlx::Result<Option<AccountRow>> {
-        self.0
-            .first(sql, args, |row| {
-                Ok(AccountRow {
-                    id: row.try_get(0)?,
-                    email: row.try_get(1)?,
-                    name: row.try_get(2)?,
-                    password_hash: row.try_get(3)?,
-                })
-            })
-            .await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write as _;
@@ -591,12 +498,18 @@ mod tests {
         url.into()
     }
 
-    /// Readers over `connections` connections named `app`.
-    fn readers(url: &str, app: &str, connections: usize) -> Readers {
+    /// Pipelined reads over `connections` connections named `app`.
+    fn readers(url: &str, app: &str, connections: usize) -> PipelinedReads {
         let options = PgConnectOptions::from_str(url)
             .unwrap()
             .application_name(app);
-        Readers::new(&options, connections, Duration::from_secs(5)).unwrap()
+        PipelinedReads::new(&options, connections, Duration::from_secs(5)).unwrap()
+    }
+
+    /// The one `bigint` `sql` reads, if it reads a row.
+    async fn int(reads: &PipelinedReads, sql: &str) -> Result<Option<i64>> {
+        let rows = reads.query(sql, &[]).await?;
+        Ok(rows.first().map(|r| r.get(0)))
     }
 
     fn app(prefix: &str) -> String {
@@ -626,12 +539,14 @@ mod tests {
         for i in 0..500_i64 {
             let readers = Arc::clone(&readers);
             reads.spawn(async move {
-                let args = [Value::I64(i), Value::Text("x")];
-                let got = PipeReader(&readers)
-                    .texts("select $2 || $1::text, null::text", &args)
+                let params: [Param<'_>; 2] = [(&i, Type::INT8), (&"x", Type::TEXT)];
+                let rows = readers
+                    .query("select $2 || $1::text, null::text", &params)
                     .await
                     .unwrap();
-                assert_eq!(got, Some((format!("x{i}"), None)));
+                let got: Vec<(String, Option<String>)> =
+                    rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                assert_eq!(got, [(format!("x{i}"), None)]);
             });
         }
         while let Some(read) = reads.join_next().await {
@@ -649,11 +564,7 @@ mod tests {
         let admin = sqlx::PgPool::connect(&url).await.unwrap();
         let readers = readers(&url, &app, 1);
         // The read answers with the process id of the backend that finished it.
-        let slow = async {
-            PipeReader(&readers)
-                .int("select pg_backend_pid()::bigint from pg_sleep(1)", &[])
-                .await
-        };
+        let slow = int(&readers, "select pg_backend_pid()::bigint from pg_sleep(1)");
         // Terminates that backend while it sleeps inside the read.
         let kill = async {
             let sleeping = "select pid::bigint from pg_stat_activity \
@@ -694,14 +605,16 @@ mod tests {
             .await
             .unwrap();
         let readers = readers(&url, &app("pipeline-read-only"), 1);
-        let refused = PipeReader(&readers)
-            .int(
-                "insert into pipeline_write_probe (id) values ('pipeline-write') returning 1::bigint",
-                &[],
-            )
-            .await;
+        let refused = int(
+            &readers,
+            "insert into pipeline_write_probe (id) values ('pipeline-write') returning 1::bigint",
+        )
+        .await;
         let code = match &refused {
-            Err(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            Err(Error::Storage(source)) => source
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(tokio_postgres::Error::code)
+                .map(|c| c.code().to_owned()),
             _ => None,
         };
         assert_eq!(code.as_deref(), Some("25006"), "{refused:?}");
@@ -715,13 +628,12 @@ mod tests {
 
     async fn encrypted(url: &str, mode: &str) -> Option<i64> {
         let readers = readers(&with_sslmode(url, mode), &app("pipeline-tls"), 1);
-        let ssl = PipeReader(&readers)
-            .int(
-                "select count(*) from pg_stat_ssl where pid = pg_backend_pid() and ssl",
-                &[],
-            )
-            .await
-            .unwrap();
+        let ssl = int(
+            &readers,
+            "select count(*) from pg_stat_ssl where pid = pg_backend_pid() and ssl",
+        )
+        .await
+        .unwrap();
         readers.close();
         ssl
     }
@@ -760,39 +672,30 @@ mod tests {
     async fn a_closed_reader_refuses_reads() {
         let Some(url) = test_url() else { return };
         let readers = readers(&url, &app("pipeline-closed"), 1);
-        assert_eq!(
-            PipeReader(&readers)
-                .int("select 1::bigint", &[])
-                .await
-                .unwrap(),
-            Some(1)
-        );
+        assert_eq!(int(&readers, "select 1::bigint").await.unwrap(), Some(1));
         readers.close();
-        let refused = PipeReader(&readers).int("select 1::bigint", &[]).await;
-        assert!(
-            matches!(refused, Err(sqlx::Error::PoolClosed)),
-            "{refused:?}"
-        );
+        let refused = int(&readers, "select 1::bigint").await;
+        assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
     }
 
-    /// tokio-postgres's errors keep their kind private; the classification by message must
-    /// still tell a server that cannot be reached (503) from everything else.
+    /// A server that cannot be reached is unavailable (503), not a storage error: the
+    /// connection fails with an I/O error under tokio-postgres's.
     #[tokio::test]
     async fn a_server_that_cannot_be_reached_is_unavailable() {
         let options =
             PgConnectOptions::from_str("postgres://u@127.0.0.1:1/db?sslmode=disable").unwrap();
-        let readers = Readers::new(&options, 1, Duration::from_secs(5)).unwrap();
-        let refused = PipeReader(&readers).int("select 1::bigint", &[]).await;
-        assert!(matches!(refused, Err(sqlx::Error::Io(_))), "{refused:?}");
-        let refused = crate::Error::from(refused.unwrap_err());
-        assert!(
-            matches!(refused, crate::Error::Unavailable(_)),
-            "{refused:?}"
-        );
+        let readers = PipelinedReads::new(&options, 1, Duration::from_secs(5)).unwrap();
+        let refused = int(&readers, "select 1::bigint").await;
+        assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+        let Err(Error::Unavailable(source)) = refused else {
+            unreachable!()
+        };
+        let pg = source.downcast_ref::<tokio_postgres::Error>().unwrap();
+        assert!(lost_connection(pg), "{pg:?}");
     }
 
     /// `sslmode=require` where the server offers no TLS (PostgreSQL never does on its Unix
-    /// socket) fails as a TLS error, as it does with sqlx.
+    /// socket) fails as a TLS error, unavailable, as it does with sqlx.
     #[tokio::test]
     async fn tls_required_but_not_offered_is_a_tls_error() {
         let Some(url) = test_url() else { return };
@@ -806,11 +709,20 @@ mod tests {
             .socket(dir)
             .port(5432)
             .ssl_mode(PgSslMode::Require);
-        let readers = Readers::new(&options, 1, Duration::from_secs(5)).unwrap();
-        let refused = PipeReader(&readers).int("select 1::bigint", &[]).await;
-        assert!(matches!(refused, Err(sqlx::Error::Tls(_))), "{refused:?}");
-        let by_sqlx = options.connect().await.map(drop);
+        let readers = PipelinedReads::new(&options, 1, Duration::from_secs(5)).unwrap();
+        let refused = int(&readers, "select 1::bigint").await;
+        let Err(Error::Unavailable(source)) = &refused else {
+            panic!("{refused:?}");
+        };
+        // tokio-postgres keeps its error kinds private: its message names the kind.
+        let pg = source.downcast_ref::<tokio_postgres::Error>().unwrap();
+        assert_eq!(pg.to_string(), "error performing TLS handshake", "{pg:?}");
+        let by_sqlx = sqlx::ConnectOptions::connect(&options).await.map(drop);
         assert!(matches!(by_sqlx, Err(sqlx::Error::Tls(_))), "{by_sqlx:?}");
+        assert!(matches!(
+            super::super::error::from_sqlx(by_sqlx.unwrap_err()),
+            Error::Unavailable(_)
+        ));
     }
 
     fn parsed(url: &str) -> Option<tokio_postgres::Config> {

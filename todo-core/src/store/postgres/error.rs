@@ -1,0 +1,165 @@
+//! PostgreSQL's errors, from both of its drivers (sqlx and tokio-postgres), as
+//! [`todo_core::Error`]s, by what they mean for the caller: the server's own errors by their
+//! SQLSTATE, the others by whether the connection could be made and kept.
+//!
+//! [`todo_core::Error`]: crate::Error
+
+use crate::error::{BoxError, Error};
+
+/// The error for a server error with SQLSTATE `code`, with `source` kept for logs: 53100
+/// `disk_full` is [`Error::OutOfSpace`]; a session that is gone or could not start (class 08,
+/// 57P) or 53300 `too_many_connections` is [`Error::Unavailable`]; anything else (a constraint,
+/// the rest of class 53, a read-only session...) is [`Error::Storage`].
+fn by_sqlstate(code: &str, source: BoxError) -> Error {
+    match code {
+        "53100" => Error::OutOfSpace(source),
+        "53300" => Error::Unavailable(source),
+        code if is_connection_lost(code) => Error::Unavailable(source),
+        _ => Error::Storage(source),
+    }
+}
+
+/// Whether a SQLSTATE says the session itself is gone or could not start: class 08 (connection
+/// exception) and 57P (the server shut the session down: `pg_terminate_backend`, a restart,
+/// "cannot connect now").
+fn is_connection_lost(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P")
+}
+
+/// An error of sqlx's PostgreSQL driver. A connection that cannot be made or kept, or a pool
+/// that has none to give, is [`Error::Unavailable`].
+pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => {
+                let code = code.into_owned();
+                by_sqlstate(&code, Box::new(e))
+            }
+            None => Error::Storage(Box::new(e)),
+        },
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Error::Unavailable(Box::new(e)),
+        _ => Error::Storage(Box::new(e)),
+    }
+}
+
+/// An error of tokio-postgres on an open connection: the server's own by SQLSTATE; a connection
+/// that closed or failed under it ([`lost_connection`]) is [`Error::Unavailable`]; anything else
+/// (a protocol or decoding failure) is [`Error::Storage`].
+pub(crate) fn from_pg(e: tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code().to_owned();
+        return by_sqlstate(&code, Box::new(e));
+    }
+    if lost_connection(&e) {
+        Error::Unavailable(Box::new(e))
+    } else {
+        Error::Storage(Box::new(e))
+    }
+}
+
+/// An error of tokio-postgres while opening a connection: whatever it is (refused, timed out,
+/// TLS, authentication), the database cannot be used now, as when the pool cannot open one.
+pub(crate) fn from_pg_connect(e: tokio_postgres::Error) -> Error {
+    Error::Unavailable(Box::new(e))
+}
+
+/// A failed migration.
+pub(crate) fn from_migrate(e: sqlx::migrate::MigrateError) -> Error {
+    match e {
+        sqlx::migrate::MigrateError::Execute(inner) => from_sqlx(inner),
+        other => Error::Storage(Box::new(other)),
+    }
+}
+
+/// Whether `e` is sqlx's report of a unique violation (an email already registered).
+pub(crate) fn is_unique_violation(e: &Error) -> bool {
+    let Error::Storage(source) = e else {
+        return false;
+    };
+    source
+        .downcast_ref::<sqlx::Error>()
+        .and_then(sqlx::Error::as_database_error)
+        .is_some_and(|db| db.is_unique_violation())
+}
+
+/// Whether a sqlx error leaves its connection unusable, so it must not go back to the pool:
+/// I/O, TLS, protocol and driver failures, and the server's connection-level errors (class 08
+/// and 57P). A constraint, a bad value or a decode error leaves it usable.
+pub(crate) fn breaks_connection(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_connection_lost(&code)),
+        _ => false,
+    }
+}
+
+/// Whether a tokio-postgres error says the connection is gone, so a read that failed with it
+/// may run once more on a new one: the connection closed, an I/O (or TLS) failure under it, or
+/// the server ending the session (class 08, 57P).
+pub(crate) fn lost_connection(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        return is_connection_lost(db.code().code());
+    }
+    if e.is_closed() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() || c.is::<rustls::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Out of space, unavailable and the rest, by SQLSTATE alone.
+    #[test]
+    fn sqlstates_are_classified_by_what_they_mean_for_the_caller() {
+        let e = || -> BoxError { "x".into() };
+        assert!(matches!(by_sqlstate("53100", e()), Error::OutOfSpace(_)));
+        for code in ["53300", "08006", "08001", "57P01", "57P03"] {
+            assert!(
+                matches!(by_sqlstate(code, e()), Error::Unavailable(_)),
+                "{code}"
+            );
+        }
+        for code in ["53200", "53400", "23505", "25006", "42P01"] {
+            assert!(
+                matches!(by_sqlstate(code, e()), Error::Storage(_)),
+                "{code}"
+            );
+        }
+    }
+
+    /// sqlx's own failures to reach the database are unavailable; the others are not.
+    #[test]
+    fn sqlx_failures_to_reach_the_database_are_unavailable() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(breaks_connection(&io));
+        assert!(matches!(from_sqlx(io), Error::Unavailable(_)));
+        assert!(matches!(
+            from_sqlx(sqlx::Error::PoolTimedOut),
+            Error::Unavailable(_)
+        ));
+        assert!(!breaks_connection(&sqlx::Error::RowNotFound));
+        assert!(matches!(
+            from_sqlx(sqlx::Error::RowNotFound),
+            Error::Storage(_)
+        ));
+        let protocol = sqlx::Error::Protocol("x".into());
+        assert!(breaks_connection(&protocol));
+        assert!(matches!(from_sqlx(protocol), Error::Storage(_)));
+    }
+}
