@@ -170,6 +170,19 @@ pub(crate) fn position_after(task: &Task, sort: SortField, order: SortOrder) -> 
     }
 }
 
+/// The task an insert returned; none means the task quota `max_tasks` refused it
+/// ([`Error::QuotaExceeded`]).
+pub(crate) fn inserted(task: Option<Task>, max_tasks: Option<u64>) -> Result<Task> {
+    match (task, max_tasks) {
+        (Some(task), _) => Ok(task),
+        (None, Some(limit)) => Err(Error::QuotaExceeded {
+            what: Quota::Tasks,
+            limit,
+        }),
+        (None, None) => Err(Error::Storage("insert returned no row".into())),
+    }
+}
+
 /// A quota as a bind value (a limit past `i64::MAX` is no limit in practice).
 pub(crate) fn quota_arg(limit: Option<u64>) -> i64 {
     limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX))

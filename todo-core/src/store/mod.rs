@@ -3,6 +3,7 @@
 //! `statements.rs`, `pool.rs`, `turns.rs`).
 
 mod common;
+mod keyed;
 pub(crate) mod pool;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
@@ -56,14 +57,18 @@ pub trait TaskStore: Send + Sync + 'static {
     /// ([`StoreOptions::max_concurrent_scans_per_user`]), at most 10 s, else [`Error::Busy`].
     async fn list(&self, who: &Principal, query: &ListQuery) -> Result<Page>;
 
-    /// Replaces every editable field (PUT semantics).
+    /// Replaces every editable field (PUT semantics): a [`patch`](Self::patch) that sets them
+    /// all.
     async fn replace(
         &self,
         who: &Principal,
         id: TaskId,
         replacement: Replacement,
         expected_version: Option<i64>,
-    ) -> Result<Task>;
+    ) -> Result<Task> {
+        self.patch(who, id, replacement.into(), expected_version)
+            .await
+    }
 
     /// Changes the fields the patch sets and leaves the others.
     async fn patch(

@@ -47,7 +47,6 @@ pub(crate) const INSERT_ACCOUNT: &str = r"insert into accounts (id, email, name,
 pub(crate) const GET_ACCOUNT_BY_EMAIL: &str =
     r"select id, email, name, password_hash from accounts where email = $1";
 
-
 pub(crate) const INSERT_TASK: &str = concat!(
     r"insert into tasks
     (",
@@ -122,9 +121,11 @@ pub(crate) const DELETE_TASK: &str = concat!(
 pub(crate) const PURGE_IDEMPOTENCY_KEYS: &str =
     r"delete from idempotency_keys where created_at < $1";
 
+/// Returns the key when it was claimed, nothing when the user already held it.
 pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str = r"insert into idempotency_keys (user_id, key, fingerprint, created_at)
     values ($1, $2, $3, $4)
-    on conflict (user_id, key) do nothing";
+    on conflict (user_id, key) do nothing
+    returning key";
 
 /// [`CLAIM_IDEMPOTENCY_KEY`] only while the user `$1` holds fewer than `$5` keys (run after
 /// [`PURGE_IDEMPOTENCY_KEYS`], so all of them unexpired): nothing is inserted otherwise, even
@@ -132,7 +133,8 @@ pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str = r"insert into idempotency_keys (u
 pub(crate) const CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA: &str = r"insert into idempotency_keys (user_id, key, fingerprint, created_at)
     select $1, $2, $3, $4
     where (select count(*) from (select 1 from idempotency_keys where user_id = $1 limit $5) counted) < $5
-    on conflict (user_id, key) do nothing";
+    on conflict (user_id, key) do nothing
+    returning key";
 
 pub(crate) const SAVE_IDEMPOTENT_RESPONSE: &str =
     r"update idempotency_keys set response = $3 where user_id = $1 and key = $2";

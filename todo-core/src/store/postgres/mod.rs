@@ -8,14 +8,15 @@ use async_trait::async_trait;
 use sqlx::Postgres;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
 
+use super::TaskStore;
 use super::common::{self, Common};
+use super::keyed::{self, KeyedCreate};
 use super::pool::{Conn, Pool, Tx, settle};
 use super::statements::{self, Stamp, insert_args, patch_args};
-use super::{IDEMPOTENCY_KEY_TTL, TaskStore};
 use crate::accounts::{Account, AccountStore, Email, Registration, new_user_id};
-use crate::error::{Error, Quota, Result};
+use crate::error::{Error, Result};
 use crate::model::{
-    Created, IdempotencyKey, ListQuery, NewTask, Page, Replacement, Task, TaskId, TaskPatch, now,
+    Created, IdempotencyKey, ListQuery, NewTask, Page, Task, TaskId, TaskPatch, now,
 };
 use crate::options::StoreOptions;
 use crate::principal::Principal;
@@ -198,6 +199,8 @@ impl PgStore {
         }
     }
 
+    /// A create with an idempotency key ([`keyed::create`]): with a quota on, the user's
+    /// quota-checked writes take turns, then the user's lock inside the transaction.
     async fn create_idempotent(
         &self,
         who: &Principal,
@@ -205,60 +208,22 @@ impl PgStore {
         key: &IdempotencyKey,
     ) -> Result<Created> {
         let user = who.user_id().as_str();
-        let now = now();
-        let fingerprint = task.fingerprint();
-        let cutoff = now - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or_default();
         let _turn = self.common.quota_turn(user).await?;
         let mut tx = self.begin().await?;
         self.lock_user_for_quota(&mut tx, user).await?;
-        sqlx::query(statements::PURGE_IDEMPOTENCY_KEYS)
-            .bind(Stamp(cutoff))
-            .execute(tx.conn()?)
-            .await
-            .map_err(from_sqlx)?;
-        // The user's keys left after the purge are their unexpired ones: with a quota, a new
-        // key is claimed only while they hold fewer.
-        let claim = match self.common.max_keys {
-            None => sqlx::query(statements::CLAIM_IDEMPOTENCY_KEY),
-            Some(_) => sqlx::query(statements::CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA),
-        }
-        .bind(user)
-        .bind(key.as_str())
-        .bind(&fingerprint)
-        .bind(Stamp(now));
-        let claim = match self.common.max_keys {
-            None => claim,
-            Some(limit) => claim.bind(common::quota_arg(Some(limit))),
+        let create = KeyedCreate {
+            user,
+            task,
+            key,
+            now: now(),
+            max_tasks: self.common.max_tasks,
+            max_keys: self.common.max_keys,
         };
-        let claimed = claim.execute(tx.conn()?).await.map_err(from_sqlx)?;
-        if claimed.rows_affected() == 1 {
-            let created = insert(&mut tx, user, task, now, self.common.max_tasks).await?;
-            let response =
-                serde_json::to_string(&created).map_err(|e| Error::Storage(Box::new(e)))?;
-            sqlx::query(statements::SAVE_IDEMPOTENT_RESPONSE)
-                .bind(user)
-                .bind(key.as_str())
-                .bind(&response)
-                .execute(tx.conn()?)
-                .await
-                .map_err(from_sqlx)?;
-            tx.commit().await?;
-            return Ok(Created {
-                task: created,
-                replayed: false,
-            });
-        }
-        let held = sqlx::query(statements::GET_IDEMPOTENCY_KEY)
-            .bind(user)
-            .bind(key.as_str())
-            .fetch_optional(tx.conn()?)
-            .await
-            .map_err(from_sqlx)?
-            .as_ref()
-            .map(row::held_key)
-            .transpose()?;
-        tx.commit().await?;
-        common::replayed_or_refused(held, &fingerprint, self.common.max_keys)
+        let rows = keyed::Rows {
+            task: row::task,
+            held_key: row::held_key,
+        };
+        keyed::create(tx, create, rows, from_sqlx).await
     }
 }
 
@@ -293,19 +258,6 @@ fn insert_query(
     })
 }
 
-/// The task an insert returned; no row means the quota `max_tasks` refused it
-/// ([`Error::QuotaExceeded`]).
-fn inserted(row: Option<PgRow>, max_tasks: Option<u64>) -> Result<Task> {
-    match (row, max_tasks) {
-        (Some(row), _) => row::task(&row),
-        (None, Some(limit)) => Err(Error::QuotaExceeded {
-            what: Quota::Tasks,
-            limit,
-        }),
-        (None, None) => Err(Error::Storage("insert returned no row".into())),
-    }
-}
-
 /// Inserts `task` for `user` inside `tx`; with `max_tasks`, only while the user has fewer tasks
 /// than that, counted by the insert statement itself.
 async fn insert(
@@ -319,7 +271,7 @@ async fn insert(
         .fetch_optional(tx.conn()?)
         .await
         .map_err(from_sqlx)?;
-    inserted(row, max_tasks)
+    common::inserted(row.as_ref().map(row::task).transpose()?, max_tasks)
 }
 
 /// The pipelined reads `options` ask for (by default one connection per CPU, 2 to 8), or
@@ -370,10 +322,10 @@ impl TaskStore for PgStore {
                 tx.commit().await?;
                 task
             }
-            (None, None) => inserted(
-                self.row(insert_query(user, &task, now(), None)?).await?,
-                None,
-            )?,
+            (None, None) => {
+                let row = self.row(insert_query(user, &task, now(), None)?).await?;
+                common::inserted(row.as_ref().map(row::task).transpose()?, None)?
+            }
         };
         Ok(Created {
             task,
@@ -397,18 +349,6 @@ impl TaskStore for PgStore {
         let _turn = self.common.scan_turn(who, query).await?;
         let rows = self.page_rows(&list).await?;
         Ok(self.common.page(who, query, rows))
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
-    async fn replace(
-        &self,
-        who: &Principal,
-        id: TaskId,
-        replacement: Replacement,
-        expected_version: Option<i64>,
-    ) -> Result<Task> {
-        self.patch(who, id, replacement.into(), expected_version)
-            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]

@@ -17,14 +17,15 @@ use sqlx::sqlite::{
 };
 use sqlx::{Execute as _, Sqlite};
 
-use super::common::{Common, HeldKey};
+use super::common::Common;
+use super::keyed::{self, KeyedCreate};
 use super::pool::{Pool, Tx, settle};
 use super::statements::{self, Stamp};
-use super::{IDEMPOTENCY_KEY_TTL, TaskStore, common};
+use super::{TaskStore, common};
 use crate::accounts::{Account, AccountStore, Email, Registration};
-use crate::error::{Error, Quota, Result};
+use crate::error::{Error, Result};
 use crate::model::{
-    Created, IdempotencyKey, ListQuery, NewTask, Page, Replacement, Task, TaskId, TaskPatch, now,
+    Created, IdempotencyKey, ListQuery, NewTask, Page, Task, TaskId, TaskPatch, now,
 };
 use crate::options::StoreOptions;
 use crate::principal::Principal;
@@ -236,88 +237,28 @@ impl SqliteStore {
         }
     }
 
-    /// A create with an idempotency key: in one transaction, expired keys are purged, the key
-    /// is claimed (within the key quota), and the task is inserted and saved as the key's
-    /// answer; a key already held is replayed or refused.
+    /// A create with an idempotency key ([`keyed::create`]), in a transaction on the
+    /// transactions' connection: writes run one at a time, so no quota needs a lock.
     async fn create_keyed(
         &self,
         user: &str,
         task: &NewTask,
         key: &IdempotencyKey,
     ) -> Result<Created> {
-        let now = now();
-        let fingerprint = task.fingerprint();
-        let cutoff = now - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or_default();
-        let max_keys = self.common.max_keys;
-        let mut tx = Tx::begin(self.transactions(), "begin immediate", from_sqlx).await?;
-        sqlx::query(statements::PURGE_IDEMPOTENCY_KEYS)
-            .bind(Stamp(cutoff))
-            .execute(tx.conn()?)
-            .await
-            .map_err(from_sqlx)?;
-        // The user's keys left after the purge are their unexpired ones: with a quota, a new
-        // key is claimed only while they hold fewer.
-        let claim = match max_keys {
-            None => sqlx::query(statements::CLAIM_IDEMPOTENCY_KEY),
-            Some(_) => sqlx::query(statements::CLAIM_IDEMPOTENCY_KEY_WITHIN_QUOTA),
+        let tx = Tx::begin(self.transactions(), "begin immediate", from_sqlx).await?;
+        let create = KeyedCreate {
+            user,
+            task,
+            key,
+            now: now(),
+            max_tasks: self.common.max_tasks,
+            max_keys: self.common.max_keys,
         };
-        let claim = claim
-            .bind(user)
-            .bind(key.as_str())
-            .bind(&fingerprint)
-            .bind(Stamp(now));
-        let claim = match max_keys {
-            None => claim,
-            Some(_) => claim.bind(common::quota_arg(max_keys)),
+        let rows = keyed::Rows {
+            task: row::task,
+            held_key: row::held_key,
         };
-        let claimed = claim.execute(tx.conn()?).await.map_err(from_sqlx)?;
-        if claimed.rows_affected() == 1 {
-            let (sql, quota) = match self.common.max_tasks {
-                None => (statements::INSERT_TASK, None),
-                Some(limit) => (statements::INSERT_TASK_WITHIN_QUOTA, Some(limit)),
-            };
-            let args: SqliteArguments<'_> = statements::insert_args(user, task, now, quota)?;
-            let row = sqlx::query_with(sql, args)
-                .fetch_optional(tx.conn()?)
-                .await
-                .map_err(from_sqlx)?;
-            let created = match (row, self.common.max_tasks) {
-                (Some(row), _) => row::task(&row)?,
-                (None, Some(limit)) => {
-                    return Err(Error::QuotaExceeded {
-                        what: Quota::Tasks,
-                        limit,
-                    });
-                }
-                (None, None) => return Err(Error::Storage("insert returned no row".into())),
-            };
-            let response =
-                serde_json::to_string(&created).map_err(|e| Error::Storage(Box::new(e)))?;
-            sqlx::query(statements::SAVE_IDEMPOTENT_RESPONSE)
-                .bind(user)
-                .bind(key.as_str())
-                .bind(response)
-                .execute(tx.conn()?)
-                .await
-                .map_err(from_sqlx)?;
-            tx.commit().await?;
-            return Ok(Created {
-                task: created,
-                replayed: false,
-            });
-        }
-        let held = sqlx::query_as::<_, (String, Option<String>)>(statements::GET_IDEMPOTENCY_KEY)
-            .bind(user)
-            .bind(key.as_str())
-            .fetch_optional(tx.conn()?)
-            .await
-            .map_err(from_sqlx)?;
-        tx.commit().await?;
-        let held = held.map(|(fingerprint, response)| HeldKey {
-            fingerprint,
-            response,
-        });
-        common::replayed_or_refused(held, &fingerprint, max_keys)
+        keyed::create(tx, create, rows, from_sqlx).await
     }
 }
 
@@ -342,18 +283,8 @@ impl TaskStore for SqliteStore {
             Some(_) => statements::INSERT_TASK_WITHIN_QUOTA,
         };
         let args = statements::insert_args(user, &task, now(), max_tasks)?;
-        let task = match (self.write(sql, args).await?, max_tasks) {
-            (Some(task), _) => task,
-            (None, Some(limit)) => {
-                return Err(Error::QuotaExceeded {
-                    what: Quota::Tasks,
-                    limit,
-                });
-            }
-            (None, None) => return Err(Error::Storage("insert returned no row".into())),
-        };
         Ok(Created {
-            task,
+            task: common::inserted(self.write(sql, args).await?, max_tasks)?,
             replayed: false,
         })
     }
@@ -415,18 +346,6 @@ impl TaskStore for SqliteStore {
             }
         };
         Ok(self.common.page(who, query, rows))
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
-    async fn replace(
-        &self,
-        who: &Principal,
-        id: TaskId,
-        replacement: Replacement,
-        expected_version: Option<i64>,
-    ) -> Result<Task> {
-        self.patch(who, id, replacement.into(), expected_version)
-            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]

@@ -9,7 +9,7 @@ use sqlx::{Encode, Row as _, Sqlite, Type};
 use super::error::{from_rusqlite, from_sqlx};
 use crate::error::Result;
 use crate::model::{Priority, Task};
-use crate::store::common::{AccountRow, unknown_rank};
+use crate::store::common::{AccountRow, HeldKey, unknown_rank};
 use crate::store::statements::{Stamp, micros_to_time};
 
 /// A column type both drivers decode.
@@ -69,6 +69,14 @@ pub(crate) fn account(row: &impl Columns) -> Result<AccountRow> {
         email: row.column(1)?,
         name: row.column(2)?,
         password_hash: row.column(3)?,
+    })
+}
+
+/// An idempotency key from the columns of `GET_IDEMPOTENCY_KEY`, in order.
+pub(crate) fn held_key(row: &impl Columns) -> Result<HeldKey> {
+    Ok(HeldKey {
+        fingerprint: row.column(0)?,
+        response: row.column(1)?,
     })
 }
 
