@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Connection, Database, Encode, Executor, IntoArguments, Type};
 
 use super::IDEMPOTENCY_KEY_TTL;
-use super::common::{self, HeldKey};
+use super::common::{self, Common, HeldKey};
 use super::pool::Tx;
 use super::statements::{self, Stamp};
 use crate::error::{Error, Result};
@@ -29,6 +29,25 @@ pub(crate) struct KeyedCreate<'a> {
     pub(crate) max_tasks: Option<u64>,
     /// [`crate::StoreOptions::max_idempotency_keys_per_user`].
     pub(crate) max_keys: Option<u64>,
+}
+
+impl<'a> KeyedCreate<'a> {
+    /// The create of `task` by `user` with `key`, now, under `common`'s quotas.
+    pub(crate) fn new(
+        common: &Common,
+        user: &'a str,
+        task: &'a NewTask,
+        key: &'a IdempotencyKey,
+    ) -> Self {
+        Self {
+            user,
+            task,
+            key,
+            now: crate::model::now(),
+            max_tasks: common.max_tasks,
+            max_keys: common.max_keys,
+        }
+    }
 }
 
 /// In `tx`: purges expired keys, claims the key (within the key quota), and if it was claimed

@@ -211,19 +211,8 @@ impl PgStore {
         let _turn = self.common.quota_turn(user).await?;
         let mut tx = self.begin().await?;
         self.lock_user_for_quota(&mut tx, user).await?;
-        let create = KeyedCreate {
-            user,
-            task,
-            key,
-            now: now(),
-            max_tasks: self.common.max_tasks,
-            max_keys: self.common.max_keys,
-        };
-        let rows = keyed::Rows {
-            task: row::task,
-            held_key: row::held_key,
-        };
-        keyed::create(tx, create, rows, from_sqlx).await
+        let create = KeyedCreate::new(&self.common, user, task, key);
+        keyed::create(tx, create, row::KEYED, from_sqlx).await
     }
 }
 

@@ -12,6 +12,7 @@ use super::error::{from_pg, from_sqlx};
 use crate::error::Result;
 use crate::model::{Priority, Task};
 use crate::store::common::{AccountRow, HeldKey, unknown_rank};
+use crate::store::keyed::Rows;
 use crate::store::statements::Stamp;
 
 /// A column type both drivers decode.
@@ -74,6 +75,9 @@ pub(crate) fn account(row: &impl Columns) -> Result<AccountRow> {
         password_hash: row.column(3)?,
     })
 }
+
+/// How [`keyed::create`](crate::store::keyed::create) reads this backend's rows.
+pub(crate) const KEYED: Rows<PgRow> = Rows { task, held_key };
 
 /// A held idempotency key from the columns of `GET_IDEMPOTENCY_KEY`, in order.
 pub(crate) fn held_key(row: &impl Columns) -> Result<HeldKey> {

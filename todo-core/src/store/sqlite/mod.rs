@@ -246,19 +246,8 @@ impl SqliteStore {
         key: &IdempotencyKey,
     ) -> Result<Created> {
         let tx = Tx::begin(self.transactions(), "begin immediate", from_sqlx).await?;
-        let create = KeyedCreate {
-            user,
-            task,
-            key,
-            now: now(),
-            max_tasks: self.common.max_tasks,
-            max_keys: self.common.max_keys,
-        };
-        let rows = keyed::Rows {
-            task: row::task,
-            held_key: row::held_key,
-        };
-        keyed::create(tx, create, rows, from_sqlx).await
+        let create = KeyedCreate::new(&self.common, user, task, key);
+        keyed::create(tx, create, row::KEYED, from_sqlx).await
     }
 }
 
