@@ -6,8 +6,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct StoreOptions {
     /// PostgreSQL: pool size (default 16). SQLite on a file: the most read connections of each
-    /// kind, opened on demand (default 8; lookups and plain pages, searches and filters, and
-    /// reads that met a locked file each have their own); there is always exactly one writer.
+    /// kind, opened on demand (default 8; lookups and plain pages have their own, searches,
+    /// filters and reads that met a locked file theirs); there is always exactly one writer.
     pub max_connections: Option<u32>,
     /// PostgreSQL: how many connections, shared by all callers, reads are pipelined on (default:
     /// the number of CPUs, at least 2 and at most 8). `Some(0)` runs reads on the pool like

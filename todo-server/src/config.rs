@@ -117,7 +117,7 @@ pub struct Config {
     pub token_ttl_minutes: u64,
 
     /// SQLite durability: `full` (default: an acknowledged write survives power loss; one fsync
-    /// per write) or `normal` (survives a crash of the process, not of the machine; several
+    /// per batch of writes committed together) or `normal` (survives a crash of the process, not of the machine; several
     /// times more writes per second).
     #[arg(long, env = "SQLITE_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
     pub sqlite_synchronous: String,

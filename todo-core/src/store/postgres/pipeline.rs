@@ -3,8 +3,7 @@
 //! On the pool, each read takes a connection of its own: one statement goes out, the backend
 //! behind it wakes up, answers, and sleeps again. Under load that is one backend wake-up, two
 //! system calls on each side and a scheduler hand-off per request, and on a small machine those
-//! cost more than the query (`docs/benchmarks.md`: a primary-key GET spent 58% of the server's
-//! time in the kernel). tokio-postgres sends the statements of every caller sharing a connection
+//! cost more than the query (`docs/benchmarks.md` has the measurements). tokio-postgres sends the statements of every caller sharing a connection
 //! back to back without waiting for answers in between (pipelining), so one backend wake-up and
 //! one read serve a whole batch of concurrent reads. sqlx cannot do that.
 //!
