@@ -47,6 +47,10 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     /// When the task last changed (UTC, microsecond precision).
     pub updated_at: DateTime<Utc>,
+    /// When the task became completed, `None` while it is pending: set by the write that
+    /// completes it, kept while it stays completed, cleared when it is reopened. Read-only.
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
     /// Starts at 1 and grows by one on every write; backs ETags and optimistic concurrency.
     pub version: i64,
 }

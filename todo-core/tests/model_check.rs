@@ -559,6 +559,11 @@ impl<'a> Case<'a> {
             (Ok(mut want), Ok(got)) => {
                 self.check_owned(user, &got)?;
                 want.updated_at = got.updated_at;
+                // Completing sets the time once; it stays while completed; reopening clears it.
+                want.completed_at = match want.completed {
+                    true => want.completed_at.or(Some(got.updated_at)),
+                    false => None,
+                };
                 prop_assert_eq!(&got, &want);
                 self.tasks.insert(id, got);
             }
@@ -715,6 +720,7 @@ impl<'a> Case<'a> {
             due_date: new.due_date.map(stored),
             created_at: got.created_at,
             updated_at: got.updated_at,
+            completed_at: None,
             version: 1,
         };
         prop_assert_eq!(&got, &want);

@@ -65,6 +65,11 @@ pub struct TaskDto {
     /// Last update time (RFC 3339, UTC).
     #[serde(serialize_with = "rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
+    /// When the task became completed (RFC 3339, UTC), or null while it is pending. Read-only:
+    /// set by the write that completes the task, cleared when it is reopened.
+    #[oai(nullable)]
+    #[serde(serialize_with = "rfc3339::serialize_opt")]
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 /// Times as the API writes them: `2026-11-24T06:02:24.998244Z`, UTC, with six fractional digits
@@ -150,6 +155,7 @@ impl From<Task> for TaskDto {
             due_date: t.due_date,
             created_at: t.created_at,
             updated_at: t.updated_at,
+            completed_at: t.completed_at,
         }
     }
 }
@@ -165,8 +171,8 @@ mod task_json {
     use super::rfc3339;
 
     /// At least the bytes of a task's JSON besides its strings' text: keys, punctuation, a
-    /// 20-character id, three quoted 27-character times and the strings' quotes (233).
-    const FIXED_BYTES: usize = 240;
+    /// 20-character id, four quoted 27-character times and the strings' quotes (278).
+    const FIXED_BYTES: usize = 285;
 
     /// An upper estimate of `task`'s JSON length without escapes.
     pub(super) fn size_hint(task: &Task) -> usize {
@@ -221,6 +227,11 @@ mod task_json {
         time(out, &task.created_at);
         out.extend_from_slice(b",\"updated_at\":");
         time(out, &task.updated_at);
+        out.extend_from_slice(b",\"completed_at\":");
+        match &task.completed_at {
+            Some(t) => time(out, t),
+            None => out.extend_from_slice(b"null"),
+        }
         out.push(b'}');
         Ok(())
     }
@@ -517,9 +528,10 @@ mod tests {
                 due_date: Some(t),
                 created_at: t,
                 updated_at: t,
+                completed_at: Some(t),
             })
             .unwrap();
-            for key in ["due_date", "created_at", "updated_at"] {
+            for key in ["due_date", "created_at", "updated_at", "completed_at"] {
                 assert_eq!(json[key], text);
             }
         }
@@ -585,6 +597,7 @@ mod tests {
                 instant(),
                 instant(),
                 any::<i64>(),
+                proptest::option::of(instant()),
             )
                 .prop_map(|t| Task {
                     id: t.0,
@@ -597,6 +610,7 @@ mod tests {
                     created_at: t.7,
                     updated_at: t.8,
                     version: t.9,
+                    completed_at: t.10,
                 })
         }
 

@@ -348,6 +348,7 @@ mod tests {
             due_date: None,
             created_at: chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(id),
             updated_at: chrono::DateTime::UNIX_EPOCH,
+            completed_at: None,
             version: 1,
         }
     }
@@ -434,6 +435,7 @@ mod tests {
             due_date: None,
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,
+            completed_at: None,
             version: 1,
         };
         let held = |fingerprint: &str, response: Option<String>| {

@@ -18,7 +18,7 @@ use crate::model::{
 /// The columns every task-returning statement selects, in the order the decoders read them.
 macro_rules! task_columns {
     () => {
-        "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version"
+        "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version, completed_at"
     };
 }
 
@@ -90,6 +90,7 @@ pub(crate) const PATCH_TASK: &str = concat!(
     description = case when $5 then $6 else description end,
     description_key = case when $5 then $7 else description_key end,
     completed = coalesce($8, completed),
+    completed_at = case when coalesce($8, completed) then coalesce(completed_at, $12) end,
     priority = coalesce($9, priority),
     due_date = case when $10 then $11 else due_date end,
     updated_at = $12,
@@ -103,6 +104,7 @@ pub(crate) const PATCH_TASK: &str = concat!(
 pub(crate) const SET_COMPLETED: &str = concat!(
     r"update tasks set
     completed = coalesce($3, not completed),
+    completed_at = case when coalesce($3, not completed) then coalesce(completed_at, $4) end,
     updated_at = $4,
     version = version + 1
     where id = $1 and user_id = $2 and version = coalesce($5, version)

@@ -404,3 +404,84 @@ async fn an_unknown_scheme_or_an_unreachable_database_is_a_typed_error() {
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+/// `completed_at` is set by the write that completes a task (through `set_completed`, `patch`
+/// or `replace`), kept while it stays completed, and cleared when it is reopened; `get` and a
+/// list read it back as the write returned it.
+#[tokio::test]
+async fn completed_at_is_set_on_completion_kept_while_completed_and_cleared_on_reopening() {
+    for b in backends().await {
+        let alice = user("alice");
+        let task = create(&b.store, &alice, "Water the plants").await;
+        assert_eq!(task.completed_at, None, "{}", b.name);
+
+        let done = b
+            .store
+            .set_completed(&alice, task.id, Some(true), None)
+            .await
+            .unwrap();
+        assert_eq!(done.completed_at, Some(done.updated_at), "{}", b.name);
+        let again = b
+            .store
+            .set_completed(&alice, task.id, Some(true), None)
+            .await
+            .unwrap();
+        assert_eq!(again.completed_at, done.completed_at, "{}", b.name);
+        let edited = b
+            .store
+            .patch(
+                &alice,
+                task.id,
+                TaskPatch {
+                    priority: Some(Priority::High),
+                    ..TaskPatch::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(edited.completed_at, done.completed_at, "{}", b.name);
+        assert_eq!(b.store.get(&alice, task.id).await.unwrap(), edited);
+
+        let reopened = b
+            .store
+            .toggle_completed(&alice, task.id, None)
+            .await
+            .unwrap();
+        assert_eq!(reopened.completed_at, None, "{}", b.name);
+
+        let patched = b
+            .store
+            .patch(
+                &alice,
+                task.id,
+                TaskPatch {
+                    completed: Some(true),
+                    ..TaskPatch::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(patched.completed_at, Some(patched.updated_at), "{}", b.name);
+        let replaced = b
+            .store
+            .replace(
+                &alice,
+                task.id,
+                Replacement {
+                    title: Title::parse("Water the plants").unwrap(),
+                    description: None,
+                    completed: false,
+                    priority: Priority::Low,
+                    due_date: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(replaced.completed_at, None, "{}", b.name);
+        let listed = b.store.list(&alice, &ListQuery::default()).await.unwrap();
+        assert_eq!(listed.tasks, [replaced], "{}", b.name);
+    }
+}

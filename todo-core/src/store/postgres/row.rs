@@ -63,6 +63,7 @@ pub(crate) fn task(row: &impl Columns) -> Result<Task> {
         created_at: row.column(7)?,
         updated_at: row.column(8)?,
         version: row.column(9)?,
+        completed_at: row.column(10)?,
     })
 }
 

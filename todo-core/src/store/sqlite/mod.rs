@@ -584,7 +584,7 @@ mod tests {
     /// The tasks table with the migrations' columns, for tests on a bare file.
     const TASKS_TABLE: &str = "create table tasks (id integer primary key, user_id text, \
         title text, description text, completed integer, priority integer, due_date integer, \
-        created_at integer, updated_at integer, version integer);";
+        created_at integer, updated_at integer, version integer, completed_at integer);";
 
     /// The tasks of user `$1`, with the columns the store selects.
     fn own_tasks() -> String {
@@ -611,8 +611,8 @@ mod tests {
         let holder = rusqlite::Connection::open(&path).unwrap();
         holder
             .execute_batch(&format!(
-                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1); \
-                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3);"
+                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null); \
+                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3, 7);"
             ))
             .unwrap();
         let reads = file_reads(&path, 2);
@@ -643,7 +643,7 @@ mod tests {
         rusqlite::Connection::open(&path)
             .unwrap()
             .execute_batch(&format!(
-                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1);"
+                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null);"
             ))
             .unwrap();
         let reads = file_reads(&path, 1);

@@ -60,6 +60,7 @@ pub(crate) fn task(row: &impl Columns) -> Result<Task> {
         created_at: micros_to_time(row.column(7)?),
         updated_at: micros_to_time(row.column(8)?),
         version: row.column(9)?,
+        completed_at: row.column::<Option<i64>>(10)?.map(micros_to_time),
     })
 }
 
