@@ -118,6 +118,18 @@ pub(crate) fn settle<C: Connection>(conn: Conn<C>, broken: bool) {
     }
 }
 
+/// Returns `conn` to its pool after `result`, unless the backend's `breaks` says the error
+/// broke the connection, and maps the error with the backend's `from_sqlx`.
+pub(crate) fn settled<C: Connection, T>(
+    conn: Conn<C>,
+    result: sqlx::Result<T>,
+    breaks: fn(&sqlx::Error) -> bool,
+    from_sqlx: fn(sqlx::Error) -> Error,
+) -> Result<T, Error> {
+    settle(conn, result.as_ref().err().is_some_and(breaks));
+    result.map_err(from_sqlx)
+}
+
 /// A write transaction on one pooled connection. It holds the connection from before `begin` is
 /// sent until `commit` has succeeded; leaving any other way (an error, or the caller's future
 /// dropped mid-statement, mid-`begin` or mid-`commit`) rolls back in the background before the

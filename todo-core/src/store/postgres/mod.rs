@@ -11,7 +11,7 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
 use super::TaskStore;
 use super::common::{self, Common};
 use super::keyed::{self, KeyedCreate};
-use super::pool::{Conn, Pool, Tx, settle};
+use super::pool::{Pool, Tx, settled};
 use super::statements::{self, Stamp, insert_args, patch_args};
 use crate::accounts::{Account, AccountStore, Email, Registration, new_user_id};
 use crate::error::{Error, Result};
@@ -92,21 +92,21 @@ impl PgStore {
     async fn row(&self, query: Query<'_>) -> Result<Option<PgRow>> {
         let mut conn = self.pool.get().await?;
         let result = query.fetch_optional(&mut *conn).await;
-        settled(conn, result)
+        settled(conn, result, breaks_connection, from_sqlx)
     }
 
     /// Every row of `query`, run on a pooled connection.
     async fn rows(&self, query: Query<'_>) -> Result<Vec<PgRow>> {
         let mut conn = self.pool.get().await?;
         let result = query.fetch_all(&mut *conn).await;
-        settled(conn, result)
+        settled(conn, result, breaks_connection, from_sqlx)
     }
 
     /// Runs `query` on a pooled connection: the rows it affected.
     async fn execute(&self, query: Query<'_>) -> Result<u64> {
         let mut conn = self.pool.get().await?;
         let result = query.execute(&mut *conn).await;
-        settled(conn, result).map(|done| done.rows_affected())
+        settled(conn, result, breaks_connection, from_sqlx).map(|done| done.rows_affected())
     }
 
     /// A write transaction on a pooled connection.
@@ -214,12 +214,6 @@ impl PgStore {
         let create = KeyedCreate::new(&self.common, user, task, key);
         keyed::create(tx, create, row::KEYED, from_sqlx).await
     }
-}
-
-/// Returns `conn` to the pool after `result`, unless the error broke it, and maps the error.
-fn settled<T>(conn: Conn<PgConnection>, result: sqlx::Result<T>) -> Result<T> {
-    settle(conn, result.as_ref().err().is_some_and(breaks_connection));
-    result.map_err(from_sqlx)
 }
 
 /// Takes the user's advisory lock ([`USER_LOCK`]) inside `tx`.

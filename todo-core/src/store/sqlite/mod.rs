@@ -19,7 +19,7 @@ use sqlx::{Execute as _, Sqlite};
 
 use super::common::Common;
 use super::keyed::{self, KeyedCreate};
-use super::pool::{Pool, Tx, settle};
+use super::pool::{Pool, Tx, settle, settled};
 use super::statements::{self, Stamp};
 use super::{TaskStore, common};
 use crate::accounts::{Account, AccountStore, Email, Registration};
@@ -101,8 +101,7 @@ async fn fetch_first<'q>(
 ) -> Result<Option<SqliteRow>> {
     let mut conn = pool.get().await?;
     let result = query.fetch_optional(&mut *conn).await;
-    settle(conn, result.as_ref().err().is_some_and(breaks_connection));
-    result.map_err(from_sqlx)
+    settled(conn, result, breaks_connection, from_sqlx)
 }
 
 impl SqliteStore {
@@ -213,7 +212,7 @@ impl SqliteStore {
                 reads
                     .inline(move |c| {
                         first(c, statements::GET_VERSION, &[&id, &user], |r| {
-                            r.get(0).map_err(error::from_rusqlite)
+                            row::Columns::column(r, 0)
                         })
                     })
                     .await
@@ -326,9 +325,7 @@ impl TaskStore for SqliteStore {
                 let result = sqlx::query_with(&sql.text, args)
                     .fetch_all(&mut *conn)
                     .await;
-                settle(conn, result.as_ref().err().is_some_and(breaks_connection));
-                result
-                    .map_err(from_sqlx)?
+                settled(conn, result, breaks_connection, from_sqlx)?
                     .iter()
                     .map(row::task)
                     .collect::<Result<_>>()?
