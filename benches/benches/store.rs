@@ -99,6 +99,8 @@ fn new_task(i: usize) -> NewTask {
         due_date: i
             .is_multiple_of(4)
             .then(|| chrono::Utc::now() + chrono::Duration::days((i % 365) as i64)),
+        tags: Default::default(),
+        remind_at: None,
     }
 }
 
@@ -414,6 +416,8 @@ fn bench_fixture(c: &mut Criterion, rt: &Runtime, group_name: &str, f: &Arc<Fixt
                     completed: id % 2 == 0,
                     priority: Priority::High,
                     due_date: None,
+                    tags: Default::default(),
+                    remind_at: None,
                 };
                 let task = f.store.replace(&f.who, id, replacement, None).await;
                 black_box(task.expect("replace"));

@@ -41,14 +41,14 @@ pub use auth::{
 pub use error::{BoxError, Error, FieldError, Quota, Result, ValidationError};
 pub use model::{
     Created, DESCRIPTION_MAX_CHARS, Description, IdempotencyKey, Limit, ListQuery, NewTask, Page,
-    Priority, Replacement, SearchText, SortField, SortOrder, StatusFilter, TITLE_MAX_CHARS, Task,
-    TaskId, TaskPatch, Title, USER_ID_MAX_CHARS, UserId, check_due_date, fold_case,
-    to_stored_precision,
+    Priority, Replacement, SearchText, SortField, SortOrder, StatusFilter, TAG_MAX_CHARS, TAGS_MAX,
+    TITLE_MAX_CHARS, Tag, Tags, Task, TaskId, TaskPatch, Title, USER_ID_MAX_CHARS, UserId,
+    check_due_date, check_instant, fold_case, to_stored_precision,
 };
 pub use options::StoreOptions;
 pub use principal::Principal;
 pub use session::{SessionTable, SessionTableAuthenticator};
-pub use store::{DynTaskStore, IDEMPOTENCY_KEY_TTL, Store, TaskStore};
+pub use store::{DynTaskStore, IDEMPOTENCY_KEY_TTL, Store, TAGS_LISTED_MAX, TagCount, TaskStore};
 
 use std::sync::Arc;
 
@@ -59,9 +59,8 @@ use std::sync::Arc;
 ///   one writer, and reads run on read-only rusqlite connections: lookups by key and plain list
 ///   pages on the calling task (they take microseconds), searches and filtered lists on tokio's
 ///   blocking threads.
-/// - `postgres://` or `postgresql://` URLs: a connection pool for writes, and reads pipelined on
-///   a few shared connections ([`StoreOptions::read_connections`]); TLS through rustls, so
-///   `sslmode=require` works.
+/// - `postgres://` or `postgresql://` URLs: a connection pool ([`StoreOptions::max_connections`]);
+///   TLS through rustls, so `sslmode=require` works.
 ///
 /// Fails with [`Error::Config`] for an unknown scheme or a malformed URL, and with
 /// [`Error::Unavailable`] when the database cannot be reached.

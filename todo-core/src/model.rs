@@ -22,6 +22,10 @@ pub const USER_ID_MAX_CHARS: usize = 255;
 pub const SEARCH_MAX_CHARS: usize = 200;
 /// Longest idempotency key, in Unicode characters.
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+/// Longest tag, in Unicode characters (after trimming).
+pub const TAG_MAX_CHARS: usize = 50;
+/// Most tags on one task.
+pub const TAGS_MAX: usize = 20;
 
 /// A task's primary key.
 pub type TaskId = i64;
@@ -51,6 +55,12 @@ pub struct Task {
     /// completes it, kept while it stays completed, cleared when it is reopened. Read-only.
     #[serde(default)]
     pub completed_at: Option<DateTime<Utc>>,
+    /// The task's tags, in the order given, each spelled as first given (see [`Tags`]).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// When the owner wants to be reminded, if at all (UTC, microsecond precision).
+    #[serde(default)]
+    pub remind_at: Option<DateTime<Utc>>,
     /// Starts at 1 and grows by one on every write; backs ETags and optimistic concurrency.
     pub version: i64,
 }
@@ -161,14 +171,117 @@ pub const DUE_DATE_MAX_YEAR: i32 = 9999;
 /// Checks that a due date lies in years 1 to 9999 (what RFC 3339 can express and every backend
 /// stores) and rounds it to the stored microsecond precision.
 pub fn check_due_date(d: DateTime<Utc>) -> Result<DateTime<Utc>, ValidationError> {
+    check_instant("due_date", d)
+}
+
+/// Checks that the instant given for `field` lies in years 1 to 9999 (what RFC 3339 can express
+/// and every backend stores) and rounds it to the stored microsecond precision.
+pub fn check_instant(
+    field: &'static str,
+    d: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ValidationError> {
     use chrono::Datelike;
     if (DUE_DATE_MIN_YEAR..=DUE_DATE_MAX_YEAR).contains(&d.year()) {
         Ok(to_stored_precision(d))
     } else {
         Err(ValidationError::field(
-            "due_date",
+            field,
             "must be between the years 1 and 9999",
         ))
+    }
+}
+
+/// A valid tag: trimmed, 1 to 50 Unicode characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tag(String);
+
+impl Tag {
+    /// Trims `raw` and checks it; the error names `field` (`tags` in a task, `tag` in a filter,
+    /// `name` in a rename).
+    pub fn parse_for(field: &'static str, raw: &str) -> Result<Self, ValidationError> {
+        let trimmed = raw.trim();
+        char_len_between(field, trimmed, 1, TAG_MAX_CHARS)?;
+        if trimmed.chars().any(char::is_control) {
+            return Err(ValidationError::field(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// [`Tag::parse_for`] the `tags` field.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        Self::parse_for("tags", raw)
+    }
+
+    /// The tag as spelled.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key tags are compared by: the tag with its case folded ([`fold_case`]), so `Work`
+    /// and `work` are one tag.
+    pub fn key(&self) -> String {
+        fold_case(&self.0)
+    }
+}
+
+/// A task's tags: at most 20 [`Tag`]s, in the order given; tags that differ only in case are
+/// one tag, spelled as it first appeared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags(Vec<Tag>);
+
+impl Tags {
+    /// Checks every tag in `raw`, keeping the first spelling of each; the error names `tags`.
+    pub fn parse<'a>(raw: impl IntoIterator<Item = &'a str>) -> Result<Self, ValidationError> {
+        let mut tags = Vec::new();
+        for tag in raw {
+            tags.push(Tag::parse(tag)?);
+        }
+        Self::new(tags)
+    }
+
+    /// `tags` without case-insensitive repeats (the first spelling stays); more than 20
+    /// different tags are an error naming `tags`.
+    pub fn new(tags: Vec<Tag>) -> Result<Self, ValidationError> {
+        let mut kept: Vec<Tag> = Vec::with_capacity(tags.len().min(TAGS_MAX));
+        let mut keys: Vec<String> = Vec::with_capacity(kept.capacity());
+        for tag in tags {
+            let key = tag.key();
+            if keys.contains(&key) {
+                continue;
+            }
+            if kept.len() == TAGS_MAX {
+                return Err(ValidationError::field(
+                    "tags",
+                    format!("must hold at most {TAGS_MAX} tags"),
+                ));
+            }
+            keys.push(key);
+            kept.push(tag);
+        }
+        Ok(Self(kept))
+    }
+
+    /// The tags, in order.
+    pub fn as_slice(&self) -> &[Tag] {
+        &self.0
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The tags as spelled, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|t| t.0.clone()).collect()
+    }
+
+    /// The tags' keys ([`Tag::key`]), in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.0.iter().map(Tag::key).collect()
     }
 }
 
@@ -282,6 +395,10 @@ pub struct NewTask {
     pub priority: Priority,
     /// The due date, if any (stored at microsecond precision).
     pub due_date: Option<DateTime<Utc>>,
+    /// The tags (none by default).
+    pub tags: Tags,
+    /// When to remind the owner, if at all (stored at microsecond precision).
+    pub remind_at: Option<DateTime<Utc>>,
 }
 
 impl NewTask {
@@ -292,6 +409,8 @@ impl NewTask {
             description: None,
             priority: Priority::default(),
             due_date: None,
+            tags: Tags::default(),
+            remind_at: None,
         }
     }
 
@@ -314,13 +433,16 @@ impl NewTask {
                 description,
                 priority: priority.unwrap_or_default(),
                 due_date,
+                tags: Tags::default(),
+                remind_at: None,
             }),
             _ => Err(ValidationError::field("title", "is invalid")),
         }
     }
 
     /// A stable fingerprint of the request, used to tell an idempotent retry from a different
-    /// request reusing the same key.
+    /// request reusing the same key. Fields added after the first release add bytes only when
+    /// set, so a request without them keeps the fingerprint it had (keys outlive upgrades).
     pub(crate) fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         // Exhaustive on purpose: a new field does not compile until it is fingerprinted here.
@@ -329,6 +451,8 @@ impl NewTask {
             description,
             priority,
             due_date,
+            tags,
+            remind_at,
         } = self;
         let mut h = Sha256::new();
         h.update(title.as_str().as_bytes());
@@ -348,6 +472,18 @@ impl NewTask {
             }
             None => h.update([0]),
         }
+        if !tags.is_empty() {
+            // Each tag is followed by a 0 byte, which no tag contains.
+            h.update([2]);
+            for tag in tags.as_slice() {
+                h.update(tag.as_str().as_bytes());
+                h.update([0]);
+            }
+        }
+        if let Some(r) = remind_at {
+            h.update([3]);
+            h.update(to_stored_precision(*r).timestamp_micros().to_le_bytes());
+        }
         let digest = h.finalize();
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -366,6 +502,10 @@ pub struct Replacement {
     pub priority: Priority,
     /// The new due date (`None` clears it).
     pub due_date: Option<DateTime<Utc>>,
+    /// The new tags (empty clears them).
+    pub tags: Tags,
+    /// The new reminder time (`None` clears it).
+    pub remind_at: Option<DateTime<Utc>>,
 }
 
 /// A partial update: `None` leaves a field unchanged; for the optional fields, `Some(None)` clears.
@@ -381,6 +521,10 @@ pub struct TaskPatch {
     pub priority: Option<Priority>,
     /// A new due date, `Some(None)` to clear, or unchanged.
     pub due_date: Option<Option<DateTime<Utc>>>,
+    /// New tags, replacing all of them, or unchanged.
+    pub tags: Option<Tags>,
+    /// A new reminder time, `Some(None)` to clear, or unchanged.
+    pub remind_at: Option<Option<DateTime<Utc>>>,
 }
 
 impl TaskPatch {
@@ -398,6 +542,8 @@ impl From<Replacement> for TaskPatch {
             completed: Some(r.completed),
             priority: Some(r.priority),
             due_date: Some(r.due_date),
+            tags: Some(r.tags),
+            remind_at: Some(r.remind_at),
         }
     }
 }
@@ -562,6 +708,16 @@ pub struct ListQuery {
     pub limit: Limit,
     /// The `next_cursor` of the previous page, to continue from it.
     pub cursor: Option<String>,
+    /// Only tasks carrying every one of these tags, compared by [`Tag::key`] (at most 20).
+    pub tags: Vec<Tag>,
+    /// Only tasks with any of these priorities; empty: any priority.
+    pub priorities: Vec<Priority>,
+    /// Only tasks due at or after this instant.
+    pub due_after: Option<DateTime<Utc>>,
+    /// Only tasks due before this instant.
+    pub due_before: Option<DateTime<Utc>>,
+    /// Only overdue tasks: not completed, and due before the time of the list.
+    pub overdue: bool,
 }
 
 /// One page of a list.

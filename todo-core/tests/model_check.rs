@@ -25,8 +25,8 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use todo_core::{
     Description, DynTaskStore, Error, Limit, ListQuery, NewTask, Principal, Priority, Replacement,
-    SearchText, SortField, SortOrder, StatusFilter, StoreOptions, Task, TaskId, TaskPatch, Title,
-    UserId, fold_case,
+    SearchText, SortField, SortOrder, StatusFilter, StoreOptions, Tag, TagCount, Tags, Task,
+    TaskId, TaskPatch, Title, UserId, fold_case,
 };
 
 /// Cases per backend; `PROPTEST_CASES` overrides it for a longer local run.
@@ -86,6 +86,13 @@ struct ListChoice {
     sort: SortField,
     order: SortOrder,
     limit: u32,
+    /// Tags every listed task must carry (compared case-insensitively).
+    tags: Vec<Tag>,
+    /// Priorities a listed task may have (empty: any).
+    priorities: Vec<Priority>,
+    due_after: Option<DateTime<Utc>>,
+    due_before: Option<DateTime<Utc>>,
+    overdue: bool,
     /// Whether to hand the first cursor to another user, who must be refused.
     offer_cursor_to_another_user: bool,
 }
@@ -131,6 +138,16 @@ enum Op {
         user: usize,
         target: Target,
         version: VersionChoice,
+    },
+    /// Reads the user's tag counts.
+    Tags {
+        user: usize,
+    },
+    /// Renames a tag across the user's tasks (`to: None` removes it).
+    Retag {
+        user: usize,
+        from: Tag,
+        to: Option<Tag>,
     },
 }
 
@@ -193,15 +210,45 @@ fn due_date() -> impl Strategy<Value = Option<DateTime<Utc>>> {
     ]
 }
 
+/// A tag from a small set whose members differ only in case (`work`/`Work`/`WORK`, `ärger`/
+/// `ÄRGER`), so case-insensitive merging is exercised, with padding the store trims.
+fn tag() -> impl Strategy<Value = Tag> {
+    prop_oneof![
+        Just("work"),
+        Just("Work"),
+        Just(" WORK "),
+        Just("home"),
+        Just("ärger"),
+        Just("ÄRGER"),
+        Just("σ"),
+        Just("Σ x"),
+    ]
+    .prop_map(|raw| Tag::parse(raw).expect("a valid tag"))
+}
+
+fn tags() -> impl Strategy<Value = Tags> {
+    prop::collection::vec(tag(), 0..5).prop_map(|t| Tags::new(t).expect("at most 20 tags"))
+}
+
 fn new_task() -> impl Strategy<Value = NewTask> {
-    (title(), description(), priority(), due_date()).prop_map(
-        |(title, description, priority, due_date)| NewTask {
-            title,
-            description,
-            priority,
-            due_date,
-        },
+    (
+        title(),
+        description(),
+        priority(),
+        due_date(),
+        tags(),
+        due_date(),
     )
+        .prop_map(
+            |(title, description, priority, due_date, tags, remind_at)| NewTask {
+                title,
+                description,
+                priority,
+                due_date,
+                tags,
+                remind_at,
+            },
+        )
 }
 
 fn patch() -> impl Strategy<Value = TaskPatch> {
@@ -211,14 +258,18 @@ fn patch() -> impl Strategy<Value = TaskPatch> {
         option::of(any::<bool>()),
         option::of(priority()),
         option::of(due_date()),
+        option::of(tags()),
+        option::of(due_date()),
     )
         .prop_map(
-            |(title, description, completed, priority, due_date)| TaskPatch {
+            |(title, description, completed, priority, due_date, tags, remind_at)| TaskPatch {
                 title,
                 description,
                 completed,
                 priority,
                 due_date,
+                tags,
+                remind_at,
             },
         )
 }
@@ -230,14 +281,18 @@ fn replacement() -> impl Strategy<Value = Replacement> {
         any::<bool>(),
         priority(),
         due_date(),
+        tags(),
+        due_date(),
     )
         .prop_map(
-            |(title, description, completed, priority, due_date)| Replacement {
+            |(title, description, completed, priority, due_date, tags, remind_at)| Replacement {
                 title,
                 description,
                 completed,
                 priority,
                 due_date,
+                tags,
+                remind_at,
             },
         )
 }
@@ -289,14 +344,29 @@ fn list() -> impl Strategy<Value = ListChoice> {
     ];
     let order = prop_oneof![Just(SortOrder::Asc), Just(SortOrder::Desc)];
     let limit = prop_oneof![4 => 1..=4u32, 1 => Just(Limit::DEFAULT)];
-    (status, search(), sort, order, limit, any::<bool>()).prop_map(
-        |(status, search, sort, order, limit, offer_cursor_to_another_user)| ListChoice {
-            status,
-            search,
-            sort,
-            order,
-            limit,
-            offer_cursor_to_another_user,
+    let filters = (
+        prop_oneof![3 => Just(Vec::new()), 1 => prop::collection::vec(tag(), 1..3)],
+        prop_oneof![3 => Just(Vec::new()), 1 => prop::collection::vec(priority(), 1..3)],
+        prop_oneof![3 => Just(None), 1 => due_date()],
+        prop_oneof![3 => Just(None), 1 => due_date()],
+        prop::bool::weighted(0.15),
+    );
+    (status, search(), sort, order, limit, any::<bool>(), filters).prop_map(
+        |(status, search, sort, order, limit, offer_cursor_to_another_user, filters)| {
+            let (tags, priorities, due_after, due_before, overdue) = filters;
+            ListChoice {
+                status,
+                search,
+                sort,
+                order,
+                limit,
+                tags,
+                priorities,
+                due_after,
+                due_before,
+                overdue,
+                offer_cursor_to_another_user,
+            }
         },
     )
 }
@@ -328,8 +398,11 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         1 => (user.clone(), target(), version())
             .prop_map(|(user, target, version)| Op::Toggle { user, target, version }),
-        2 => (user, target(), version())
+        2 => (user.clone(), target(), version())
             .prop_map(|(user, target, version)| Op::Delete { user, target, version }),
+        1 => user.clone().prop_map(|user| Op::Tags { user }),
+        1 => (user, tag(), option::of(tag()))
+            .prop_map(|(user, from, to)| Op::Retag { user, from, to }),
     ]
 }
 
@@ -395,6 +468,11 @@ fn list_order(a: &Task, b: &Task, sort: SortField, order: SortOrder) -> Ordering
             (None, None) => directed(by_id),
         },
     }
+}
+
+/// The documented tag rule: a task's tags compared by their case-folded key.
+fn has_tag(task: &Task, tag: &Tag) -> bool {
+    task.tags.iter().any(|t| fold_case(t) == tag.key())
 }
 
 fn matches_search(task: &Task, folded_query: &str) -> bool {
@@ -623,6 +701,12 @@ impl<'a> Case<'a> {
                     if let Some(due_date) = patch.due_date {
                         t.due_date = due_date.map(stored);
                     }
+                    if let Some(tags) = &patch.tags {
+                        t.tags = tags.names();
+                    }
+                    if let Some(remind_at) = patch.remind_at {
+                        t.remind_at = remind_at.map(stored);
+                    }
                 });
                 let got = self
                     .store
@@ -644,6 +728,8 @@ impl<'a> Case<'a> {
                     t.completed = r.completed;
                     t.priority = r.priority;
                     t.due_date = r.due_date.map(stored);
+                    t.tags = r.tags.names();
+                    t.remind_at = r.remind_at.map(stored);
                 });
                 let got = self
                     .store
@@ -693,6 +779,8 @@ impl<'a> Case<'a> {
                 let expected_version = self.expected_version(id, version);
                 self.delete(*user, id, expected_version).await
             }
+            Op::Tags { user } => self.tag_counts(*user).await,
+            Op::Retag { user, from, to } => self.retag(*user, from, to.as_ref()).await,
         }
     }
 
@@ -722,6 +810,8 @@ impl<'a> Case<'a> {
             updated_at: got.updated_at,
             completed_at: None,
             version: 1,
+            tags: new.tags.names(),
+            remind_at: new.remind_at.map(stored),
         };
         prop_assert_eq!(&got, &want);
         self.known.push(got.id);
@@ -763,6 +853,89 @@ impl<'a> Case<'a> {
         Ok(())
     }
 
+    /// The user's tag counts: one per key over the user's tasks, in key order, spelled the way
+    /// that sorts first by code point.
+    async fn tag_counts(&self, user: usize) -> Result<(), TestCaseError> {
+        let owner = &self.users[user].id;
+        let mut by_key: BTreeMap<String, (String, u64)> = BTreeMap::new();
+        for task in self.tasks.values().filter(|t| &t.user_id == owner) {
+            for name in &task.tags {
+                let entry = by_key
+                    .entry(fold_case(name))
+                    .or_insert_with(|| (name.clone(), 0));
+                if name < &entry.0 {
+                    entry.0 = name.clone();
+                }
+                entry.1 += 1;
+            }
+        }
+        let want: Vec<TagCount> = by_key
+            .into_values()
+            .map(|(name, count)| TagCount { name, count })
+            .collect();
+        let got = self.store.tags(self.who(user)).await.map_err(unexpected)?;
+        prop_assert_eq!(got, want);
+        Ok(())
+    }
+
+    /// Renames (or, with `to: None`, removes) a tag: every task of the user that carries it
+    /// changes, in place, a task carrying both keeps the first; nobody else's task changes.
+    async fn retag(
+        &mut self,
+        user: usize,
+        from: &Tag,
+        to: Option<&Tag>,
+    ) -> Result<(), TestCaseError> {
+        let owner = self.users[user].id.clone();
+        let changed: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.user_id == owner && has_tag(t, from))
+            .map(|t| t.id)
+            .collect();
+        let got = match to {
+            Some(to) => self.store.rename_tag(self.who(user), from, to).await,
+            None => self.store.delete_tag(self.who(user), from).await,
+        };
+        if changed.is_empty() {
+            prop_assert!(
+                matches!(got, Err(Error::NotFound)),
+                "a tag no task carries: {:?}",
+                got
+            );
+            return Ok(());
+        }
+        prop_assert_eq!(got.map_err(unexpected)?, changed.len() as u64);
+        for id in changed {
+            let mut want = self.tasks[&id].clone();
+            let mut kept: Vec<String> = Vec::new();
+            for name in &want.tags {
+                let name = if fold_case(name) == from.key() {
+                    match to {
+                        Some(to) => to.as_str().to_owned(),
+                        None => continue,
+                    }
+                } else {
+                    name.clone()
+                };
+                if !kept.iter().any(|k| fold_case(k) == fold_case(&name)) {
+                    kept.push(name);
+                }
+            }
+            want.tags = kept;
+            want.version += 1;
+            let got = self
+                .store
+                .get(self.who(user), id)
+                .await
+                .map_err(unexpected)?;
+            want.updated_at = got.updated_at;
+            prop_assert_eq!(&got, &want);
+            self.tasks.insert(id, got);
+        }
+        Ok(())
+    }
+
     /// The raw search text a [`SearchChoice`] stands for (empty means no search).
     fn search_text(&self, user: usize, choice: &SearchChoice) -> String {
         match choice {
@@ -794,6 +967,7 @@ impl<'a> Case<'a> {
 
     /// Walks every page of a list and checks each against the model's full, sorted list.
     async fn list(&self, user: usize, choice: &ListChoice) -> Result<(), TestCaseError> {
+        let now = Utc::now();
         let raw = self.search_text(user, &choice.search);
         let folded = fold_case(&raw);
         let owner = &self.users[user].id;
@@ -807,6 +981,20 @@ impl<'a> Case<'a> {
                 StatusFilter::Completed => t.completed,
             })
             .filter(|t| raw.is_empty() || matches_search(t, &folded))
+            .filter(|t| choice.tags.iter().all(|tag| has_tag(t, tag)))
+            .filter(|t| choice.priorities.is_empty() || choice.priorities.contains(&t.priority))
+            .filter(|t| {
+                choice
+                    .due_after
+                    .is_none_or(|b| t.due_date.is_some_and(|d| d >= stored(b)))
+            })
+            .filter(|t| {
+                choice
+                    .due_before
+                    .is_none_or(|b| t.due_date.is_some_and(|d| d < stored(b)))
+            })
+            // Generated due dates are far from now (or exactly in early 2026, well past).
+            .filter(|t| !choice.overdue || (!t.completed && t.due_date.is_some_and(|d| d < now)))
             .collect();
         want.sort_by(|a, b| list_order(a, b, choice.sort, choice.order));
 
@@ -817,6 +1005,11 @@ impl<'a> Case<'a> {
             order: choice.order,
             limit: Limit::new(choice.limit.into()).expect("a valid limit"),
             cursor: None,
+            tags: choice.tags.clone(),
+            priorities: choice.priorities.clone(),
+            due_after: choice.due_after,
+            due_before: choice.due_before,
+            overdue: choice.overdue,
         };
         let limit = choice.limit as usize;
         let mut offered = false;
@@ -892,6 +1085,11 @@ impl<'a> Case<'a> {
                 sort: SortField::Created,
                 order: SortOrder::Desc,
                 limit: Limit::MAX,
+                tags: Vec::new(),
+                priorities: Vec::new(),
+                due_after: None,
+                due_before: None,
+                overdue: false,
                 offer_cursor_to_another_user: false,
             };
             self.list(user, &everything).await?;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use poem::{Request, RequestBody};
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Header, Path, Query};
@@ -11,15 +12,16 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OpenApi, SecurityScheme, Tags,
 };
 use todo_core::{
-    AuthError, IdempotencyKey, Limit, ListQuery, Principal, SearchText, SortField, SortOrder,
-    StatusFilter, Task, TaskId, ValidationError,
+    AuthError, IdempotencyKey, Limit, ListQuery, Principal, Priority, SearchText, SortField,
+    SortOrder, StatusFilter, Tag, Task, TaskId, ValidationError, check_instant,
 };
 
 use crate::AppState;
 use crate::dto::{
-    CompleteDoc, Deleted, TaskCreateDoc, TaskJson, TaskListJson, TaskUpdateDoc, parse_complete,
-    parse_create, parse_update,
+    CompleteDoc, Deleted, TagCountDto, TagRenameDoc, TaskCreateDoc, TaskJson, TaskListJson,
+    TaskUpdateDoc, parse_complete, parse_create, parse_instant_text, parse_rename, parse_update,
 };
+use crate::params::{FlagParam, LimitParam, OrderParam, SortParam, StatusParam, TaskIdParam};
 use crate::payload::{JsonBody, JsonOut, OptionalJsonBody, is_json};
 use crate::problem::ApiError;
 
@@ -28,6 +30,8 @@ use crate::problem::ApiError;
 pub enum ApiTags {
     /// Tasks of the authenticated user.
     Tasks,
+    /// The authenticated user's tags, across their tasks.
+    Tags,
 }
 
 /// A JWT bearer token: from Better Auth's JWT plugin (EdDSA/RS256/... via `JWKS_URL`), signed
@@ -166,6 +170,22 @@ pub enum ListResponse {
     ),
 }
 
+/// The user's tags.
+#[derive(ApiResponse)]
+pub enum TagsResponse {
+    /// The user's tags with how many tasks carry each, sorted by name (case-insensitively).
+    #[oai(status = 200)]
+    Ok(JsonOut<Vec<TagCountDto>>),
+}
+
+/// A tag renamed or removed across the user's tasks.
+#[derive(ApiResponse)]
+pub enum TagResponse {
+    /// The tag's (new) name and how many tasks changed.
+    #[oai(status = 200)]
+    Ok(JsonOut<TagCountDto>),
+}
+
 /// A deletion.
 #[derive(ApiResponse)]
 pub enum DeleteResponse {
@@ -270,6 +290,44 @@ struct ListParams {
     order: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    tag: Vec<String>,
+    priority: Vec<String>,
+    due_before: Option<String>,
+    due_after: Option<String>,
+    overdue: Option<String>,
+}
+
+/// Every priority in `values`, each of which may be a comma-separated list.
+fn parse_priorities(values: &[String]) -> Result<Vec<Priority>, ValidationError> {
+    let mut out = Vec::new();
+    for part in values.iter().flat_map(|v| v.split(',')) {
+        if !part.trim().is_empty() {
+            out.push(Priority::parse(part)?);
+        }
+    }
+    Ok(out)
+}
+
+/// A due-date bound: an instant, or a date meaning its start in UTC.
+fn parse_bound(
+    name: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(text) => parse_instant_text(name, text)
+            .and_then(|t| check_instant(name, t))
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A yes-or-no parameter: `true`/`1`, `false`/`0`, absent or empty meaning no.
+fn parse_flag(name: &'static str, raw: Option<&str>) -> Result<bool, ValidationError> {
+    match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(_) => Err(ValidationError::field(name, "must be true or false")),
+    }
 }
 
 impl ListParams {
@@ -306,6 +364,24 @@ impl ListParams {
             ),
             None => Some(Limit::default()),
         };
+        let mut tags = Vec::with_capacity(self.tag.len());
+        for raw in &self.tag {
+            if let Some(tag) = errors.collect(Tag::parse_for("tag", raw)) {
+                tags.push(tag);
+            }
+        }
+        let priorities = errors
+            .collect(parse_priorities(&self.priority))
+            .unwrap_or_default();
+        let due_before = errors
+            .collect(parse_bound("due_before", self.due_before.as_deref()))
+            .flatten();
+        let due_after = errors
+            .collect(parse_bound("due_after", self.due_after.as_deref()))
+            .flatten();
+        let overdue = errors
+            .collect(parse_flag("overdue", self.overdue.as_deref()))
+            .unwrap_or_default();
         errors.into_result()?;
         Ok(ListQuery {
             status: status.unwrap_or_default(),
@@ -314,6 +390,11 @@ impl ListParams {
             order: order.unwrap_or_default(),
             limit: limit.unwrap_or_default(),
             cursor: self.cursor.clone().filter(|c| !c.is_empty()),
+            tags,
+            priorities,
+            due_after,
+            due_before,
+            overdue,
         })
     }
 
@@ -327,8 +408,16 @@ impl ListParams {
             ("sort", &self.sort),
             ("order", &self.order),
             ("limit", &self.limit),
+            ("due_before", &self.due_before),
+            ("due_after", &self.due_after),
+            ("overdue", &self.overdue),
         ] {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                parts.push(format!("{name}={}", encode(v)));
+            }
+        }
+        for (name, values) in [("tag", &self.tag), ("priority", &self.priority)] {
+            for v in values {
                 parts.push(format!("{name}={}", encode(v)));
             }
         }
@@ -487,6 +576,61 @@ impl<'a> Ops<'a> {
     }
 }
 
+impl Ops<'_> {
+    async fn tags(&self) -> Result<TagsResponse, ApiError> {
+        let tags = self.state.store.tags(&self.who).await?;
+        Ok(TagsResponse::Ok(JsonOut(
+            tags.into_iter().map(TagCountDto::from).collect(),
+        )))
+    }
+
+    async fn rename_tag(
+        &self,
+        name: &str,
+        body: JsonBody<TagRenameDoc>,
+    ) -> Result<TagResponse, ApiError> {
+        let mut errors = ValidationError::default();
+        let from = errors.collect(Tag::parse_for("name", name));
+        let to = errors.collect(parse_rename(&body.fields));
+        errors.into_result().map_err(|e| ApiError::validation(&e))?;
+        let (Some(from), Some(to)) = (from, to) else {
+            return Err(ApiError::invalid_field("name", "is invalid"));
+        };
+        let count = self
+            .state
+            .store
+            .rename_tag(&self.who, &from, &to)
+            .await
+            .map_err(tag_error)?;
+        Ok(TagResponse::Ok(JsonOut(TagCountDto {
+            name: to.as_str().to_owned(),
+            count,
+        })))
+    }
+
+    async fn delete_tag(&self, name: &str) -> Result<TagResponse, ApiError> {
+        let tag = Tag::parse_for("name", name).map_err(|e| ApiError::validation(&e))?;
+        let count = self
+            .state
+            .store
+            .delete_tag(&self.who, &tag)
+            .await
+            .map_err(tag_error)?;
+        Ok(TagResponse::Ok(JsonOut(TagCountDto {
+            name: tag.as_str().to_owned(),
+            count,
+        })))
+    }
+}
+
+/// A store error of a tag operation: not found means no task carries the tag.
+fn tag_error(e: todo_core::Error) -> ApiError {
+    match e {
+        todo_core::Error::NotFound => ApiError::tag_not_found(),
+        e => e.into(),
+    }
+}
+
 fn ok(task: Task) -> TaskResponse {
     let tag = etag(&task);
     TaskResponse::Ok(TaskJson(task), tag)
@@ -494,6 +638,18 @@ fn ok(task: Task) -> TaskResponse {
 
 /// Routes under `/api/{user_id}/tasks`: the path's user must be the token's user (else 403).
 pub struct UserTasksApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+/// Tag routes under `/api/{user_id}/tags`: the path's user must be the token's user (else 403).
+pub struct UserTagsApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+/// Tag routes under `/api/tags`, scoped to the token's user.
+pub struct TagsApi {
     /// Shared state.
     pub state: Arc<AppState>,
 }
@@ -522,22 +678,32 @@ impl UserTasksApi {
         &self,
         auth: Auth,
         user_id: Path<String>,
-        status: Query<Option<String>>,
-        completed: Query<Option<String>>,
+        status: Query<Option<StatusParam>>,
+        completed: Query<Option<FlagParam>>,
         q: Query<Option<String>>,
-        sort: Query<Option<String>>,
-        order: Query<Option<String>>,
-        limit: Query<Option<String>>,
+        sort: Query<Option<SortParam>>,
+        order: Query<Option<OrderParam>>,
+        limit: Query<Option<LimitParam>>,
         cursor: Query<Option<String>>,
+        tag: Query<Vec<String>>,
+        priority: Query<Vec<String>>,
+        due_before: Query<Option<String>>,
+        due_after: Query<Option<String>>,
+        overdue: Query<Option<FlagParam>>,
     ) -> Result<ListResponse, ApiError> {
         let params = ListParams {
-            status: status.0,
-            completed: completed.0,
+            status: status.0.map(|p| p.0),
+            completed: completed.0.map(|p| p.0),
             q: q.0,
-            sort: sort.0,
-            order: order.0,
-            limit: limit.0,
+            sort: sort.0.map(|p| p.0),
+            order: order.0.map(|p| p.0),
+            limit: limit.0.map(|p| p.0),
             cursor: cursor.0,
+            tag: tag.0,
+            priority: priority.0,
+            due_before: due_before.0,
+            due_after: due_after.0,
+            overdue: overdue.0.map(|p| p.0),
         };
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
             .list(params)
@@ -573,10 +739,10 @@ impl UserTasksApi {
         &self,
         auth: Auth,
         user_id: Path<String>,
-        id: Path<String>,
+        id: Path<TaskIdParam>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .get(&id.0)
+            .get(&id.0.0)
             .await
     }
 
@@ -591,13 +757,13 @@ impl UserTasksApi {
         &self,
         auth: Auth,
         user_id: Path<String>,
-        id: Path<String>,
+        id: Path<TaskIdParam>,
         req: &Request,
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .update(&id.0, body, if_match(req))
+            .update(&id.0.0, body, if_match(req))
             .await
     }
 
@@ -611,13 +777,13 @@ impl UserTasksApi {
         &self,
         auth: Auth,
         user_id: Path<String>,
-        id: Path<String>,
+        id: Path<TaskIdParam>,
         req: &Request,
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .update(&id.0, body, if_match(req))
+            .update(&id.0.0, body, if_match(req))
             .await
     }
 
@@ -631,12 +797,12 @@ impl UserTasksApi {
         &self,
         auth: Auth,
         user_id: Path<String>,
-        id: Path<String>,
+        id: Path<TaskIdParam>,
         req: &Request,
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .delete(&id.0, if_match(req))
+            .delete(&id.0.0, if_match(req))
             .await
     }
 
@@ -650,13 +816,97 @@ impl UserTasksApi {
         &self,
         auth: Auth,
         user_id: Path<String>,
-        id: Path<String>,
+        id: Path<TaskIdParam>,
         req: &Request,
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: OptionalJsonBody<CompleteDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .complete(&id.0, body, if_match(req))
+            .complete(&id.0.0, body, if_match(req))
+            .await
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Tags")]
+impl UserTagsApi {
+    /// The user's tags with how many of their tasks carry each, sorted by name
+    /// (case-insensitively); at most 1000.
+    #[oai(
+        path = "/:user_id/tags",
+        method = "get",
+        operation_id = "list_user_tags"
+    )]
+    async fn tags(&self, auth: Auth, user_id: Path<String>) -> Result<TagsResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .tags()
+            .await
+    }
+
+    /// Rename a tag on every task of the user that carries it (compared case-insensitively);
+    /// a task that already carries the new name keeps one. 404 when no task carries it.
+    #[oai(
+        path = "/:user_id/tags/:name",
+        method = "patch",
+        operation_id = "rename_user_tag"
+    )]
+    async fn rename(
+        &self,
+        auth: Auth,
+        user_id: Path<String>,
+        name: Path<String>,
+        body: JsonBody<TagRenameDoc>,
+    ) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .rename_tag(&name.0, body)
+            .await
+    }
+
+    /// Remove a tag from every task of the user that carries it (compared
+    /// case-insensitively). 404 when no task carries it.
+    #[oai(
+        path = "/:user_id/tags/:name",
+        method = "delete",
+        operation_id = "delete_user_tag"
+    )]
+    async fn delete(
+        &self,
+        auth: Auth,
+        user_id: Path<String>,
+        name: Path<String>,
+    ) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .delete_tag(&name.0)
+            .await
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Tags")]
+impl TagsApi {
+    /// The token user's tags with how many of their tasks carry each, sorted by name
+    /// (case-insensitively); at most 1000.
+    #[oai(path = "/tags", method = "get", operation_id = "list_tags")]
+    async fn tags(&self, auth: Auth) -> Result<TagsResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?.tags().await
+    }
+
+    /// Rename a tag on every task that carries it (see the `{user_id}` route).
+    #[oai(path = "/tags/:name", method = "patch", operation_id = "rename_tag")]
+    async fn rename(
+        &self,
+        auth: Auth,
+        name: Path<String>,
+        body: JsonBody<TagRenameDoc>,
+    ) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?
+            .rename_tag(&name.0, body)
+            .await
+    }
+
+    /// Remove a tag from every task that carries it (see the `{user_id}` route).
+    #[oai(path = "/tags/:name", method = "delete", operation_id = "delete_tag")]
+    async fn delete(&self, auth: Auth, name: Path<String>) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?
+            .delete_tag(&name.0)
             .await
     }
 }
@@ -669,22 +919,32 @@ impl TasksApi {
     async fn list(
         &self,
         auth: Auth,
-        status: Query<Option<String>>,
-        completed: Query<Option<String>>,
+        status: Query<Option<StatusParam>>,
+        completed: Query<Option<FlagParam>>,
         q: Query<Option<String>>,
-        sort: Query<Option<String>>,
-        order: Query<Option<String>>,
-        limit: Query<Option<String>>,
+        sort: Query<Option<SortParam>>,
+        order: Query<Option<OrderParam>>,
+        limit: Query<Option<LimitParam>>,
         cursor: Query<Option<String>>,
+        tag: Query<Vec<String>>,
+        priority: Query<Vec<String>>,
+        due_before: Query<Option<String>>,
+        due_after: Query<Option<String>>,
+        overdue: Query<Option<FlagParam>>,
     ) -> Result<ListResponse, ApiError> {
         let params = ListParams {
-            status: status.0,
-            completed: completed.0,
+            status: status.0.map(|p| p.0),
+            completed: completed.0.map(|p| p.0),
             q: q.0,
-            sort: sort.0,
-            order: order.0,
-            limit: limit.0,
+            sort: sort.0.map(|p| p.0),
+            order: order.0.map(|p| p.0),
+            limit: limit.0.map(|p| p.0),
             cursor: cursor.0,
+            tag: tag.0,
+            priority: priority.0,
+            due_before: due_before.0,
+            due_after: due_after.0,
+            overdue: overdue.0.map(|p| p.0),
         };
         Ops::scoped(&self.state, auth, None)?.list(params).await
     }
@@ -705,8 +965,8 @@ impl TasksApi {
 
     /// Get one task.
     #[oai(path = "/tasks/:id", method = "get", operation_id = "get_task")]
-    async fn get(&self, auth: Auth, id: Path<String>) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?.get(&id.0).await
+    async fn get(&self, auth: Auth, id: Path<TaskIdParam>) -> Result<TaskResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?.get(&id.0.0).await
     }
 
     /// Update the fields sent. Honours `If-Match`.
@@ -714,13 +974,13 @@ impl TasksApi {
     async fn put(
         &self,
         auth: Auth,
-        id: Path<String>,
+        id: Path<TaskIdParam>,
         req: &Request,
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .update(&id.0, body, if_match(req))
+            .update(&id.0.0, body, if_match(req))
             .await
     }
 
@@ -729,13 +989,13 @@ impl TasksApi {
     async fn patch(
         &self,
         auth: Auth,
-        id: Path<String>,
+        id: Path<TaskIdParam>,
         req: &Request,
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .update(&id.0, body, if_match(req))
+            .update(&id.0.0, body, if_match(req))
             .await
     }
 
@@ -744,12 +1004,12 @@ impl TasksApi {
     async fn delete(
         &self,
         auth: Auth,
-        id: Path<String>,
+        id: Path<TaskIdParam>,
         req: &Request,
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .delete(&id.0, if_match(req))
+            .delete(&id.0.0, if_match(req))
             .await
     }
 
@@ -762,13 +1022,13 @@ impl TasksApi {
     async fn complete(
         &self,
         auth: Auth,
-        id: Path<String>,
+        id: Path<TaskIdParam>,
         req: &Request,
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: OptionalJsonBody<CompleteDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .complete(&id.0, body, if_match(req))
+            .complete(&id.0.0, body, if_match(req))
             .await
     }
 }

@@ -9,7 +9,7 @@ use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::{MaybeUndefined, Type};
 use poem_openapi::{Enum, Object};
 use serde_json::{Map, Value};
-use todo_core::{Description, NewTask, Priority, Task, TaskPatch, Title, ValidationError};
+use todo_core::{Description, NewTask, Priority, Tags, Task, TaskPatch, Title, ValidationError};
 
 use crate::payload::json_response;
 
@@ -70,6 +70,12 @@ pub struct TaskDto {
     #[oai(nullable)]
     #[serde(serialize_with = "rfc3339::serialize_opt")]
     pub completed_at: Option<DateTime<Utc>>,
+    /// Tags, in the order given (`[]` when none).
+    pub tags: Vec<String>,
+    /// When to remind the owner (RFC 3339, UTC), or null.
+    #[oai(nullable)]
+    #[serde(serialize_with = "rfc3339::serialize_opt")]
+    pub remind_at: Option<DateTime<Utc>>,
 }
 
 /// Times as the API writes them: `2026-11-24T06:02:24.998244Z`, UTC, with six fractional digits
@@ -156,6 +162,8 @@ impl From<Task> for TaskDto {
             created_at: t.created_at,
             updated_at: t.updated_at,
             completed_at: t.completed_at,
+            tags: t.tags,
+            remind_at: t.remind_at,
         }
     }
 }
@@ -171,8 +179,8 @@ mod task_json {
     use super::rfc3339;
 
     /// At least the bytes of a task's JSON besides its strings' text: keys, punctuation, a
-    /// 20-character id, four quoted 27-character times and the strings' quotes (278).
-    const FIXED_BYTES: usize = 285;
+    /// 20-character id, five quoted 27-character times and the strings' quotes.
+    const FIXED_BYTES: usize = 337;
 
     /// An upper estimate of `task`'s JSON length without escapes.
     pub(super) fn size_hint(task: &Task) -> usize {
@@ -180,6 +188,7 @@ mod task_json {
             + task.user_id.len()
             + task.title.len()
             + task.description.as_ref().map_or(0, String::len)
+            + task.tags.iter().map(|t| t.len() + 3).sum::<usize>()
     }
 
     fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
@@ -229,6 +238,18 @@ mod task_json {
         time(out, &task.updated_at);
         out.extend_from_slice(b",\"completed_at\":");
         match &task.completed_at {
+            Some(t) => time(out, t),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"tags\":[");
+        for (i, tag) in task.tags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, tag)?;
+        }
+        out.extend_from_slice(b"],\"remind_at\":");
+        match &task.remind_at {
             Some(t) => time(out, t),
             None => out.extend_from_slice(b"null"),
         }
@@ -314,10 +335,15 @@ pub struct TaskCreateDoc {
     pub priority: Option<PriorityDto>,
     /// Due date (RFC 3339).
     pub due_date: Option<DateTime<Utc>>,
+    /// Tags: each 1 to 50 characters after trimming, no control characters; at most 20
+    /// different ones. Tags that differ only in case are one tag, kept as first spelled.
+    pub tags: Option<Vec<String>>,
+    /// When to remind the owner (RFC 3339).
+    pub remind_at: Option<DateTime<Utc>>,
 }
 
-/// The body of an update: absent fields are unchanged; `null` clears `description` and
-/// `due_date`.
+/// The body of an update: absent fields are unchanged; `null` clears `description`,
+/// `due_date`, `tags` and `remind_at`.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "TaskUpdate")]
 pub struct TaskUpdateDoc {
@@ -334,6 +360,12 @@ pub struct TaskUpdateDoc {
     /// New due date (RFC 3339), or null to clear it.
     #[oai(nullable)]
     pub due_date: MaybeUndefined<DateTime<Utc>>,
+    /// New tags, replacing all of them (`[]` or null clears them); the rules of a create.
+    #[oai(nullable)]
+    pub tags: MaybeUndefined<Vec<String>>,
+    /// New reminder time (RFC 3339), or null to clear it.
+    #[oai(nullable)]
+    pub remind_at: MaybeUndefined<DateTime<Utc>>,
 }
 
 /// The optional body of `/complete`: without it the task is toggled.
@@ -342,6 +374,43 @@ pub struct TaskUpdateDoc {
 pub struct CompleteDoc {
     /// The completion state to set.
     pub completed: Option<bool>,
+}
+
+/// One of the user's tags and how many of the user's tasks carry it; after a rename or a
+/// removal, how many tasks changed.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "TagCount")]
+pub struct TagCountDto {
+    /// The tag.
+    pub name: String,
+    /// How many tasks.
+    pub count: u64,
+}
+
+impl From<todo_core::TagCount> for TagCountDto {
+    fn from(t: todo_core::TagCount) -> Self {
+        Self {
+            name: t.name,
+            count: t.count,
+        }
+    }
+}
+
+/// The body of a tag rename.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "TagRename")]
+pub struct TagRenameDoc {
+    /// The new name: 1 to 50 characters after trimming, no control characters.
+    #[oai(validator(min_length = 1, max_length = 50))]
+    pub name: String,
+}
+
+/// Parses a tag rename body: the new name.
+pub fn parse_rename(map: &Map<String, Value>) -> Result<todo_core::Tag, ValidationError> {
+    match field(map, "name") {
+        Field::Present(v) => todo_core::Tag::parse_for("name", expect_str("name", v)?),
+        _ => Err(ValidationError::field("name", "is required")),
+    }
 }
 
 /// The answer to a delete.
@@ -374,10 +443,18 @@ fn expect_str<'a>(name: &str, v: &'a Value) -> Result<&'a str, ValidationError> 
 }
 
 fn parse_due(v: &Value) -> Result<DateTime<Utc>, ValidationError> {
-    parse_due_text(expect_str("due_date", v)?).and_then(todo_core::check_due_date)
+    parse_instant("due_date", v)
 }
 
-fn parse_due_text(s: &str) -> Result<DateTime<Utc>, ValidationError> {
+/// An instant field: RFC 3339, a date, or a naive date-time (read as UTC), in years 1 to 9999.
+fn parse_instant(field: &'static str, v: &Value) -> Result<DateTime<Utc>, ValidationError> {
+    parse_instant_text(field, expect_str(field, v)?)
+        .and_then(|t| todo_core::check_instant(field, t))
+}
+
+/// An instant in a query parameter or body: RFC 3339, a date (its start in UTC), or a naive
+/// date-time (read as UTC); the error names `field`.
+pub fn parse_instant_text(field: &str, s: &str) -> Result<DateTime<Utc>, ValidationError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -391,9 +468,24 @@ fn parse_due_text(s: &str) -> Result<DateTime<Utc>, ValidationError> {
         }
     }
     Err(ValidationError::field(
-        "due_date",
+        field,
         "must be an RFC 3339 date-time (e.g. 2030-01-31T17:00:00Z) or a date (2030-01-31)",
     ))
+}
+
+/// A `tags` field: an array of strings ([`Tags::parse`]).
+fn parse_tags(v: &Value) -> Result<Tags, ValidationError> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| ValidationError::field("tags", "must be an array of strings"))?;
+    let mut names = Vec::with_capacity(items.len());
+    for item in items {
+        names.push(
+            item.as_str()
+                .ok_or_else(|| ValidationError::field("tags", "must be an array of strings"))?,
+        );
+    }
+    Tags::parse(names)
 }
 
 fn parse_priority(v: &Value) -> Result<Priority, ValidationError> {
@@ -421,13 +513,30 @@ pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError
         Field::Present(v) => errors.collect(parse_due(v)).map(Some),
         _ => Some(None),
     };
+    let tags = match field(map, "tags") {
+        Field::Present(v) => errors.collect(parse_tags(v)),
+        _ => Some(Tags::default()),
+    };
+    let remind_at = match field(map, "remind_at") {
+        Field::Present(v) => errors.collect(parse_instant("remind_at", v)).map(Some),
+        _ => Some(None),
+    };
     errors.into_result()?;
-    match (title, description, priority, due_date) {
-        (Some(title), Some(description), Some(priority), Some(due_date)) => Ok(NewTask {
+    match (title, description, priority, due_date, tags, remind_at) {
+        (
+            Some(title),
+            Some(description),
+            Some(priority),
+            Some(due_date),
+            Some(tags),
+            Some(remind_at),
+        ) => Ok(NewTask {
             title,
             description,
             priority,
             due_date,
+            tags,
+            remind_at,
         }),
         _ => Err(ValidationError::field("body", "is invalid")),
     }
@@ -474,6 +583,18 @@ pub fn parse_update(map: &Map<String, Value>) -> Result<TaskPatch, ValidationErr
         Field::Absent => {}
         Field::Null => patch.due_date = Some(None),
         Field::Present(v) => patch.due_date = errors.collect(parse_due(v)).map(Some),
+    }
+    match field(map, "tags") {
+        Field::Absent => {}
+        Field::Null => patch.tags = Some(Tags::default()),
+        Field::Present(v) => patch.tags = errors.collect(parse_tags(v)),
+    }
+    match field(map, "remind_at") {
+        Field::Absent => {}
+        Field::Null => patch.remind_at = Some(None),
+        Field::Present(v) => {
+            patch.remind_at = errors.collect(parse_instant("remind_at", v)).map(Some);
+        }
     }
     errors.into_result()?;
     Ok(patch)
@@ -529,9 +650,17 @@ mod tests {
                 created_at: t,
                 updated_at: t,
                 completed_at: Some(t),
+                tags: vec!["a\"b".into(), "é".into()],
+                remind_at: Some(t),
             })
             .unwrap();
-            for key in ["due_date", "created_at", "updated_at", "completed_at"] {
+            for key in [
+                "due_date",
+                "created_at",
+                "updated_at",
+                "completed_at",
+                "remind_at",
+            ] {
                 assert_eq!(json[key], text);
             }
         }
@@ -598,6 +727,10 @@ mod tests {
                 instant(),
                 any::<i64>(),
                 proptest::option::of(instant()),
+                (
+                    proptest::collection::vec(text(), 0..4),
+                    proptest::option::of(instant()),
+                ),
             )
                 .prop_map(|t| Task {
                     id: t.0,
@@ -611,6 +744,8 @@ mod tests {
                     updated_at: t.8,
                     version: t.9,
                     completed_at: t.10,
+                    tags: t.11.0,
+                    remind_at: t.11.1,
                 })
         }
 

@@ -14,6 +14,7 @@ pub mod api;
 pub mod config;
 pub mod dto;
 pub mod net;
+pub mod params;
 pub mod payload;
 pub mod problem;
 pub mod ratelimit;
@@ -82,13 +83,28 @@ impl AppState {
 /// The OpenAPI service (both route shapes), as mounted under `/api`.
 pub fn openapi(
     state: &Arc<AppState>,
-) -> OpenApiService<(api::UserTasksApi, api::TasksApi, accounts_api::AuthApi), ()> {
+) -> OpenApiService<
+    (
+        api::UserTasksApi,
+        api::TasksApi,
+        api::UserTagsApi,
+        api::TagsApi,
+        accounts_api::AuthApi,
+    ),
+    (),
+> {
     OpenApiService::new(
         (
             api::UserTasksApi {
                 state: state.clone(),
             },
             api::TasksApi {
+                state: state.clone(),
+            },
+            api::UserTagsApi {
+                state: state.clone(),
+            },
+            api::TagsApi {
                 state: state.clone(),
             },
             accounts_api::AuthApi {
@@ -348,7 +364,6 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
     let secret = load_or_create_secret(config.better_auth_secret.as_ref(), &config.secret_file())?;
     let options = StoreOptions {
         max_connections: config.database_max_connections,
-        read_connections: config.database_read_connections,
         cursor_secret: Some(secret.expose().to_vec()),
         sqlite_synchronous_full: config.sqlite_synchronous != "normal",
         sqlite_max_size_bytes: (config.sqlite_max_size_mb > 0)

@@ -152,6 +152,11 @@ impl ApiError {
         Self::NotFound(problem(StatusCode::NOT_FOUND, "task not found"))
     }
 
+    /// 404 for a tag no task of the user carries.
+    pub fn tag_not_found() -> Self {
+        Self::NotFound(problem(StatusCode::NOT_FOUND, "tag not found"))
+    }
+
     /// 409.
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::Conflict(problem(StatusCode::CONFLICT, detail))

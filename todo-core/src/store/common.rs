@@ -6,7 +6,8 @@ use crate::accounts::{Account, Hasher};
 use crate::cursor::{CursorCodec, Key, Position};
 use crate::error::{Error, Quota, Result};
 use crate::model::{
-    Created, ListQuery, Page, SortField, SortOrder, StatusFilter, Task, UserId, fold_case,
+    Created, ListQuery, Page, SortField, SortOrder, StatusFilter, Tag, Tags, Task, UserId,
+    fold_case,
 };
 use crate::options::StoreOptions;
 use crate::principal::Principal;
@@ -93,6 +94,15 @@ impl Common {
         }
     }
 
+    /// One of the user's scan turns when scans are bounded, for work that reads every task of
+    /// the user that carries a tag (the tag counts, a rename or removal across tasks).
+    pub(crate) async fn tag_turn<'a>(&'a self, user: &'a str) -> Result<Option<Turn<'a>>> {
+        match &self.scans {
+            Some(scans) => Ok(Some(scans.turn(user).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// One of the user's quota turns where quota-checked writes take them, else `None`.
     pub(crate) async fn quota_turn<'a>(&'a self, user: &'a str) -> Result<Option<Turn<'a>>> {
         match &self.quota_turns {
@@ -168,6 +178,23 @@ pub(crate) fn position_after(task: &Task, sort: SortField, order: SortOrder) -> 
         key,
         id: task.id,
     }
+}
+
+/// The tags `names` (a task's, as stored) with `from` replaced by `to` in its place, or removed
+/// when `to` is `None`; a task that carried both keeps the first of them.
+pub(crate) fn retagged(names: &[String], from: &Tag, to: Option<&Tag>) -> Result<Tags> {
+    let from = from.key();
+    let mut tags = Vec::with_capacity(names.len());
+    for name in names {
+        // Stored tags were valid when written; one that no longer parses is a storage fault.
+        let tag = Tag::parse(name).map_err(|e| Error::Storage(Box::new(e)))?;
+        if tag.key() != from {
+            tags.push(tag);
+        } else if let Some(to) = to {
+            tags.push(to.clone());
+        }
+    }
+    Tags::new(tags).map_err(|e| Error::Storage(Box::new(e)))
 }
 
 /// The task an insert returned; none means the task quota `max_tasks` refused it
@@ -262,16 +289,28 @@ pub(crate) fn is_scan(query: &ListQuery) -> bool {
         order: _,
         limit,
         cursor,
+        tags,
+        priorities,
+        due_after,
+        due_before,
+        overdue,
     } = query;
-    let plain = matches!(
-        (status, search, sort, cursor),
-        (
-            StatusFilter::All,
-            None,
-            SortField::Created | SortField::Updated | SortField::Title,
-            _
-        ) | (StatusFilter::All, None, SortField::Priority, None)
-    );
+    // Every filter but the owner may skip any number of the user's tasks before a page fills.
+    let filtered = !tags.is_empty()
+        || !priorities.is_empty()
+        || due_after.is_some()
+        || due_before.is_some()
+        || *overdue;
+    let plain = !filtered
+        && matches!(
+            (status, search, sort, cursor),
+            (
+                StatusFilter::All,
+                None,
+                SortField::Created | SortField::Updated | SortField::Title,
+                _
+            ) | (StatusFilter::All, None, SortField::Priority, None)
+        );
     !plain || limit.get() > crate::model::Limit::DEFAULT
 }
 
@@ -350,6 +389,8 @@ mod tests {
             updated_at: chrono::DateTime::UNIX_EPOCH,
             completed_at: None,
             version: 1,
+            tags: Vec::new(),
+            remind_at: None,
         }
     }
 
@@ -437,6 +478,8 @@ mod tests {
             updated_at: chrono::DateTime::UNIX_EPOCH,
             completed_at: None,
             version: 1,
+            tags: Vec::new(),
+            remind_at: None,
         };
         let held = |fingerprint: &str, response: Option<String>| {
             Some(HeldKey {

@@ -7,7 +7,7 @@ use sqlx::{Connection, Database, Encode, Executor, IntoArguments, Type};
 use super::IDEMPOTENCY_KEY_TTL;
 use super::common::{self, Common, HeldKey};
 use super::pool::Tx;
-use super::statements::{self, Stamp};
+use super::statements::{self, Stamp, TextList};
 use crate::error::{Error, Result};
 use crate::model::{Created, IdempotencyKey, NewTask, Task};
 
@@ -71,6 +71,7 @@ where
     for<'q> i64: Encode<'q, C::Database> + Type<C::Database>,
     for<'q> Stamp: Encode<'q, C::Database> + Type<C::Database>,
     for<'q> Option<Stamp>: Encode<'q, C::Database> + Type<C::Database>,
+    for<'q> TextList: Encode<'q, C::Database> + Type<C::Database>,
 {
     let KeyedCreate {
         user,

@@ -6,6 +6,7 @@ mod common;
 mod keyed;
 pub(crate) mod pool;
 pub(crate) mod postgres;
+mod retag;
 pub(crate) mod sqlite;
 mod statements;
 mod turns;
@@ -17,7 +18,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::model::{
-    Created, IdempotencyKey, ListQuery, NewTask, Page, Replacement, Task, TaskId, TaskPatch,
+    Created, IdempotencyKey, ListQuery, NewTask, Page, Replacement, Tag, Task, TaskId, TaskPatch,
 };
 use crate::principal::Principal;
 
@@ -106,6 +107,26 @@ pub trait TaskStore: Send + Sync + 'static {
         expected_version: Option<i64>,
     ) -> Result<()>;
 
+    /// The user's tags, each with how many of the user's tasks carry it, in the order of their
+    /// keys ([`Tag::key`]); a tag spelled differently on different tasks is one tag, shown in
+    /// the spelling that sorts first by code point. At most [`TAGS_LISTED_MAX`].
+    async fn tags(&self, who: &Principal) -> Result<Vec<TagCount>>;
+
+    /// Renames the user's tag `from` to `to` on every task of the user that carries it, in one
+    /// transaction; a task that carries both keeps one, in the place of the first. Each changed
+    /// task gets a new version. Returns how many tasks changed; [`Error::NotFound`] when none
+    /// carries `from`.
+    ///
+    /// [`Error::NotFound`]: crate::Error::NotFound
+    async fn rename_tag(&self, who: &Principal, from: &Tag, to: &Tag) -> Result<u64>;
+
+    /// Removes the user's tag `tag` from every task of the user that carries it, in one
+    /// transaction. Each changed task gets a new version. Returns how many tasks changed;
+    /// [`Error::NotFound`] when none carries it.
+    ///
+    /// [`Error::NotFound`]: crate::Error::NotFound
+    async fn delete_tag(&self, who: &Principal, tag: &Tag) -> Result<u64>;
+
     /// Checks that the database answers ([`Error::Unavailable`] when it does not).
     async fn ping(&self) -> Result<()>;
 
@@ -114,6 +135,18 @@ pub trait TaskStore: Send + Sync + 'static {
 
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
+}
+
+/// The most tags [`TaskStore::tags`] returns.
+pub const TAGS_LISTED_MAX: u32 = 1000;
+
+/// One of a user's tags and how many of the user's tasks carry it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TagCount {
+    /// The tag, as spelled on (one of) the tasks.
+    pub name: String,
+    /// How many of the user's tasks carry it.
+    pub count: u64,
 }
 
 /// A shared, type-erased store, as [`open`](crate::open) returns it.

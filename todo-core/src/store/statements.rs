@@ -9,16 +9,16 @@ use sqlx::{Arguments, Encode, Type};
 
 use super::common::quota_arg;
 use crate::cursor::{Key, Position};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ValidationError};
 use crate::model::{
-    ListQuery, NewTask, SortField, SortOrder, StatusFilter, TaskId, TaskPatch, check_due_date,
-    fold_case,
+    ListQuery, NewTask, SortField, SortOrder, StatusFilter, TAGS_MAX, TaskId, TaskPatch,
+    check_due_date, check_instant, fold_case, to_stored_precision,
 };
 
 /// The columns every task-returning statement selects, in the order the decoders read them.
 macro_rules! task_columns {
     () => {
-        "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version, completed_at"
+        "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version, completed_at, tags, remind_at"
     };
 }
 
@@ -28,16 +28,17 @@ pub(crate) use task_columns;
 /// The columns a new task is inserted with; `insert_values!` gives their values, in order.
 macro_rules! insert_columns {
     () => {
-        "user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version"
+        "user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version, tags, tag_keys, remind_at"
     };
 }
 
 /// The values of `insert_columns!`: `$1` user, `$2` title, `$3` its search key, `$4`
 /// description, `$5` its search key, `$6` priority rank, `$7` due date, `$8` the time of the
-/// create (both created and updated); not completed, version 1.
+/// create (both created and updated), `$9` tags, `$10` their keys, `$11` reminder time; not
+/// completed, version 1.
 macro_rules! insert_values {
     () => {
-        "$1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1"
+        "$1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1, $9, $10, $11"
     };
 }
 
@@ -59,7 +60,7 @@ pub(crate) const INSERT_TASK: &str = concat!(
     task_columns!()
 );
 
-/// [`INSERT_TASK`] only while the user `$1` has fewer than `$9` tasks: no row otherwise.
+/// [`INSERT_TASK`] only while the user `$1` has fewer than `$12` tasks: no row otherwise.
 pub(crate) const INSERT_TASK_WITHIN_QUOTA: &str = concat!(
     r"insert into tasks
     (",
@@ -68,7 +69,7 @@ pub(crate) const INSERT_TASK_WITHIN_QUOTA: &str = concat!(
     select ",
     insert_values!(),
     r"
-    where (select count(*) from (select 1 from tasks where user_id = $1 limit $9) counted) < $9
+    where (select count(*) from (select 1 from tasks where user_id = $1 limit $12) counted) < $12
     returning ",
     task_columns!()
 );
@@ -82,7 +83,8 @@ pub(crate) const GET_TASK: &str = concat!(
 
 pub(crate) const GET_VERSION: &str = r"select version from tasks where id = $1 and user_id = $2";
 
-/// `$5`/`$10` say whether the nullable description/due date are set (so `null` can clear them).
+/// `$5`/`$10`/`$14`/`$17` say whether the description/due date/tags/reminder are set (so
+/// `null` can clear the nullable ones).
 pub(crate) const PATCH_TASK: &str = concat!(
     r"update tasks set
     title = coalesce($3, title),
@@ -93,6 +95,9 @@ pub(crate) const PATCH_TASK: &str = concat!(
     completed_at = case when coalesce($8, completed) then coalesce(completed_at, $12) end,
     priority = coalesce($9, priority),
     due_date = case when $10 then $11 else due_date end,
+    tags = case when $14 then $15 else tags end,
+    tag_keys = case when $14 then $16 else tag_keys end,
+    remind_at = case when $17 then $18 else remind_at end,
     updated_at = $12,
     version = version + 1
     where id = $1 and user_id = $2 and version = coalesce($13, version)
@@ -120,6 +125,33 @@ pub(crate) const DELETE_TASK: &str = concat!(
     task_columns!()
 );
 
+/// The user `$1`'s tags with how many tasks carry each, by key, at most `$2` of them; each
+/// spelled the way that sorts first by code point among its tasks' spellings.
+pub(crate) const TAG_COUNTS: &str = r"select min(name), count(*) from task_tags
+    where user_id = $1
+    group by tag_key
+    order by tag_key
+    limit $2";
+
+/// The user `$1`'s tasks that carry the tag with key `$2`.
+pub(crate) const TAGGED_TASKS: &str = concat!(
+    "select ",
+    task_columns!(),
+    r"
+    from tasks
+    where user_id = $1
+      and id in (select task_id from task_tags where user_id = $1 and tag_key = $2)
+    order by id"
+);
+
+/// Sets task `$1` of user `$2`'s tags to `$3` (keys `$4`) at `$5`.
+pub(crate) const SET_TAGS: &str = r"update tasks set
+    tags = $3,
+    tag_keys = $4,
+    updated_at = $5,
+    version = version + 1
+    where id = $1 and user_id = $2";
+
 pub(crate) const PURGE_IDEMPOTENCY_KEYS: &str =
     r"delete from idempotency_keys where created_at < $1";
 
@@ -143,6 +175,11 @@ pub(crate) const SAVE_IDEMPOTENT_RESPONSE: &str =
 
 pub(crate) const GET_IDEMPOTENCY_KEY: &str =
     r"select fingerprint, response from idempotency_keys where user_id = $1 and key = $2";
+
+/// A list of texts as a bind value (tags and their keys). Each backend encodes it the way it
+/// stores such lists (SQLite: a JSON array; PostgreSQL: `text[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TextList(pub(crate) Vec<String>);
 
 /// An instant as a bind value. Each backend encodes it the way it stores instants (SQLite:
 /// microseconds since the epoch; PostgreSQL: `timestamptz`), so the argument lists below are
@@ -175,14 +212,20 @@ where
     i64: 'q + Encode<'q, A::Database> + Type<A::Database>,
     Option<Stamp>: 'q + Encode<'q, A::Database> + Type<A::Database>,
     Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    TextList: 'q + Encode<'q, A::Database> + Type<A::Database>,
 {
     let NewTask {
         title,
         description,
         priority,
         due_date,
+        tags,
+        remind_at,
     } = task;
     let due_date = due_date.map(check_due_date).transpose()?;
+    let remind_at = remind_at
+        .map(|r| check_instant("remind_at", r))
+        .transpose()?;
     let mut args = A::default();
     push(&mut args, user.to_owned())?;
     push(&mut args, title.as_str().to_owned())?;
@@ -198,6 +241,9 @@ where
     push(&mut args, priority.rank())?;
     push(&mut args, due_date.map(Stamp))?;
     push(&mut args, Stamp(now))?;
+    push(&mut args, TextList(tags.names()))?;
+    push(&mut args, TextList(tags.keys()))?;
+    push(&mut args, remind_at.map(Stamp))?;
     if let Some(limit) = quota {
         push(&mut args, quota_arg(Some(limit)))?;
     }
@@ -224,6 +270,7 @@ where
     Option<bool>: 'q + Encode<'q, A::Database> + Type<A::Database>,
     Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
     Option<Stamp>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<TextList>: 'q + Encode<'q, A::Database> + Type<A::Database>,
 {
     let TaskPatch {
         title,
@@ -231,8 +278,14 @@ where
         completed,
         priority,
         due_date,
+        tags,
+        remind_at,
     } = patch;
     let due = due_date.flatten().map(check_due_date).transpose()?;
+    let remind = remind_at
+        .flatten()
+        .map(|r| check_instant("remind_at", r))
+        .transpose()?;
     let mut args = A::default();
     push(&mut args, id)?;
     push(&mut args, user.to_owned())?;
@@ -255,6 +308,11 @@ where
     push(&mut args, due.map(Stamp))?;
     push(&mut args, Stamp(now))?;
     push(&mut args, expected)?;
+    push(&mut args, tags.is_some())?;
+    push(&mut args, tags.as_ref().map(|t| TextList(t.names())))?;
+    push(&mut args, tags.as_ref().map(|t| TextList(t.keys())))?;
+    push(&mut args, remind_at.is_some())?;
+    push(&mut args, remind.map(Stamp))?;
     Ok(args)
 }
 
@@ -266,11 +324,16 @@ pub(crate) struct ListSql {
 }
 
 /// A list statement's arguments, in placeholder order: the user, the search text if any, the
-/// cursor's key and id if any, then the limit (one row past the page, to tell whether another
-/// page follows). Owned, so a list can move to another thread.
+/// tag keys of the filter, the due-date bounds if any, the time overdue is judged at if asked,
+/// the cursor's key and id if any, then the limit (one row past the page, to tell whether
+/// another page follows). Owned, so a list can move to another thread.
 pub(crate) struct ListArgs {
     pub(crate) user: String,
     pub(crate) search: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) due_after: Option<Stamp>,
+    pub(crate) due_before: Option<Stamp>,
+    pub(crate) overdue_at: Option<Stamp>,
     pub(crate) after: Option<After>,
     pub(crate) limit: i64,
 }
@@ -306,6 +369,15 @@ impl ListArgs {
         if let Some(search) = &self.search {
             push(&mut args, search.clone())?;
         }
+        for key in &self.tags {
+            push(&mut args, key.clone())?;
+        }
+        for t in [self.due_after, self.due_before, self.overdue_at]
+            .into_iter()
+            .flatten()
+        {
+            push(&mut args, t)?;
+        }
         if let Some(after) = &self.after {
             match &after.key {
                 Some(CursorKey::Stamp(t)) => push(&mut args, *t)?,
@@ -332,14 +404,28 @@ fn sort_column(sort: SortField) -> &'static str {
 }
 
 /// The statement that reads `user`'s page for `query`, starting `after` a cursor's position;
-/// `position_fn` is the backend's substring-position function (`instr`, `strpos`).
+/// `position_fn` is the backend's substring-position function (`instr`, `strpos`); `now` is
+/// the time an `overdue` filter judges by. More than 20 different tags in the filter is a
+/// validation error on `tag` (no task carries that many).
 pub(crate) fn list(
     position_fn: &str,
     user: &str,
     query: &ListQuery,
     after: Option<&Position>,
-) -> ListSql {
+    now: DateTime<Utc>,
+) -> Result<ListSql> {
     use std::fmt::Write;
+
+    let mut tags: Vec<String> = Vec::with_capacity(query.tags.len());
+    for tag in &query.tags {
+        let key = tag.key();
+        if !tags.contains(&key) {
+            tags.push(key);
+        }
+    }
+    if tags.len() > TAGS_MAX {
+        return Err(ValidationError::field("tag", format!("at most {TAGS_MAX} tags")).into());
+    }
 
     let mut sql = String::with_capacity(384);
     let mut n = 1;
@@ -363,6 +449,34 @@ pub(crate) fn list(
             sql,
             " and ({position_fn}(title_key, ${s}) > 0 or {position_fn}(coalesce(description_key, ''), ${s}) > 0)"
         );
+    }
+    // Each tag is a lookup in `task_tags` by its primary key, led by the owner.
+    for _ in &tags {
+        let k = next();
+        let _ = write!(
+            sql,
+            " and exists (select 1 from task_tags g where g.user_id = $1 and g.tag_key = ${k} and g.task_id = tasks.id)"
+        );
+    }
+    let mut ranks: Vec<i16> = query.priorities.iter().map(|p| p.rank()).collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    // Ranks are the model's own small integers, written into the text; all three is no filter.
+    if !ranks.is_empty() && ranks.len() < 3 {
+        let list: Vec<String> = ranks.iter().map(i16::to_string).collect();
+        let _ = write!(sql, " and priority in ({})", list.join(", "));
+    }
+    let due_after = query.due_after.map(|t| Stamp(to_stored_precision(t)));
+    if due_after.is_some() {
+        let _ = write!(sql, " and due_date >= ${}", next());
+    }
+    let due_before = query.due_before.map(|t| Stamp(to_stored_precision(t)));
+    if due_before.is_some() {
+        let _ = write!(sql, " and due_date < ${}", next());
+    }
+    let overdue_at = query.overdue.then_some(Stamp(now));
+    if overdue_at.is_some() {
+        let _ = write!(sql, " and completed = false and due_date < ${}", next());
     }
     let column = sort_column(query.sort);
     let (cmp, dir) = match query.order {
@@ -410,15 +524,19 @@ pub(crate) fn list(
         sql,
         " order by {column} {dir}{nulls}, id {dir} limit ${limit}"
     );
-    ListSql {
+    Ok(ListSql {
         text: sql,
         args: ListArgs {
             user: user.to_owned(),
             search: query.search.as_ref().map(|s| s.as_str().to_owned()),
+            tags,
+            due_after,
+            due_before,
+            overdue_at,
             after,
             limit: i64::from(query.limit.get()) + 1,
         },
-    }
+    })
 }
 
 /// Microseconds since the epoch to a UTC timestamp (saturating at chrono's range).

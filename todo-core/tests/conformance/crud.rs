@@ -41,6 +41,8 @@ async fn every_field_round_trips_including_long_unicode_text() {
             description: Some(Description::parse(&"字".repeat(1000)).unwrap()),
             priority: Priority::High,
             due_date: Some(due),
+            tags: Default::default(),
+            remind_at: None,
         };
         let task = b.store.create(&alice, new, None).await.unwrap().task;
         assert_eq!(task.title, "é".repeat(200), "{}", b.name);
@@ -81,6 +83,8 @@ async fn replace_sets_every_field_and_bumps_the_version() {
                     completed: true,
                     priority: Priority::Low,
                     due_date: Some(due),
+                    tags: Default::default(),
+                    remind_at: None,
                 },
                 None,
             )
@@ -108,6 +112,8 @@ async fn patch_changes_only_what_it_sets_and_null_clears() {
             description: Some(Description::parse("desc").unwrap()),
             priority: Priority::High,
             due_date: Some(due),
+            tags: Default::default(),
+            remind_at: None,
         };
         let task = b.store.create(&alice, new, None).await.unwrap().task;
 
@@ -253,6 +259,8 @@ async fn a_stale_expected_version_fails_every_write_and_changes_nothing() {
                         completed: true,
                         priority: Priority::High,
                         due_date: None,
+                        tags: Default::default(),
+                        remind_at: None,
                     },
                     stale,
                 )
@@ -475,6 +483,8 @@ async fn completed_at_is_set_on_completion_kept_while_completed_and_cleared_on_r
                     completed: false,
                     priority: Priority::Low,
                     due_date: None,
+                    tags: Default::default(),
+                    remind_at: None,
                 },
                 None,
             )

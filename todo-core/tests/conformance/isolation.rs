@@ -25,6 +25,8 @@ async fn another_user_gets_not_found_for_every_operation_and_changes_nothing() {
                         completed: true,
                         priority: Priority::High,
                         due_date: None,
+                        tags: Default::default(),
+                        remind_at: None,
                     },
                     None,
                 )

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use todo_core::{
-    Description, Error, IdempotencyKey, Limit, ListQuery, StoreOptions, TaskPatch, Title,
+    Description, Error, IdempotencyKey, Limit, ListQuery, StoreOptions, Tags, TaskPatch, Title,
 };
 
 use crate::helpers::{new_task, pg_url, user};
@@ -82,6 +82,17 @@ async fn a_full_sqlite_database_refuses_every_write_as_out_of_space_and_loses_no
     let grow = TaskPatch {
         title: Some(Title::parse(&"y".repeat(200)).unwrap()),
         description: Some(Some(Description::parse(&"e".repeat(1000)).unwrap())),
+        // Twenty long tags: about 2 KB more in the row and twenty index entries.
+        tags: Some(
+            Tags::parse(
+                (0..20)
+                    .map(|i| format!("{i:02}{}", "t".repeat(48)))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            )
+            .unwrap(),
+        ),
         ..TaskPatch::default()
     };
     out_of_space(

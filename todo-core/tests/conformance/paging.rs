@@ -122,6 +122,8 @@ async fn every_sort_and_order_pages_in_the_documented_order() {
                     Utc.with_ymd_and_hms(2030, 1, 1 + (i % 5) as u32, 0, 0, 0)
                         .unwrap()
                 }),
+                tags: Default::default(),
+                remind_at: None,
             };
             tasks.push(b.store.create(&alice, new, None).await.unwrap().task);
         }
@@ -323,6 +325,8 @@ async fn a_list_returns_every_task_exactly_as_get_reads_it() {
                     .then(|| Description::parse(&format!("{title} {i}")).unwrap()),
                 priority: priorities[i % 3],
                 due_date: due,
+                tags: Default::default(),
+                remind_at: None,
             };
             let created = b.store.create(&owner, new, None).await.unwrap().task;
             let created = if i == 3 {

@@ -6,4 +6,5 @@ mod cookies;
 mod errors;
 mod hardening;
 mod helpers;
+mod organise;
 mod tasks;

@@ -1,6 +1,6 @@
-//! The PostgreSQL backend: a pool for writes and transactions, reads pipelined on a few shared
-//! connections (`postgres/pipeline.rs`), TLS through rustls (so `sslmode=require` URLs such as
-//! Neon's work), statements prepared once per connection and cached.
+//! The PostgreSQL backend: one pool of sqlx connections for reads, writes and transactions, TLS
+//! through rustls (so `sslmode=require` URLs such as Neon's work), statements prepared once per
+//! connection and cached.
 
 use std::str::FromStr;
 
@@ -8,23 +8,21 @@ use async_trait::async_trait;
 use sqlx::Postgres;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
 
-use super::TaskStore;
 use super::common::{self, Common};
 use super::keyed::{self, KeyedCreate};
-use super::pool::{Pool, Tx, settled};
+use super::pool::{Pool, Tx, settle, settled};
 use super::statements::{self, Stamp, insert_args, patch_args};
+use super::{TAGS_LISTED_MAX, TagCount, TaskStore, retag};
 use crate::accounts::{Account, AccountStore, Email, Registration, new_user_id};
 use crate::error::{Error, Result};
 use crate::model::{
-    Created, IdempotencyKey, ListQuery, NewTask, Page, Task, TaskId, TaskPatch, now,
+    Created, IdempotencyKey, ListQuery, NewTask, Page, Tag, Task, TaskId, TaskPatch, now,
 };
 use crate::options::StoreOptions;
 use crate::principal::Principal;
 use error::{breaks_connection, from_migrate, from_sqlx};
-use pipeline::PipelinedReads;
 
 pub(crate) mod error;
-mod pipeline;
 mod row;
 
 /// The backend's name, for logs and diagnostics.
@@ -45,17 +43,15 @@ type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
 /// The PostgreSQL store.
 pub(crate) struct PgStore {
-    /// Writes, transactions, and reads when they are not pipelined.
+    /// Every statement's connections.
     pool: Pool<PgConnection>,
-    /// Where reads go, when the connection settings allow it (see [`PipelinedReads::new`]).
-    reads: Option<PipelinedReads>,
     /// Cursors, hashing, turns and quotas.
     common: Common,
 }
 
 impl PgStore {
-    /// Opens the database at `url`, applies the migrations, and opens the pipelined reads
-    /// `options` ask for; list cursors are signed with `cursor_secret`.
+    /// Opens the database at `url` and applies the migrations; list cursors are signed with
+    /// `cursor_secret`.
     pub(crate) async fn open(
         url: &str,
         cursor_secret: Vec<u8>,
@@ -69,7 +65,7 @@ impl PgStore {
         // fails its statement (503) and is discarded, and the next one is fresh, so recovery
         // after a database restart is automatic.
         let pool = Pool::new(
-            connect.clone(),
+            connect,
             options.max_connections.unwrap_or(16),
             options.acquire_timeout,
         )?;
@@ -79,10 +75,8 @@ impl PgStore {
             .await
             .map_err(from_migrate)?;
         drop(conn);
-        let reads = open_reads(&connect, options).await;
         Ok(Self {
             pool,
-            reads,
             // A quota takes the user's advisory lock ([`USER_LOCK`]).
             common: Common::new(cursor_secret, options, true),
         })
@@ -114,57 +108,59 @@ impl PgStore {
         Tx::begin(&self.pool, "begin", from_sqlx).await
     }
 
-    /// Task `id` of `user`: pipelined, or on the pool.
+    /// Every row of the read `query()`, on a pooled connection. A read is safe to repeat, so one
+    /// whose connection turns out to be broken (closed by a database restart or failover while
+    /// it sat in the pool) runs once more on another: the first read after a restart succeeds.
+    async fn read<'q>(&self, query: impl Fn() -> Query<'q>) -> Result<Vec<PgRow>> {
+        let mut conn = self.pool.get().await?;
+        match query().fetch_all(&mut *conn).await {
+            Err(e) if breaks_connection(&e) => {
+                settle(conn, true);
+                self.rows(query()).await
+            }
+            result => settled(conn, result, breaks_connection, from_sqlx),
+        }
+    }
+
+    /// Task `id` of `user`.
     async fn find(&self, id: TaskId, user: &str) -> Result<Option<Task>> {
-        match &self.reads {
-            Some(reads) => reads.task(id, user).await,
-            None => {
-                let query = sqlx::query(statements::GET_TASK).bind(id).bind(user);
-                self.row(query).await?.as_ref().map(row::task).transpose()
-            }
-        }
+        let rows = self
+            .read(|| sqlx::query(statements::GET_TASK).bind(id).bind(user))
+            .await?;
+        rows.first().map(row::task).transpose()
     }
 
-    /// The version of task `id` of `user`: pipelined, or on the pool.
+    /// The version of task `id` of `user`.
     async fn version(&self, id: TaskId, user: &str) -> Result<Option<i64>> {
-        match &self.reads {
-            Some(reads) => reads.version(id, user).await,
-            None => {
-                let query = sqlx::query(statements::GET_VERSION).bind(id).bind(user);
-                self.row(query)
-                    .await?
-                    .as_ref()
-                    .map(|r| row::Columns::column(r, 0))
-                    .transpose()
-            }
-        }
+        let rows = self
+            .read(|| sqlx::query(statements::GET_VERSION).bind(id).bind(user))
+            .await?;
+        rows.first().map(|r| row::Columns::column(r, 0)).transpose()
     }
 
-    /// The account of `email`: pipelined, or on the pool.
+    /// The account of `email`.
     async fn account(&self, email: &str) -> Result<Option<common::AccountRow>> {
-        match &self.reads {
-            Some(reads) => reads.account(email).await,
-            None => {
-                let query = sqlx::query(statements::GET_ACCOUNT_BY_EMAIL).bind(email);
-                self.row(query)
-                    .await?
-                    .as_ref()
-                    .map(row::account)
-                    .transpose()
-            }
-        }
+        let rows = self
+            .read(|| sqlx::query(statements::GET_ACCOUNT_BY_EMAIL).bind(email))
+            .await?;
+        rows.first().map(row::account).transpose()
     }
 
-    /// The rows of the list page `list`: pipelined, or on the pool.
+    /// The rows of the list page `list`.
     async fn page_rows(&self, list: &statements::ListSql) -> Result<Vec<Task>> {
-        match &self.reads {
-            Some(reads) => reads.list(list).await,
-            None => {
-                let args = list.args.to_sqlx::<PgArguments>()?;
-                let rows = self.rows(sqlx::query_with(&list.text, args)).await?;
-                rows.iter().map(row::task).collect()
-            }
-        }
+        let args = list.args.to_sqlx::<PgArguments>()?;
+        let rows = self
+            .read(|| sqlx::query_with(&list.text, args.clone()))
+            .await?;
+        rows.iter().map(row::task).collect()
+    }
+
+    /// [`retag::retag`] in a transaction, on one of the user's turns.
+    async fn retag(&self, who: &Principal, from: &Tag, to: Option<&Tag>) -> Result<u64> {
+        let user = who.user_id().as_str();
+        let _turn = self.common.tag_turn(user).await?;
+        let tx = self.begin().await?;
+        retag::retag(tx, user, from, to, row::task, from_sqlx).await
     }
 
     /// Takes the user's advisory lock ([`USER_LOCK`]) inside `tx` when a quota is on, so the
@@ -257,32 +253,6 @@ async fn insert(
     common::inserted(row.as_ref().map(row::task).transpose()?, max_tasks)
 }
 
-/// The pipelined reads `options` ask for (by default one connection per CPU, 2 to 8), or
-/// `None` to read on the pool: when turned off, when the URL needs something only sqlx does,
-/// or when a first pipelined connection cannot be opened although the pool's could (a setting
-/// the two drivers read differently): reads then stay on the pool rather than fail.
-async fn open_reads(connect: &PgConnectOptions, options: &StoreOptions) -> Option<PipelinedReads> {
-    let connections = match options.read_connections {
-        Some(0) => return None,
-        Some(n) => n as usize,
-        None => std::thread::available_parallelism()
-            .map_or(2, std::num::NonZeroUsize::get)
-            .clamp(2, 8),
-    };
-    let Some(reads) = PipelinedReads::new(connect, connections, options.acquire_timeout) else {
-        tracing::info!("reads run on the pool: the URL's TLS settings need sqlx");
-        return None;
-    };
-    match reads.probe().await {
-        Ok(()) => Some(reads),
-        Err(e) => {
-            tracing::warn!(error = %e, "reads run on the pool: a pipelined connection could not be opened");
-            reads.close();
-            None
-        }
-    }
-}
-
 #[async_trait]
 impl TaskStore for PgStore {
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), backend = NAME))]
@@ -327,7 +297,7 @@ impl TaskStore for PgStore {
     async fn list(&self, who: &Principal, query: &ListQuery) -> Result<Page> {
         let after = self.common.after(who, query)?;
         let user = who.user_id().as_str();
-        let list = statements::list(POSITION_FN, user, query, after.as_ref());
+        let list = statements::list(POSITION_FN, user, query, after.as_ref(), now())?;
         // A list that may read all the user's tasks waits for one of the user's turns.
         let _turn = self.common.scan_turn(who, query).await?;
         let rows = self.page_rows(&list).await?;
@@ -384,14 +354,32 @@ impl TaskStore for PgStore {
             .map(drop)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn tags(&self, who: &Principal) -> Result<Vec<TagCount>> {
+        let user = who.user_id().as_str();
+        let _turn = self.common.tag_turn(user).await?;
+        let limit = i64::from(TAGS_LISTED_MAX);
+        let rows = self
+            .read(|| sqlx::query(statements::TAG_COUNTS).bind(user).bind(limit))
+            .await?;
+        rows.iter().map(row::tag_count).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn rename_tag(&self, who: &Principal, from: &Tag, to: &Tag) -> Result<u64> {
+        self.retag(who, from, Some(to)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn delete_tag(&self, who: &Principal, tag: &Tag) -> Result<u64> {
+        self.retag(who, tag, None).await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.execute(sqlx::query("select 1")).await.map(drop)
     }
 
     async fn close(&self) {
-        if let Some(reads) = &self.reads {
-            reads.close();
-        }
         self.pool.close().await;
     }
 
@@ -455,7 +443,6 @@ mod tests {
         // connection a dropped transaction used is left with.
         let options = StoreOptions {
             max_connections: Some(1),
-            read_connections: Some(0),
             ..StoreOptions::default()
         };
         Some(PgStore::open(&url, vec![0; 32], &options).await.unwrap())

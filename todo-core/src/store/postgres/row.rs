@@ -1,6 +1,5 @@
-//! How PostgreSQL stores a task, read by the one decoder ([`task`]) over the rows of both of its
-//! drivers (sqlx's for the pool, tokio-postgres's for the pipelined reads), and how it stores an
-//! instant ([`Stamp`]: `timestamptz`).
+//! How PostgreSQL stores a task, read by the one decoder ([`task`]), how it stores an instant
+//! ([`Stamp`]: `timestamptz`) and a list of texts ([`TextList`]: `text[]`).
 
 use chrono::{DateTime, Utc};
 use sqlx::encode::IsNull;
@@ -8,27 +7,20 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgRow, PgTypeInfo};
 use sqlx::{Encode, Postgres, Row as _, Type};
 
-use super::error::{from_pg, from_sqlx};
+use super::error::from_sqlx;
 use crate::error::Result;
 use crate::model::{Priority, Task};
+use crate::store::TagCount;
 use crate::store::common::{AccountRow, HeldKey, unknown_rank};
 use crate::store::keyed::Rows;
-use crate::store::statements::Stamp;
+use crate::store::statements::{Stamp, TextList};
 
-/// A column type both drivers decode.
-pub(crate) trait Column:
-    for<'r> sqlx::Decode<'r, Postgres> + Type<Postgres> + for<'a> tokio_postgres::types::FromSql<'a>
-{
-}
+/// A column type the driver decodes.
+pub(crate) trait Column: for<'r> sqlx::Decode<'r, Postgres> + Type<Postgres> {}
 
-impl<T> Column for T where
-    T: for<'r> sqlx::Decode<'r, Postgres>
-        + Type<Postgres>
-        + for<'a> tokio_postgres::types::FromSql<'a>
-{
-}
+impl<T> Column for T where T: for<'r> sqlx::Decode<'r, Postgres> + Type<Postgres> {}
 
-/// A row of either driver, read column by column.
+/// A row, read column by column.
 pub(crate) trait Columns {
     /// Column `i` as a `T`.
     fn column<T: Column>(&self, i: usize) -> Result<T>;
@@ -40,12 +32,6 @@ impl Columns for PgRow {
     /// decode with their own checks.
     fn column<T: Column>(&self, i: usize) -> Result<T> {
         self.try_get_unchecked(i).map_err(from_sqlx)
-    }
-}
-
-impl Columns for tokio_postgres::Row {
-    fn column<T: Column>(&self, i: usize) -> Result<T> {
-        self.try_get(i).map_err(from_pg)
     }
 }
 
@@ -64,6 +50,17 @@ pub(crate) fn task(row: &impl Columns) -> Result<Task> {
         updated_at: row.column(8)?,
         version: row.column(9)?,
         completed_at: row.column(10)?,
+        tags: row.column(11)?,
+        remind_at: row.column(12)?,
+    })
+}
+
+/// A tag and its count from the columns of `TAG_COUNTS`, in order.
+pub(crate) fn tag_count(row: &impl Columns) -> Result<TagCount> {
+    let count: i64 = row.column(1)?;
+    Ok(TagCount {
+        name: row.column(0)?,
+        count: u64::try_from(count).unwrap_or_default(),
     })
 }
 
@@ -97,5 +94,17 @@ impl Type<Postgres> for Stamp {
 impl Encode<'_, Postgres> for Stamp {
     fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
         <DateTime<Utc> as Encode<'_, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl Type<Postgres> for TextList {
+    fn type_info() -> PgTypeInfo {
+        <Vec<String> as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for TextList {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <Vec<String> as Encode<'_, Postgres>>::encode_by_ref(&self.0, buf)
     }
 }

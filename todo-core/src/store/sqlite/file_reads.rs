@@ -267,6 +267,15 @@ pub(crate) fn list_args(args: &ListArgs) -> Vec<&dyn ToSql> {
     if let Some(search) = &args.search {
         out.push(search);
     }
+    for key in &args.tags {
+        out.push(key);
+    }
+    for t in [&args.due_after, &args.due_before, &args.overdue_at]
+        .into_iter()
+        .flatten()
+    {
+        out.push(t);
+    }
     if let Some(after) = &args.after {
         match &after.key {
             Some(CursorKey::Stamp(t)) => out.push(t),

@@ -21,11 +21,11 @@ use super::common::Common;
 use super::keyed::{self, KeyedCreate};
 use super::pool::{Pool, Tx, settle, settled};
 use super::statements::{self, Stamp};
-use super::{TaskStore, common};
+use super::{TAGS_LISTED_MAX, TagCount, TaskStore, common, retag};
 use crate::accounts::{Account, AccountStore, Email, Registration};
 use crate::error::{Error, Result};
 use crate::model::{
-    Created, IdempotencyKey, ListQuery, NewTask, Page, Task, TaskId, TaskPatch, now,
+    Created, IdempotencyKey, ListQuery, NewTask, Page, Tag, Task, TaskId, TaskPatch, now,
 };
 use crate::options::StoreOptions;
 use crate::principal::Principal;
@@ -236,6 +236,15 @@ impl SqliteStore {
         }
     }
 
+    /// [`retag::retag`] in a transaction on the transactions' connection, on one of the
+    /// user's turns.
+    async fn retag(&self, who: &Principal, from: &Tag, to: Option<&Tag>) -> Result<u64> {
+        let user = who.user_id().as_str();
+        let _turn = self.common.tag_turn(user).await?;
+        let tx = Tx::begin(self.transactions(), "begin immediate", from_sqlx).await?;
+        retag::retag(tx, user, from, to, row::task, from_sqlx).await
+    }
+
     /// A create with an idempotency key ([`keyed::create`]), in a transaction on the
     /// transactions' connection: writes run one at a time, so no quota needs a lock.
     async fn create_keyed(
@@ -306,7 +315,13 @@ impl TaskStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
     async fn list(&self, who: &Principal, query: &ListQuery) -> Result<Page> {
         let after = self.common.after(who, query)?;
-        let sql = statements::list(POSITION_FN, who.user_id().as_str(), query, after.as_ref());
+        let sql = statements::list(
+            POSITION_FN,
+            who.user_id().as_str(),
+            query,
+            after.as_ref(),
+            now(),
+        )?;
         // A list that may read all the user's tasks waits for one of the user's turns.
         let _turn = self.common.scan_turn(who, query).await?;
         let rows = match &self.conns {
@@ -389,6 +404,44 @@ impl TaskStore for SqliteStore {
             Some(_) => Ok(()),
             None => Err(self.missing_or_stale(who, id, expected_version).await),
         }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn tags(&self, who: &Principal) -> Result<Vec<TagCount>> {
+        let user = who.user_id().as_str();
+        let _turn = self.common.tag_turn(user).await?;
+        let limit = i64::from(TAGS_LISTED_MAX);
+        match &self.conns {
+            Conns::File { reads, .. } => {
+                let user = user.to_owned();
+                reads
+                    .blocking(move |c| {
+                        all(c, statements::TAG_COUNTS, &[&user, &limit], |r| {
+                            row::tag_count(r)
+                        })
+                    })
+                    .await
+            }
+            Conns::Memory(pool) => {
+                let query = sqlx::query(statements::TAG_COUNTS).bind(user).bind(limit);
+                let mut conn = pool.get().await?;
+                let result = query.fetch_all(&mut *conn).await;
+                settled(conn, result, breaks_connection, from_sqlx)?
+                    .iter()
+                    .map(row::tag_count)
+                    .collect()
+            }
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn rename_tag(&self, who: &Principal, from: &Tag, to: &Tag) -> Result<u64> {
+        self.retag(who, from, Some(to)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn delete_tag(&self, who: &Principal, tag: &Tag) -> Result<u64> {
+        self.retag(who, tag, None).await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -581,7 +634,8 @@ mod tests {
     /// The tasks table with the migrations' columns, for tests on a bare file.
     const TASKS_TABLE: &str = "create table tasks (id integer primary key, user_id text, \
         title text, description text, completed integer, priority integer, due_date integer, \
-        created_at integer, updated_at integer, version integer, completed_at integer);";
+        created_at integer, updated_at integer, version integer, completed_at integer, tags text, \
+        remind_at integer);";
 
     /// The tasks of user `$1`, with the columns the store selects.
     fn own_tasks() -> String {
@@ -608,8 +662,8 @@ mod tests {
         let holder = rusqlite::Connection::open(&path).unwrap();
         holder
             .execute_batch(&format!(
-                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null); \
-                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3, 7);"
+                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null); \
+                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3, 7, '[\"x\"]', 9);"
             ))
             .unwrap();
         let reads = file_reads(&path, 2);
@@ -640,7 +694,7 @@ mod tests {
         rusqlite::Connection::open(&path)
             .unwrap()
             .execute_batch(&format!(
-                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null);"
+                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null);"
             ))
             .unwrap();
         let reads = file_reads(&path, 1);

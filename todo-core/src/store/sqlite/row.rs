@@ -1,5 +1,6 @@
 //! How SQLite stores a task, read by the one decoder ([`task`]) over the rows of both of its
-//! drivers, and how it stores an instant ([`Stamp`]: microseconds since the epoch).
+//! drivers, how it stores an instant ([`Stamp`]: microseconds since the epoch) and a list of
+//! texts ([`TextList`]: a JSON array).
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -7,11 +8,12 @@ use sqlx::sqlite::{SqliteArgumentValue, SqliteRow, SqliteTypeInfo};
 use sqlx::{Encode, Row as _, Sqlite, Type};
 
 use super::error::{from_rusqlite, from_sqlx};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Priority, Task};
+use crate::store::TagCount;
 use crate::store::common::{AccountRow, HeldKey, unknown_rank};
 use crate::store::keyed::Rows;
-use crate::store::statements::{Stamp, micros_to_time};
+use crate::store::statements::{Stamp, TextList, micros_to_time};
 
 /// A column type both drivers decode.
 pub(crate) trait Column:
@@ -61,6 +63,25 @@ pub(crate) fn task(row: &impl Columns) -> Result<Task> {
         updated_at: micros_to_time(row.column(8)?),
         version: row.column(9)?,
         completed_at: row.column::<Option<i64>>(10)?.map(micros_to_time),
+        tags: texts(&row.column::<String>(11)?)?,
+        remind_at: row.column::<Option<i64>>(12)?.map(micros_to_time),
+    })
+}
+
+/// A [`TextList`] as stored: a JSON array of strings.
+fn texts(json: &str) -> Result<Vec<String>> {
+    if json == "[]" {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(json).map_err(|e| Error::Storage(Box::new(e)))
+}
+
+/// A tag and its count from the columns of `TAG_COUNTS`, in order.
+pub(crate) fn tag_count(row: &impl Columns) -> Result<TagCount> {
+    let count: i64 = row.column(1)?;
+    Ok(TagCount {
+        name: row.column(0)?,
+        count: u64::try_from(count).unwrap_or_default(),
     })
 }
 
@@ -100,5 +121,17 @@ impl<'q> Encode<'q, Sqlite> for Stamp {
 impl rusqlite::ToSql for Stamp {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         Ok(self.0.timestamp_micros().into())
+    }
+}
+
+impl Type<Sqlite> for TextList {
+    fn type_info() -> SqliteTypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for TextList {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
+        <String as Encode<'q, Sqlite>>::encode(serde_json::to_string(&self.0)?, buf)
     }
 }

@@ -25,7 +25,8 @@ pub(crate) enum Placement {
 /// (`due_date is null or (due_date, id) > ...`, as undated tasks come last) is no range to seek
 /// to, and whose `nulls last` first steps over every undated task. Both orders and both kinds
 /// of page (first, or after a cursor) of every inline shape are plan-tested, so neither is read
-/// here. A field added to [`ListQuery`] fails to compile here until it is classified; a status
+/// here. Tag, priority and due-date filters always run on the blocking threads. A field added to
+/// [`ListQuery`] fails to compile here until it is classified; a status
 /// or sort added to the model runs on the blocking threads until it is listed. A cursor page
 /// sorted by priority runs there too: it seeks to the cursor's priority, not to (priority, id),
 /// since `id` is the rowid, over which SQLite's row-value range does not extend; so it also
@@ -39,7 +40,21 @@ pub(crate) fn placement(query: &ListQuery) -> Placement {
         order: _,
         limit,
         cursor,
+        tags,
+        priorities,
+        due_after,
+        due_before,
+        overdue,
     } = query;
+    // Tag, priority and due-date filters may skip any number of tasks before the page fills.
+    if !tags.is_empty()
+        || !priorities.is_empty()
+        || due_after.is_some()
+        || due_before.is_some()
+        || *overdue
+    {
+        return Placement::Blocking;
+    }
     match (status, search, sort, cursor) {
         (
             StatusFilter::All,
@@ -157,6 +172,13 @@ mod tests {
                                     order,
                                     limit,
                                     cursor: cursor.clone(),
+                                    // Any of these filters runs on the blocking threads
+                                    // (`every_tag_priority_or_due_filter_runs_blocking`).
+                                    tags: Vec::new(),
+                                    priorities: Vec::new(),
+                                    due_after: None,
+                                    due_before: None,
+                                    overdue: false,
                                 });
                             }
                         }
@@ -207,7 +229,7 @@ mod tests {
             .cursor
             .as_ref()
             .map(|_| late_position(conn, user, sort, order));
-        let sql = list(POSITION_FN, user, query, after.as_ref());
+        let sql = list(POSITION_FN, user, query, after.as_ref(), chrono::Utc::now()).unwrap();
         let plan = plan(conn, &sql.text).join("; ");
         let index = index(sort);
         let seek = match after {
@@ -228,7 +250,10 @@ mod tests {
             limit: Limit::new(1).unwrap(),
             ..query.clone()
         };
-        let steps = steps(conn, &list(POSITION_FN, user, &one, after.as_ref()));
+        let steps = steps(
+            conn,
+            &list(POSITION_FN, user, &one, after.as_ref(), chrono::Utc::now()).unwrap(),
+        );
         if steps >= TASKS as i32 {
             failures.push(format!(
                 "{steps} steps for a page of one of {TASKS} tasks: it reads past the page"
@@ -310,7 +335,7 @@ mod tests {
             limit: Limit::new(i64::from(Limit::MAX)).unwrap(),
             ..ListQuery::default()
         };
-        let sql = list(POSITION_FN, user, &every, None);
+        let sql = list(POSITION_FN, user, &every, None, chrono::Utc::now()).unwrap();
         let tasks = all_tasks(conn, &sql);
         assert_eq!(tasks.len(), TASKS as usize);
         position_after(&tasks[tasks.len() - 3], sort, order)
@@ -319,5 +344,39 @@ mod tests {
     /// Every task `sql` reads.
     fn all_tasks(conn: &Connection, sql: &ListSql) -> Vec<crate::model::Task> {
         all(conn, &sql.text, &list_args(&sql.args), |r| row::task(r)).unwrap()
+    }
+
+    /// A tag, priority or due-date filter may skip any number of the user's tasks before the
+    /// page fills: whatever else the list is, it runs on the blocking threads.
+    #[test]
+    fn every_tag_priority_or_due_filter_runs_blocking() {
+        let plain = ListQuery::default();
+        assert_eq!(placement(&plain), Placement::Inline);
+        let filters = [
+            ListQuery {
+                tags: vec![crate::model::Tag::parse("work").unwrap()],
+                ..plain.clone()
+            },
+            ListQuery {
+                priorities: vec![crate::model::Priority::High],
+                ..plain.clone()
+            },
+            ListQuery {
+                due_after: Some(chrono::Utc::now()),
+                ..plain.clone()
+            },
+            ListQuery {
+                due_before: Some(chrono::Utc::now()),
+                ..plain.clone()
+            },
+            ListQuery {
+                overdue: true,
+                ..plain.clone()
+            },
+        ];
+        for query in filters {
+            assert_eq!(placement(&query), Placement::Blocking, "{query:?}");
+            assert!(is_scan(&query), "{query:?}");
+        }
     }
 }

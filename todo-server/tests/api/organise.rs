@@ -1,0 +1,367 @@
+//! Tags, reminders and the list filters over HTTP: the JSON, every new parameter and its 422,
+//! and the tag routes with their isolation.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, apps, bearer, create, json, user};
+
+/// GETs `path` as `token`'s user: the status and the body.
+async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let resp = app
+        .client
+        .get(path)
+        .header("authorization", bearer(token))
+        .send()
+        .await;
+    let status = resp.0.status().as_u16();
+    (status, json(resp).await)
+}
+
+/// Sends `body` to `path` with `method` as `token`'s user: the status and the body.
+async fn send(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let req = match method {
+        "PATCH" => app.client.patch(path),
+        "PUT" => app.client.put(path),
+        "DELETE" => app.client.delete(path),
+        _ => app.client.post(path),
+    };
+    let req = req.header("authorization", bearer(token));
+    let resp = if body.is_null() {
+        req.send().await
+    } else {
+        req.body_json(&body).send().await
+    };
+    let status = resp.0.status().as_u16();
+    (status, json(resp).await)
+}
+
+/// The field names a 422 problem lists.
+fn fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn titles(body: &Value) -> Vec<String> {
+    body.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn tags_and_reminders_are_stored_replaced_and_cleared() {
+    for app in apps().await {
+        let (u, t) = user();
+        let task = create(
+            &app,
+            &u,
+            &t,
+            json!({"title": "a", "tags": [" Work ", "home", "WORK", "Ärger"],
+                   "remind_at": "2030-01-31T08:00:00+01:00"}),
+        )
+        .await;
+        assert_eq!(
+            task["tags"],
+            json!(["Work", "home", "Ärger"]),
+            "{}",
+            app.name
+        );
+        assert_eq!(task["remind_at"], "2030-01-31T07:00:00Z");
+        let plain = create(&app, &u, &t, json!({"title": "b"})).await;
+        assert_eq!(plain["tags"], json!([]));
+        assert_eq!(plain["remind_at"], Value::Null);
+
+        let path = format!("/api/{u}/tasks/{}", task["id"]);
+        let (status, patched) = send(&app, "PATCH", &path, &t, json!({"tags": ["x"]})).await;
+        assert_eq!(status, 200);
+        assert_eq!(patched["tags"], json!(["x"]));
+        assert_eq!(patched["remind_at"], "2030-01-31T07:00:00Z", "unchanged");
+        let (_, cleared) = send(
+            &app,
+            "PATCH",
+            &path,
+            &t,
+            json!({"tags": null, "remind_at": null}),
+        )
+        .await;
+        assert_eq!(cleared["tags"], json!([]));
+        assert_eq!(cleared["remind_at"], Value::Null);
+        let (status, put) = send(
+            &app,
+            "PUT",
+            &path,
+            &t,
+            json!({"title": "c", "tags": ["y", "Y"], "remind_at": "2031-02-03"}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(put["tags"], json!(["y"]));
+        assert_eq!(put["remind_at"], "2031-02-03T00:00:00Z");
+        let (_, read) = get(&app, &path, &t).await;
+        assert_eq!(read, put);
+    }
+}
+
+#[tokio::test]
+async fn bad_tags_and_reminders_are_422_naming_the_field_and_change_nothing() {
+    for app in apps().await {
+        let (u, t) = user();
+        let task = create(&app, &u, &t, json!({"title": "a", "tags": ["keep"]})).await;
+        let path = format!("/api/{u}/tasks/{}", task["id"]);
+        let too_many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        let bad = [
+            (json!({"tags": "work"}), "tags"),
+            (json!({"tags": [1]}), "tags"),
+            (json!({"tags": [""]}), "tags"),
+            (json!({"tags": ["  "]}), "tags"),
+            (json!({"tags": ["x".repeat(51)]}), "tags"),
+            (json!({"tags": ["a\u{7}b"]}), "tags"),
+            (json!({"tags": too_many}), "tags"),
+            (json!({"remind_at": "soon"}), "remind_at"),
+            (json!({"remind_at": "10000-01-01T00:00:00Z"}), "remind_at"),
+            (json!({"remind_at": 5}), "remind_at"),
+        ];
+        for (body, field) in bad {
+            let (status, problem) = send(&app, "PATCH", &path, &t, body.clone()).await;
+            assert_eq!(status, 422, "{body}");
+            assert_eq!(fields(&problem), [field], "{body}");
+            let mut create_body = body.clone();
+            create_body["title"] = json!("new");
+            let (status, problem) =
+                send(&app, "POST", &format!("/api/{u}/tasks"), &t, create_body).await;
+            assert_eq!(status, 422, "{body}");
+            assert_eq!(fields(&problem), [field], "{body}");
+        }
+        let (_, read) = get(&app, &path, &t).await;
+        assert_eq!(read, task, "{}", app.name);
+        // Twenty different tags, and repeats beyond them that merge, are fine.
+        let mut twenty: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+        twenty.push("T0".into());
+        let (status, ok) = send(&app, "PATCH", &path, &t, json!({"tags": twenty})).await;
+        assert_eq!(status, 200);
+        assert_eq!(ok["tags"].as_array().unwrap().len(), 20);
+    }
+}
+
+#[tokio::test]
+async fn lists_filter_by_tags_priorities_due_dates_and_overdue_and_keep_them_across_pages() {
+    for app in apps().await {
+        let (u, t) = user();
+        let new = |title: &str, tags: Value, priority: &str, due: Value| json!({"title": title, "tags": tags, "priority": priority, "due_date": due});
+        for body in [
+            new(
+                "a",
+                json!(["Work", "urgent"]),
+                "high",
+                json!("2020-01-01T00:00:00Z"),
+            ),
+            new("b", json!(["work"]), "low", json!("2030-06-15T12:00:00Z")),
+            new("c", json!(["home"]), "medium", json!("2030-06-16")),
+            new("d", json!(["WORK", "home"]), "high", Value::Null),
+            new("e", json!([]), "low", json!("2019-05-05")),
+        ] {
+            create(&app, &u, &t, body).await;
+        }
+        let done = create(
+            &app,
+            &u,
+            &t,
+            new("f", json!(["work"]), "high", json!("2018-01-01")),
+        )
+        .await;
+        let (status, _) = send(
+            &app,
+            "PATCH",
+            &format!("/api/{u}/tasks/{}/complete", done["id"]),
+            &t,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let list = |query: &str| format!("/api/{u}/tasks?sort=title&order=asc&{query}");
+        let cases: [(&str, &[&str]); 12] = [
+            ("tag=work", &["a", "b", "d", "f"]),
+            ("tag=WORK&tag=Home", &["d"]),
+            ("tag=work&tag=urgent", &["a"]),
+            ("tag=nothing", &[]),
+            ("priority=high", &["a", "d", "f"]),
+            ("priority=low,medium", &["b", "c", "e"]),
+            ("priority=low&priority=HIGH", &["a", "b", "d", "e", "f"]),
+            ("due_after=2030-06-15T12:00:00Z", &["b", "c"]),
+            ("due_before=2030-06-16", &["a", "b", "e", "f"]),
+            (
+                "due_after=2020-01-01&due_before=2030-06-16T00:00:00Z",
+                &["a", "b"],
+            ),
+            ("overdue=true", &["a", "e"]),
+            ("overdue=true&tag=work&status=pending&priority=high", &["a"]),
+        ];
+        for (query, want) in cases {
+            let (status, body) = get(&app, &list(query), &t).await;
+            assert_eq!(status, 200, "{query}");
+            assert_eq!(titles(&body), want, "{query} on {}", app.name);
+        }
+        // Pages of one under a filter: the next link keeps it, and the walk is exact.
+        let mut seen = Vec::new();
+        let mut next = Some(list("tag=work&limit=1"));
+        while let Some(path) = next.take() {
+            let resp = app
+                .client
+                .get(&path)
+                .header("authorization", bearer(&t))
+                .send()
+                .await;
+            assert_eq!(resp.0.status(), 200);
+            let link = crate::helpers::header(&resp, "link");
+            seen.extend(titles(&json(resp).await));
+            if let Some(link) = link {
+                assert!(link.contains("tag=work"), "{link}");
+                let target = link.trim_start_matches('<');
+                next = Some(target[..target.find('>').unwrap()].to_owned());
+            }
+        }
+        assert_eq!(seen, ["a", "b", "d", "f"], "{}", app.name);
+    }
+}
+
+#[tokio::test]
+async fn bad_list_parameters_and_task_ids_are_422_naming_them() {
+    for app in apps().await {
+        let (u, t) = user();
+        let long = "x".repeat(51);
+        let many: String = (0..21).map(|i| format!("tag=t{i}&")).collect();
+        let cases = [
+            ("tag=".to_owned(), "tag"),
+            (format!("tag={long}"), "tag"),
+            (many, "tag"),
+            ("priority=urgent".to_owned(), "priority"),
+            ("priority=low,,nope".to_owned(), "priority"),
+            ("due_before=tomorrow".to_owned(), "due_before"),
+            ("due_after=2030-13-01".to_owned(), "due_after"),
+            ("overdue=maybe".to_owned(), "overdue"),
+            ("status=open".to_owned(), "status"),
+            ("sort=colour".to_owned(), "sort"),
+            ("order=up".to_owned(), "order"),
+            ("limit=0".to_owned(), "limit"),
+        ];
+        for (query, field) in cases {
+            let (status, problem) = get(&app, &format!("/api/{u}/tasks?{query}"), &t).await;
+            assert_eq!(status, 422, "{query}");
+            assert_eq!(fields(&problem), [field], "{query}");
+        }
+        for id in ["abc", "0", "-3", "1.5", "99999999999999999999"] {
+            let (status, problem) = get(&app, &format!("/api/{u}/tasks/{id}"), &t).await;
+            assert_eq!(status, 422, "{id}");
+            assert_eq!(fields(&problem), ["id"], "{id}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn tag_routes_count_rename_and_remove_only_the_callers_tags() {
+    for app in apps().await {
+        let (u, t) = user();
+        let (other, other_token) = user();
+        let a = create(
+            &app,
+            &u,
+            &t,
+            json!({"title": "a", "tags": ["Work", "home"]}),
+        )
+        .await;
+        let b = create(
+            &app,
+            &u,
+            &t,
+            json!({"title": "b", "tags": ["work", "Office"]}),
+        )
+        .await;
+        create(&app, &u, &t, json!({"title": "c", "tags": ["home"]})).await;
+        let theirs = create(
+            &app,
+            &other,
+            &other_token,
+            json!({"title": "x", "tags": ["work"]}),
+        )
+        .await;
+
+        let want = json!([
+            {"name": "home", "count": 2},
+            {"name": "Office", "count": 1},
+            {"name": "Work", "count": 2},
+        ]);
+        for path in ["/api/tags".to_owned(), format!("/api/{u}/tags")] {
+            let (status, body) = get(&app, &path, &t).await;
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(body, want, "{path} on {}", app.name);
+        }
+        let (status, _) = get(&app, &format!("/api/{u}/tags"), &other_token).await;
+        assert_eq!(status, 403);
+
+        // Renaming onto a tag a task already carries keeps one, in the first one's place.
+        let (status, renamed) = send(
+            &app,
+            "PATCH",
+            &format!("/api/{u}/tags/WORK"),
+            &t,
+            json!({"name": "office"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{}", app.name);
+        assert_eq!(renamed, json!({"name": "office", "count": 2}));
+        let (_, a_now) = get(&app, &format!("/api/{u}/tasks/{}", a["id"]), &t).await;
+        assert_eq!(a_now["tags"], json!(["office", "home"]));
+        assert_ne!(a_now["updated_at"], a["updated_at"]);
+        let (_, b_now) = get(&app, &format!("/api/{u}/tasks/{}", b["id"]), &t).await;
+        assert_eq!(b_now["tags"], json!(["office"]));
+        // The other user's "work" is untouched, and their list of tags too.
+        let (_, x) = get(&app, &format!("/api/tasks/{}", theirs["id"]), &other_token).await;
+        assert_eq!(x, theirs);
+        let (_, their_tags) = get(&app, "/api/tags", &other_token).await;
+        assert_eq!(their_tags, json!([{"name": "work", "count": 1}]));
+
+        let (status, removed) = send(&app, "DELETE", "/api/tags/HOME", &t, Value::Null).await;
+        assert_eq!(status, 200);
+        assert_eq!(removed, json!({"name": "HOME", "count": 2}));
+        let (_, left) = get(&app, "/api/tags", &t).await;
+        assert_eq!(left, json!([{"name": "office", "count": 2}]));
+
+        // A tag nobody of this user carries is 404, even one another user has.
+        let (status, problem) = send(&app, "DELETE", "/api/tags/home", &t, Value::Null).await;
+        assert_eq!(status, 404);
+        assert_eq!(problem["detail"], "tag not found");
+        let (status, _) = send(&app, "DELETE", "/api/tags/work", &t, Value::Null).await;
+        assert_eq!(status, 404);
+        let (status, _) = send(
+            &app,
+            "PATCH",
+            "/api/tags/office",
+            &other_token,
+            json!({"name": "mine"}),
+        )
+        .await;
+        assert_eq!(status, 404);
+        // Bad names are 422 naming `name`.
+        let long = "x".repeat(51);
+        for (path, body) in [
+            (format!("/api/tags/{long}"), json!({"name": "ok"})),
+            ("/api/tags/office".to_owned(), json!({"name": " "})),
+            ("/api/tags/office".to_owned(), json!({"name": 3})),
+            ("/api/tags/office".to_owned(), json!({})),
+        ] {
+            let (status, problem) = send(&app, "PATCH", &path, &t, body.clone()).await;
+            assert_eq!(status, 422, "{path} {body}");
+            assert_eq!(fields(&problem), ["name"], "{path} {body}");
+        }
+        let (_, still) = get(&app, "/api/tags", &t).await;
+        assert_eq!(still, json!([{"name": "office", "count": 2}]));
+    }
+}
