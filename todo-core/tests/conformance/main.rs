@@ -13,3 +13,4 @@ mod paging;
 mod quotas;
 mod recovery;
 mod scans;
+mod upgrade;
