@@ -25,9 +25,13 @@ fn previous(mut migrator: Migrator) -> Migrator {
     migrator
 }
 
+/// A task as the previous release stored it: title, description, completed, priority rank, due
+/// date in microseconds.
+type OldTask = (&'static str, Option<&'static str>, bool, i16, Option<i64>);
+
 /// Three tasks as the previous release stored them for `user`: plain, completed with a
 /// description and a due date, and high priority. The second is completed.
-const OLD_TASKS: [(&str, Option<&str>, bool, i16, Option<i64>); 3] = [
+const OLD_TASKS: [OldTask; 3] = [
     ("plain", None, false, 1, None),
     (
         "done",
