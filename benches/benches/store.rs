@@ -101,6 +101,7 @@ fn new_task(i: usize) -> NewTask {
             .then(|| chrono::Utc::now() + chrono::Duration::days((i % 365) as i64)),
         tags: Default::default(),
         remind_at: None,
+        recurrence: None,
     }
 }
 
@@ -418,6 +419,7 @@ fn bench_fixture(c: &mut Criterion, rt: &Runtime, group_name: &str, f: &Arc<Fixt
                     due_date: None,
                     tags: Default::default(),
                     remind_at: None,
+                    recurrence: None,
                 };
                 let task = f.store.replace(&f.who, id, replacement, None).await;
                 black_box(task.expect("replace"));

@@ -31,6 +31,7 @@ mod error;
 mod model;
 mod options;
 mod principal;
+mod recurrence;
 mod session;
 mod store;
 
@@ -47,6 +48,10 @@ pub use model::{
 };
 pub use options::StoreOptions;
 pub use principal::Principal;
+pub use recurrence::{
+    Frequency, RECURRENCE_MAX_CHARS, RECURRENCE_MAX_COUNT, RECURRENCE_MAX_INTERVAL, Recurrence,
+    RecurrenceEnd,
+};
 pub use session::{SessionTable, SessionTableAuthenticator};
 pub use store::{DynTaskStore, IDEMPOTENCY_KEY_TTL, Store, TAGS_LISTED_MAX, TagCount, TaskStore};
 
@@ -59,8 +64,9 @@ use std::sync::Arc;
 ///   one writer, and reads run on read-only rusqlite connections: lookups by key and plain list
 ///   pages on the calling task (they take microseconds), searches and filtered lists on tokio's
 ///   blocking threads.
-/// - `postgres://` or `postgresql://` URLs: a connection pool ([`StoreOptions::max_connections`]);
-///   TLS through rustls, so `sslmode=require` works.
+/// - `postgres://` or `postgresql://` URLs: a connection pool for writes, and reads pipelined on
+///   a few shared connections ([`StoreOptions::read_connections`]); TLS through rustls, so
+///   `sslmode=require` works.
 ///
 /// Fails with [`Error::Config`] for an unknown scheme or a malformed URL, and with
 /// [`Error::Unavailable`] when the database cannot be reached.

@@ -11,6 +11,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::recurrence::Recurrence;
 
 /// Longest title, in Unicode characters (after trimming).
 pub const TITLE_MAX_CHARS: usize = 200;
@@ -61,6 +62,9 @@ pub struct Task {
     /// When the owner wants to be reminded, if at all (UTC, microsecond precision).
     #[serde(default)]
     pub remind_at: Option<DateTime<Utc>>,
+    /// The task's recurrence rule in its canonical form ([`Recurrence`]), if it repeats.
+    #[serde(default)]
+    pub recurrence: Option<String>,
     /// Starts at 1 and grows by one on every write; backs ETags and optimistic concurrency.
     pub version: i64,
 }
@@ -399,6 +403,8 @@ pub struct NewTask {
     pub tags: Tags,
     /// When to remind the owner, if at all (stored at microsecond precision).
     pub remind_at: Option<DateTime<Utc>>,
+    /// How the task repeats, if it does; it needs a `due_date`.
+    pub recurrence: Option<Recurrence>,
 }
 
 impl NewTask {
@@ -411,6 +417,7 @@ impl NewTask {
             due_date: None,
             tags: Tags::default(),
             remind_at: None,
+            recurrence: None,
         }
     }
 
@@ -435,6 +442,7 @@ impl NewTask {
                 due_date,
                 tags: Tags::default(),
                 remind_at: None,
+                recurrence: None,
             }),
             _ => Err(ValidationError::field("title", "is invalid")),
         }
@@ -453,6 +461,7 @@ impl NewTask {
             due_date,
             tags,
             remind_at,
+            recurrence,
         } = self;
         let mut h = Sha256::new();
         h.update(title.as_str().as_bytes());
@@ -484,6 +493,10 @@ impl NewTask {
             h.update([3]);
             h.update(to_stored_precision(*r).timestamp_micros().to_le_bytes());
         }
+        if let Some(rule) = recurrence {
+            h.update([4]);
+            h.update(rule.to_string().as_bytes());
+        }
         let digest = h.finalize();
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -506,6 +519,8 @@ pub struct Replacement {
     pub tags: Tags,
     /// The new reminder time (`None` clears it).
     pub remind_at: Option<DateTime<Utc>>,
+    /// The new recurrence rule (`None` clears it).
+    pub recurrence: Option<Recurrence>,
 }
 
 /// A partial update: `None` leaves a field unchanged; for the optional fields, `Some(None)` clears.
@@ -525,6 +540,8 @@ pub struct TaskPatch {
     pub tags: Option<Tags>,
     /// A new reminder time, `Some(None)` to clear, or unchanged.
     pub remind_at: Option<Option<DateTime<Utc>>>,
+    /// A new recurrence rule, `Some(None)` to clear, or unchanged.
+    pub recurrence: Option<Option<Recurrence>>,
 }
 
 impl TaskPatch {
@@ -544,6 +561,7 @@ impl From<Replacement> for TaskPatch {
             due_date: Some(r.due_date),
             tags: Some(r.tags),
             remind_at: Some(r.remind_at),
+            recurrence: Some(r.recurrence),
         }
     }
 }

@@ -9,6 +9,11 @@ pub struct StoreOptions {
     /// kind, opened on demand (default 8; lookups and plain pages have their own, searches,
     /// filters and reads that met a locked file theirs); there is always exactly one writer.
     pub max_connections: Option<u32>,
+    /// PostgreSQL: how many connections, shared by all callers, reads are pipelined on (default:
+    /// the number of CPUs, at least 2 and at most 8). `Some(0)` runs reads on the pool like
+    /// writes. Pipelining needs only settings sqlx and tokio-postgres both understand; with
+    /// `sslmode=verify-ca`, or certificates of one's own, reads stay on the pool.
+    pub read_connections: Option<u32>,
     /// How long a call waits for a free connection before failing with
     /// [`Error::Unavailable`](crate::Error::Unavailable) (default 3 s). It also bounds how long a
     /// call waits when the database is down.
@@ -59,6 +64,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: None,
+            read_connections: None,
             acquire_timeout: Duration::from_secs(3),
             cursor_secret: None,
             sqlite_synchronous_full: true,
@@ -77,6 +83,7 @@ impl std::fmt::Debug for StoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreOptions")
             .field("max_connections", &self.max_connections)
+            .field("read_connections", &self.read_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field(
                 "cursor_secret",

@@ -247,6 +247,8 @@ fn new_task() -> impl Strategy<Value = NewTask> {
                 due_date,
                 tags,
                 remind_at,
+                // Recurring completions are covered by `conformance/recurrence.rs`.
+                recurrence: None,
             },
         )
 }
@@ -270,6 +272,8 @@ fn patch() -> impl Strategy<Value = TaskPatch> {
                 due_date,
                 tags,
                 remind_at,
+                // Recurring completions are covered by `conformance/recurrence.rs`.
+                recurrence: None,
             },
         )
 }
@@ -293,6 +297,8 @@ fn replacement() -> impl Strategy<Value = Replacement> {
                 due_date,
                 tags,
                 remind_at,
+                // Recurring completions are covered by `conformance/recurrence.rs`.
+                recurrence: None,
             },
         )
 }
@@ -812,6 +818,7 @@ impl<'a> Case<'a> {
             version: 1,
             tags: new.tags.names(),
             remind_at: new.remind_at.map(stored),
+            recurrence: None,
         };
         prop_assert_eq!(&got, &want);
         self.known.push(got.id);

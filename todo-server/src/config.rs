@@ -126,6 +126,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
     pub database_max_connections: Option<u32>,
 
+    /// PostgreSQL: connections that reads are pipelined on, shared by all requests (default:
+    /// the number of CPUs, 2 to 8). 0 runs reads on the pool.
+    #[arg(long, env = "DATABASE_READ_CONNECTIONS")]
+    pub database_read_connections: Option<u32>,
+
     /// Seconds a client has to send a request's headers in full (and, on a kept-alive
     /// connection, to start its next request) before the connection is closed.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]

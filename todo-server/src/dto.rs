@@ -9,7 +9,9 @@ use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::{MaybeUndefined, Type};
 use poem_openapi::{Enum, Object};
 use serde_json::{Map, Value};
-use todo_core::{Description, NewTask, Priority, Tags, Task, TaskPatch, Title, ValidationError};
+use todo_core::{
+    Description, NewTask, Priority, Recurrence, Tags, Task, TaskPatch, Title, ValidationError,
+};
 
 use crate::payload::json_response;
 
@@ -76,6 +78,9 @@ pub struct TaskDto {
     #[oai(nullable)]
     #[serde(serialize_with = "rfc3339::serialize_opt")]
     pub remind_at: Option<DateTime<Utc>>,
+    /// The recurrence rule (an RFC 5545 RRULE, canonical form), or null.
+    #[oai(nullable)]
+    pub recurrence: Option<String>,
 }
 
 /// Times as the API writes them: `2026-11-24T06:02:24.998244Z`, UTC, with six fractional digits
@@ -164,6 +169,7 @@ impl From<Task> for TaskDto {
             completed_at: t.completed_at,
             tags: t.tags,
             remind_at: t.remind_at,
+            recurrence: t.recurrence,
         }
     }
 }
@@ -180,7 +186,7 @@ mod task_json {
 
     /// At least the bytes of a task's JSON besides its strings' text: keys, punctuation, a
     /// 20-character id, five quoted 27-character times and the strings' quotes.
-    const FIXED_BYTES: usize = 337;
+    const FIXED_BYTES: usize = 355;
 
     /// An upper estimate of `task`'s JSON length without escapes.
     pub(super) fn size_hint(task: &Task) -> usize {
@@ -189,6 +195,7 @@ mod task_json {
             + task.title.len()
             + task.description.as_ref().map_or(0, String::len)
             + task.tags.iter().map(|t| t.len() + 3).sum::<usize>()
+            + task.recurrence.as_ref().map_or(0, String::len)
     }
 
     fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
@@ -251,6 +258,11 @@ mod task_json {
         out.extend_from_slice(b"],\"remind_at\":");
         match &task.remind_at {
             Some(t) => time(out, t),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"recurrence\":");
+        match &task.recurrence {
+            Some(r) => string(out, r)?,
             None => out.extend_from_slice(b"null"),
         }
         out.push(b'}');
@@ -340,6 +352,12 @@ pub struct TaskCreateDoc {
     pub tags: Option<Vec<String>>,
     /// When to remind the owner (RFC 3339).
     pub remind_at: Option<DateTime<Utc>>,
+    /// How the task repeats: an iCalendar (RFC 5545) RRULE with `FREQ` `DAILY`, `WEEKLY`,
+    /// `MONTHLY` or `YEARLY`, and optionally `INTERVAL`, `BYDAY` (weekly), `BYMONTHDAY`
+    /// (monthly), `COUNT` or `UNTIL`. Needs a `due_date`. Completing the task creates its next
+    /// occurrence.
+    #[oai(validator(max_length = 500))]
+    pub recurrence: Option<String>,
 }
 
 /// The body of an update: absent fields are unchanged; `null` clears `description`,
@@ -366,6 +384,9 @@ pub struct TaskUpdateDoc {
     /// New reminder time (RFC 3339), or null to clear it.
     #[oai(nullable)]
     pub remind_at: MaybeUndefined<DateTime<Utc>>,
+    /// New recurrence rule (as for a create), or null to stop the task repeating.
+    #[oai(nullable, validator(max_length = 500))]
+    pub recurrence: MaybeUndefined<String>,
 }
 
 /// The optional body of `/complete`: without it the task is toggled.
@@ -473,6 +494,19 @@ pub fn parse_instant_text(field: &str, s: &str) -> Result<DateTime<Utc>, Validat
     ))
 }
 
+/// A `recurrence` field: an RRULE string ([`Recurrence::parse`]).
+fn parse_recurrence(v: &Value) -> Result<Recurrence, ValidationError> {
+    Recurrence::parse(expect_str("recurrence", v)?)
+}
+
+/// The error for a rule on a task that has no due date.
+fn needs_due_date() -> ValidationError {
+    ValidationError::field(
+        "recurrence",
+        "needs a due_date (set one, or clear the rule)",
+    )
+}
+
 /// A `tags` field: an array of strings ([`Tags::parse`]).
 fn parse_tags(v: &Value) -> Result<Tags, ValidationError> {
     let items = v
@@ -521,8 +555,23 @@ pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError
         Field::Present(v) => errors.collect(parse_instant("remind_at", v)).map(Some),
         _ => Some(None),
     };
+    let recurrence = match field(map, "recurrence") {
+        Field::Present(v) => errors.collect(parse_recurrence(v)).map(Some),
+        _ => Some(None),
+    };
+    if let (Some(Some(_)), Some(None)) = (&recurrence, &due_date) {
+        errors.errors.extend(needs_due_date().errors);
+    }
     errors.into_result()?;
-    match (title, description, priority, due_date, tags, remind_at) {
+    match (
+        title,
+        description,
+        priority,
+        due_date,
+        tags,
+        remind_at,
+        recurrence,
+    ) {
         (
             Some(title),
             Some(description),
@@ -530,6 +579,7 @@ pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError
             Some(due_date),
             Some(tags),
             Some(remind_at),
+            Some(recurrence),
         ) => Ok(NewTask {
             title,
             description,
@@ -537,6 +587,7 @@ pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError
             due_date,
             tags,
             remind_at,
+            recurrence,
         }),
         _ => Err(ValidationError::field("body", "is invalid")),
     }
@@ -596,6 +647,18 @@ pub fn parse_update(map: &Map<String, Value>) -> Result<TaskPatch, ValidationErr
             patch.remind_at = errors.collect(parse_instant("remind_at", v)).map(Some);
         }
     }
+    match field(map, "recurrence") {
+        Field::Absent => {}
+        Field::Null => patch.recurrence = Some(None),
+        Field::Present(v) => {
+            patch.recurrence = errors.collect(parse_recurrence(v)).map(Some);
+        }
+    }
+    // A rule sent with a due date cleared in the same body; a rule on a task that has no due
+    // date otherwise is refused by the store.
+    if let (Some(Some(_)), Some(None)) = (&patch.recurrence, &patch.due_date) {
+        errors.errors.extend(needs_due_date().errors);
+    }
     errors.into_result()?;
     Ok(patch)
 }
@@ -652,6 +715,7 @@ mod tests {
                 completed_at: Some(t),
                 tags: vec!["a\"b".into(), "é".into()],
                 remind_at: Some(t),
+                recurrence: Some("FREQ=DAILY".into()),
             })
             .unwrap();
             for key in [
@@ -730,6 +794,7 @@ mod tests {
                 (
                     proptest::collection::vec(text(), 0..4),
                     proptest::option::of(instant()),
+                    proptest::option::of(text()),
                 ),
             )
                 .prop_map(|t| Task {
@@ -746,6 +811,7 @@ mod tests {
                     completed_at: t.10,
                     tags: t.11.0,
                     remind_at: t.11.1,
+                    recurrence: t.11.2,
                 })
         }
 

@@ -364,6 +364,7 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
     let secret = load_or_create_secret(config.better_auth_secret.as_ref(), &config.secret_file())?;
     let options = StoreOptions {
         max_connections: config.database_max_connections,
+        read_connections: config.database_read_connections,
         cursor_secret: Some(secret.expose().to_vec()),
         sqlite_synchronous_full: config.sqlite_synchronous != "normal",
         sqlite_max_size_bytes: (config.sqlite_max_size_mb > 0)

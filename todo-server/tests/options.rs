@@ -95,6 +95,7 @@ const PROBES: &[Probe] = &[
     probe!("--token-ttl-minutes",               "TOKEN_TTL_MINUTES",               token_ttl_minutes),
     probe!("--sqlite-synchronous",              "SQLITE_SYNCHRONOUS",              sqlite_synchronous, alone),
     probe!("--database-max-connections",        "DATABASE_MAX_CONNECTIONS",        database_max_connections, alone),
+    probe!("--database-read-connections",       "DATABASE_READ_CONNECTIONS",       database_read_connections),
     probe!("--header-read-timeout-secs",        "HEADER_READ_TIMEOUT_SECS",        header_read_timeout),
     probe!("--idle-timeout-secs",               "IDLE_TIMEOUT_SECS",               idle_timeout),
     probe!("--body-read-timeout-secs",          "BODY_READ_TIMEOUT_SECS",          body_read_timeout),
@@ -871,6 +872,93 @@ async fn database_max_connections() {
         counts[0] < counts[1],
         "8 concurrent searches opened as many SQLite connections with \
          --database-max-connections 1 ({}) as with 8 ({})",
+        counts[0],
+        counts[1]
+    );
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (server, _) = base.rsplit_once('/').unwrap();
+    if query.is_empty() {
+        format!("{server}/{name}")
+    } else {
+        format!("{server}/{name}?{query}")
+    }
+}
+
+async fn database_read_connections() {
+    let Some(pg) = pg_url("the --database-read-connections probe") else {
+        return;
+    };
+    let db = unique("todo_probe_reads_").to_lowercase();
+    psql(&pg, &format!("create database {db}"));
+    let url = with_database(&pg, &db);
+    let count = {
+        let (pg, db) = (pg.clone(), db.clone());
+        move || {
+            psql(
+                &pg,
+                &format!("select count(*) from pg_stat_activity where datname = '{db}'"),
+            )
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+        }
+    };
+    let outcome = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let mut counts = Vec::new();
+            for reads in ["3", "0"] {
+                let dir = tempfile::tempdir().unwrap();
+                let server = start_with(
+                    dir.path(),
+                    "server",
+                    &[
+                        "--database-url",
+                        &url,
+                        "--database-max-connections",
+                        "1",
+                        "--database-read-connections",
+                        reads,
+                    ],
+                    &[("BETTER_AUTH_SECRET", SECRET), ("RUST_LOG", "warn")],
+                )
+                .await;
+                let mut set = tokio::task::JoinSet::new();
+                for i in 0..24 {
+                    let url = server.url("/api/tasks");
+                    set.spawn(async move {
+                        let resp = http()
+                            .get(url)
+                            .bearer_auth(jwt(&format!("r{i}")))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(resp.status(), 200);
+                    });
+                }
+                while let Some(done) = set.join_next().await {
+                    done.unwrap();
+                }
+                counts.push(tokio::task::spawn_blocking(count.clone()).await.unwrap());
+            }
+            counts
+        }
+    })
+    .await;
+    psql(&pg, &format!("drop database if exists {db} with (force)"));
+    let counts = outcome.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    eprintln!(
+        "database-read-connections: connections with 3: {}, with 0: {}",
+        counts[0], counts[1]
+    );
+    assert!(
+        counts[0] >= 3 && counts[1] <= 1,
+        "3 read connections and a pool of 1 should hold at least 3 connections ({}); no read \
+         connections and a pool of 1 at most 1 ({})",
         counts[0],
         counts[1]
     );

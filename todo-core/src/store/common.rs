@@ -391,6 +391,7 @@ mod tests {
             version: 1,
             tags: Vec::new(),
             remind_at: None,
+            recurrence: None,
         }
     }
 
@@ -480,6 +481,7 @@ mod tests {
             version: 1,
             tags: Vec::new(),
             remind_at: None,
+            recurrence: None,
         };
         let held = |fingerprint: &str, response: Option<String>| {
             Some(HeldKey {

@@ -11,14 +11,15 @@ use super::common::quota_arg;
 use crate::cursor::{Key, Position};
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{
-    ListQuery, NewTask, SortField, SortOrder, StatusFilter, TAGS_MAX, TaskId, TaskPatch,
+    ListQuery, NewTask, SortField, SortOrder, StatusFilter, TAGS_MAX, Task, TaskId, TaskPatch,
     check_due_date, check_instant, fold_case, to_stored_precision,
 };
+use crate::recurrence::Recurrence;
 
 /// The columns every task-returning statement selects, in the order the decoders read them.
 macro_rules! task_columns {
     () => {
-        "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version, completed_at, tags, remind_at"
+        "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version, completed_at, tags, remind_at, recurrence"
     };
 }
 
@@ -28,17 +29,17 @@ pub(crate) use task_columns;
 /// The columns a new task is inserted with; `insert_values!` gives their values, in order.
 macro_rules! insert_columns {
     () => {
-        "user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version, tags, tag_keys, remind_at"
+        "user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version, tags, tag_keys, remind_at, recurrence"
     };
 }
 
 /// The values of `insert_columns!`: `$1` user, `$2` title, `$3` its search key, `$4`
 /// description, `$5` its search key, `$6` priority rank, `$7` due date, `$8` the time of the
-/// create (both created and updated), `$9` tags, `$10` their keys, `$11` reminder time; not
-/// completed, version 1.
+/// create (both created and updated), `$9` tags, `$10` their keys, `$11` reminder time, `$12`
+/// recurrence rule; not completed, version 1.
 macro_rules! insert_values {
     () => {
-        "$1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1, $9, $10, $11"
+        "$1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1, $9, $10, $11, $12"
     };
 }
 
@@ -60,7 +61,7 @@ pub(crate) const INSERT_TASK: &str = concat!(
     task_columns!()
 );
 
-/// [`INSERT_TASK`] only while the user `$1` has fewer than `$12` tasks: no row otherwise.
+/// [`INSERT_TASK`] only while the user `$1` has fewer than `$13` tasks: no row otherwise.
 pub(crate) const INSERT_TASK_WITHIN_QUOTA: &str = concat!(
     r"insert into tasks
     (",
@@ -69,7 +70,7 @@ pub(crate) const INSERT_TASK_WITHIN_QUOTA: &str = concat!(
     select ",
     insert_values!(),
     r"
-    where (select count(*) from (select 1 from tasks where user_id = $1 limit $12) counted) < $12
+    where (select count(*) from (select 1 from tasks where user_id = $1 limit $13) counted) < $13
     returning ",
     task_columns!()
 );
@@ -83,8 +84,8 @@ pub(crate) const GET_TASK: &str = concat!(
 
 pub(crate) const GET_VERSION: &str = r"select version from tasks where id = $1 and user_id = $2";
 
-/// `$5`/`$10`/`$14`/`$17` say whether the description/due date/tags/reminder are set (so
-/// `null` can clear the nullable ones).
+/// `$5`/`$10`/`$14`/`$17`/`$19` say whether the description/due date/tags/reminder/recurrence
+/// are set (so `null` can clear the nullable ones).
 pub(crate) const PATCH_TASK: &str = concat!(
     r"update tasks set
     title = coalesce($3, title),
@@ -98,6 +99,7 @@ pub(crate) const PATCH_TASK: &str = concat!(
     tags = case when $14 then $15 else tags end,
     tag_keys = case when $14 then $16 else tag_keys end,
     remind_at = case when $17 then $18 else remind_at end,
+    recurrence = case when $19 then $20 else recurrence end,
     updated_at = $12,
     version = version + 1
     where id = $1 and user_id = $2 and version = coalesce($13, version)
@@ -116,6 +118,17 @@ pub(crate) const SET_COMPLETED: &str = concat!(
     returning ",
     task_columns!()
 );
+
+/// The next occurrence of task `$1` of user `$2`, which must be completed: a copy of it, pending,
+/// due at `$3`, created at `$4`, reminding at `$5`, with the rule `$6`. At most one per completed
+/// task (`spawned_from` is unique): a second attempt inserts nothing.
+pub(crate) const SPAWN_NEXT: &str = r"insert into tasks
+    (user_id, title, title_key, description, description_key, completed, priority, due_date,
+     created_at, updated_at, version, tags, tag_keys, remind_at, recurrence, spawned_from)
+    select user_id, title, title_key, description, description_key, false, priority, $3,
+     $4, $4, 1, tags, tag_keys, $5, $6, id
+    from tasks where id = $1 and user_id = $2 and completed
+    on conflict (spawned_from) where spawned_from is not null do nothing";
 
 /// Returns the deleted task.
 pub(crate) const DELETE_TASK: &str = concat!(
@@ -221,6 +234,7 @@ where
         due_date,
         tags,
         remind_at,
+        recurrence,
     } = task;
     let due_date = due_date.map(check_due_date).transpose()?;
     let remind_at = remind_at
@@ -244,6 +258,7 @@ where
     push(&mut args, TextList(tags.names()))?;
     push(&mut args, TextList(tags.keys()))?;
     push(&mut args, remind_at.map(Stamp))?;
+    push(&mut args, recurrence.as_ref().map(ToString::to_string))?;
     if let Some(limit) = quota {
         push(&mut args, quota_arg(Some(limit)))?;
     }
@@ -280,6 +295,7 @@ where
         due_date,
         tags,
         remind_at,
+        recurrence,
     } = patch;
     let due = due_date.flatten().map(check_due_date).transpose()?;
     let remind = remind_at
@@ -313,7 +329,47 @@ where
     push(&mut args, tags.as_ref().map(|t| TextList(t.keys())))?;
     push(&mut args, remind_at.is_some())?;
     push(&mut args, remind.map(Stamp))?;
+    push(&mut args, recurrence.is_some())?;
+    push(&mut args, recurrence.flatten().map(|r| r.to_string()))?;
     Ok(args)
+}
+
+/// The arguments of [`SPAWN_NEXT`] for `task`, just written by a write that may have completed
+/// it: `None` unless it is completed, repeats and its series goes on ([`Recurrence::next`]).
+/// The reminder moves with the due date; one that would leave years 1 to 9999 is dropped.
+pub(crate) fn spawn_args<'q, A>(task: &Task, now: DateTime<Utc>) -> Result<Option<A>>
+where
+    A: Arguments<'q>,
+    String: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    i64: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<Stamp>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+{
+    let (true, Some(rule), Some(due)) = (task.completed, &task.recurrence, task.due_date) else {
+        return Ok(None);
+    };
+    // A stored rule was valid when written; one that no longer parses repeats no more.
+    let Ok(rule) = Recurrence::parse(rule) else {
+        return Ok(None);
+    };
+    let Some((next, next_rule)) = rule.next(due) else {
+        return Ok(None);
+    };
+    let Ok(next) = check_due_date(next) else {
+        return Ok(None);
+    };
+    let remind = task
+        .remind_at
+        .and_then(|r| r.checked_add_signed(next - due))
+        .and_then(|r| check_instant("remind_at", r).ok());
+    let mut args = A::default();
+    push(&mut args, task.id)?;
+    push(&mut args, task.user_id.clone())?;
+    push(&mut args, Stamp(next))?;
+    push(&mut args, Stamp(now))?;
+    push(&mut args, remind.map(Stamp))?;
+    push(&mut args, next_rule.to_string())?;
+    Ok(Some(args))
 }
 
 /// A list statement and its arguments, as [`list`] builds them for one [`ListQuery`].

@@ -3,7 +3,7 @@
 //!
 //! - Scans, lists that may read all of a user's tasks ([`super::common::is_scan`]: searches,
 //!   status filters, the due-date sort, large pages). One user firing many searches at once
-//!   would otherwise take every scan connection (SQLite) or the pool (PostgreSQL) and
+//!   would otherwise take every scan connection (SQLite) or fill the pipelines (PostgreSQL) and
 //!   slow everyone. (Scans of different users still share the scan connections: more users scanning
 //!   at once than there are connections wait for one.)
 //! - Quota-checked writes where the quota needs a database lock (PostgreSQL): they queue here,

@@ -43,6 +43,7 @@ async fn every_field_round_trips_including_long_unicode_text() {
             due_date: Some(due),
             tags: Default::default(),
             remind_at: None,
+            recurrence: None,
         };
         let task = b.store.create(&alice, new, None).await.unwrap().task;
         assert_eq!(task.title, "é".repeat(200), "{}", b.name);
@@ -85,6 +86,7 @@ async fn replace_sets_every_field_and_bumps_the_version() {
                     due_date: Some(due),
                     tags: Default::default(),
                     remind_at: None,
+                    recurrence: None,
                 },
                 None,
             )
@@ -114,6 +116,7 @@ async fn patch_changes_only_what_it_sets_and_null_clears() {
             due_date: Some(due),
             tags: Default::default(),
             remind_at: None,
+            recurrence: None,
         };
         let task = b.store.create(&alice, new, None).await.unwrap().task;
 
@@ -261,6 +264,7 @@ async fn a_stale_expected_version_fails_every_write_and_changes_nothing() {
                         due_date: None,
                         tags: Default::default(),
                         remind_at: None,
+                        recurrence: None,
                     },
                     stale,
                 )
@@ -485,6 +489,7 @@ async fn completed_at_is_set_on_completion_kept_while_completed_and_cleared_on_r
                     due_date: None,
                     tags: Default::default(),
                     remind_at: None,
+                    recurrence: None,
                 },
                 None,
             )

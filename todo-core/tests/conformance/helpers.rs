@@ -62,10 +62,31 @@ pub async fn backends_with(options: StoreOptions) -> Vec<Backend> {
         _dir: Some(dir),
     });
     if let Some(url) = pg_url() {
-        let pg = todo_core::open(&url, options).await.expect("open postgres");
+        // Two read connections whatever the machine, so parallel tests stay far below the
+        // server's connection limit.
+        let pipelined = StoreOptions {
+            read_connections: Some(2),
+            ..options.clone()
+        };
+        let pg = todo_core::open(&url, pipelined)
+            .await
+            .expect("open postgres");
         out.push(Backend {
             name: "postgres",
             store: pg,
+            _dir: None,
+        });
+        // Reads on the pool, as with `sslmode=verify-ca` or `read_connections: Some(0)`.
+        let on_pool = StoreOptions {
+            read_connections: Some(0),
+            ..options
+        };
+        let pool_reads = todo_core::open(&url, on_pool)
+            .await
+            .expect("open postgres, reads on the pool");
+        out.push(Backend {
+            name: "postgres-pool-reads",
+            store: pool_reads,
             _dir: None,
         });
     }

@@ -27,6 +27,7 @@ async fn another_user_gets_not_found_for_every_operation_and_changes_nothing() {
                         due_date: None,
                         tags: Default::default(),
                         remind_at: None,
+                        recurrence: None,
                     },
                     None,
                 )

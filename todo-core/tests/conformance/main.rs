@@ -12,5 +12,6 @@ mod out_of_space;
 mod paging;
 mod quotas;
 mod recovery;
+mod recurrence;
 mod scans;
 mod upgrade;

@@ -124,6 +124,7 @@ async fn every_sort_and_order_pages_in_the_documented_order() {
                 }),
                 tags: Default::default(),
                 remind_at: None,
+                recurrence: None,
             };
             tasks.push(b.store.create(&alice, new, None).await.unwrap().task);
         }
@@ -327,6 +328,7 @@ async fn a_list_returns_every_task_exactly_as_get_reads_it() {
                 due_date: due,
                 tags: Default::default(),
                 remind_at: None,
+                recurrence: None,
             };
             let created = b.store.create(&owner, new, None).await.unwrap().task;
             let created = if i == 3 {

@@ -365,3 +365,76 @@ async fn tag_routes_count_rename_and_remove_only_the_callers_tags() {
         assert_eq!(still, json!([{"name": "office", "count": 2}]));
     }
 }
+
+#[tokio::test]
+async fn a_recurring_task_completed_over_http_comes_back_as_its_next_occurrence() {
+    for app in apps().await {
+        let (u, t) = user();
+        let task = create(
+            &app,
+            &u,
+            &t,
+            json!({"title": "Gym", "due_date": "2030-01-31T18:00:00Z", "tags": ["health"],
+                   "recurrence": "rrule:freq=monthly;bymonthday=31;count=2"}),
+        )
+        .await;
+        assert_eq!(
+            task["recurrence"], "FREQ=MONTHLY;BYMONTHDAY=31;COUNT=2",
+            "{}",
+            app.name
+        );
+        let (status, done) = send(
+            &app,
+            "PATCH",
+            &format!("/api/{u}/tasks/{}/complete", task["id"]),
+            &t,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(done["completed"], true);
+        let (_, pending) = get(&app, &format!("/api/{u}/tasks?status=pending"), &t).await;
+        let pending = pending.as_array().unwrap().clone();
+        assert_eq!(pending.len(), 1, "{}", app.name);
+        assert_eq!(pending[0]["title"], "Gym");
+        assert_eq!(pending[0]["due_date"], "2030-03-31T18:00:00Z");
+        assert_eq!(pending[0]["tags"], json!(["health"]));
+        assert_eq!(
+            pending[0]["recurrence"],
+            "FREQ=MONTHLY;BYMONTHDAY=31;COUNT=1"
+        );
+        // Stopping the series: null clears the rule.
+        let path = format!("/api/{u}/tasks/{}", pending[0]["id"]);
+        let (status, stopped) = send(&app, "PATCH", &path, &t, json!({"recurrence": null})).await;
+        assert_eq!(status, 200);
+        assert_eq!(stopped["recurrence"], Value::Null);
+
+        let bad = [
+            json!({"title": "x", "recurrence": "FREQ=HOURLY", "due_date": "2030-01-01"}),
+            json!({"title": "x", "recurrence": "FREQ=DAILY;COUNT=0", "due_date": "2030-01-01"}),
+            json!({"title": "x", "recurrence": 7, "due_date": "2030-01-01"}),
+            json!({"title": "x", "recurrence": "FREQ=DAILY"}),
+        ];
+        for body in bad {
+            let (status, problem) =
+                send(&app, "POST", &format!("/api/{u}/tasks"), &t, body.clone()).await;
+            assert_eq!(status, 422, "{body}");
+            assert_eq!(fields(&problem), ["recurrence"], "{body}");
+        }
+        // A rule on a task without a due date, or a due date cleared under a rule: 422.
+        let plain = create(&app, &u, &t, json!({"title": "plain"})).await;
+        let plain_path = format!("/api/{u}/tasks/{}", plain["id"]);
+        let (status, problem) = send(
+            &app,
+            "PATCH",
+            &plain_path,
+            &t,
+            json!({"recurrence": "FREQ=DAILY"}),
+        )
+        .await;
+        assert_eq!(status, 422, "{}", app.name);
+        assert_eq!(fields(&problem), ["recurrence"]);
+        let (_, unchanged) = get(&app, &plain_path, &t).await;
+        assert_eq!(unchanged, plain);
+    }
+}

@@ -1,17 +1,23 @@
-//! PostgreSQL's errors, from sqlx's driver, as
+//! PostgreSQL's errors, from both of its drivers (sqlx and tokio-postgres), as
 //! [`todo_core::Error`]s, by what they mean for the caller: the server's own errors by their
 //! SQLSTATE, the others by whether the connection could be made and kept.
 //!
 //! [`todo_core::Error`]: crate::Error
 
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, Error, ValidationError};
 
-/// The error for a server error with SQLSTATE `code`, with `source` kept for logs: 53100
+/// The error for a server error with SQLSTATE `code`, with `source` kept for logs: 23514 (the
+/// schema's CHECK constraint: a recurrence rule needs a due date) is [`Error::Validation`]; 53100
 /// `disk_full` is [`Error::OutOfSpace`]; a session that is gone or could not start (class 08,
 /// 57P) or 53300 `too_many_connections` is [`Error::Unavailable`]; anything else (a constraint,
 /// the rest of class 53, a read-only session...) is [`Error::Storage`].
 fn by_sqlstate(code: &str, source: BoxError) -> Error {
     match code {
+        // The schema's one CHECK constraint: a recurring task needs a due date.
+        "23514" => Error::Validation(ValidationError::field(
+            "recurrence",
+            "needs a due_date (set one, or clear the rule)",
+        )),
         "53100" => Error::OutOfSpace(source),
         "53300" => Error::Unavailable(source),
         code if is_connection_lost(code) => Error::Unavailable(source),
@@ -46,6 +52,27 @@ pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
     }
 }
 
+/// An error of tokio-postgres on an open connection: the server's own by SQLSTATE; a connection
+/// that closed or failed under it ([`lost_connection`]) is [`Error::Unavailable`]; anything else
+/// (a protocol or decoding failure) is [`Error::Storage`].
+pub(crate) fn from_pg(e: tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code().to_owned();
+        return by_sqlstate(&code, Box::new(e));
+    }
+    if lost_connection(&e) {
+        Error::Unavailable(Box::new(e))
+    } else {
+        Error::Storage(Box::new(e))
+    }
+}
+
+/// An error of tokio-postgres while opening a connection: whatever it is (refused, timed out,
+/// TLS, authentication), the database cannot be used now, as when the pool cannot open one.
+pub(crate) fn from_pg_connect(e: tokio_postgres::Error) -> Error {
+    Error::Unavailable(Box::new(e))
+}
+
 /// A failed migration.
 pub(crate) fn from_migrate(e: sqlx::migrate::MigrateError) -> Error {
     match e {
@@ -77,6 +104,26 @@ pub(crate) fn breaks_connection(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| is_connection_lost(&code)),
         _ => false,
     }
+}
+
+/// Whether a tokio-postgres error says the connection is gone, so a read that failed with it
+/// may run once more on a new one: the connection closed, an I/O (or TLS) failure under it, or
+/// the server ending the session (class 08, 57P).
+pub(crate) fn lost_connection(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        return is_connection_lost(db.code().code());
+    }
+    if e.is_closed() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() || c.is::<rustls::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 #[cfg(test)]

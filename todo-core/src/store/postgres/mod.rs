@@ -1,6 +1,6 @@
-//! The PostgreSQL backend: one pool of sqlx connections for reads, writes and transactions, TLS
-//! through rustls (so `sslmode=require` URLs such as Neon's work), statements prepared once per
-//! connection and cached.
+//! The PostgreSQL backend: a pool for writes and transactions, reads pipelined on a few shared
+//! connections (`postgres/pipeline.rs`), TLS through rustls (so `sslmode=require` URLs such as
+//! Neon's work), statements prepared once per connection and cached.
 
 use std::str::FromStr;
 
@@ -21,8 +21,10 @@ use crate::model::{
 use crate::options::StoreOptions;
 use crate::principal::Principal;
 use error::{breaks_connection, from_migrate, from_sqlx};
+use pipeline::PipelinedReads;
 
 pub(crate) mod error;
+mod pipeline;
 mod row;
 
 /// The backend's name, for logs and diagnostics.
@@ -43,15 +45,17 @@ type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
 /// The PostgreSQL store.
 pub(crate) struct PgStore {
-    /// Every statement's connections.
+    /// Writes, transactions, and reads when they are not pipelined.
     pool: Pool<PgConnection>,
+    /// Where reads go, when the connection settings allow it (see [`PipelinedReads::new`]).
+    reads: Option<PipelinedReads>,
     /// Cursors, hashing, turns and quotas.
     common: Common,
 }
 
 impl PgStore {
-    /// Opens the database at `url` and applies the migrations; list cursors are signed with
-    /// `cursor_secret`.
+    /// Opens the database at `url`, applies the migrations, and opens the pipelined reads
+    /// `options` ask for; list cursors are signed with `cursor_secret`.
     pub(crate) async fn open(
         url: &str,
         cursor_secret: Vec<u8>,
@@ -65,7 +69,7 @@ impl PgStore {
         // fails its statement (503) and is discarded, and the next one is fresh, so recovery
         // after a database restart is automatic.
         let pool = Pool::new(
-            connect,
+            connect.clone(),
             options.max_connections.unwrap_or(16),
             options.acquire_timeout,
         )?;
@@ -75,8 +79,10 @@ impl PgStore {
             .await
             .map_err(from_migrate)?;
         drop(conn);
+        let reads = open_reads(&connect, options).await;
         Ok(Self {
             pool,
+            reads,
             // A quota takes the user's advisory lock ([`USER_LOCK`]).
             common: Common::new(cursor_secret, options, true),
         })
@@ -108,9 +114,10 @@ impl PgStore {
         Tx::begin(&self.pool, "begin", from_sqlx).await
     }
 
-    /// Every row of the read `query()`, on a pooled connection. A read is safe to repeat, so one
-    /// whose connection turns out to be broken (closed by a database restart or failover while
-    /// it sat in the pool) runs once more on another: the first read after a restart succeeds.
+    /// Every row of the read `query()`, on a pooled connection (reads not pipelined). A read is
+    /// safe to repeat, so one whose connection turns out to be broken (closed by a database
+    /// restart or failover while it sat in the pool) runs once more on another: the first read
+    /// after a restart succeeds.
     async fn read<'q>(&self, query: impl Fn() -> Query<'q>) -> Result<Vec<PgRow>> {
         let mut conn = self.pool.get().await?;
         match query().fetch_all(&mut *conn).await {
@@ -122,32 +129,44 @@ impl PgStore {
         }
     }
 
-    /// Task `id` of `user`.
+    /// Task `id` of `user`: pipelined, or on the pool.
     async fn find(&self, id: TaskId, user: &str) -> Result<Option<Task>> {
+        if let Some(reads) = &self.reads {
+            return reads.task(id, user).await;
+        }
         let rows = self
             .read(|| sqlx::query(statements::GET_TASK).bind(id).bind(user))
             .await?;
         rows.first().map(row::task).transpose()
     }
 
-    /// The version of task `id` of `user`.
+    /// The version of task `id` of `user`: pipelined, or on the pool.
     async fn version(&self, id: TaskId, user: &str) -> Result<Option<i64>> {
+        if let Some(reads) = &self.reads {
+            return reads.version(id, user).await;
+        }
         let rows = self
             .read(|| sqlx::query(statements::GET_VERSION).bind(id).bind(user))
             .await?;
         rows.first().map(|r| row::Columns::column(r, 0)).transpose()
     }
 
-    /// The account of `email`.
+    /// The account of `email`: pipelined, or on the pool.
     async fn account(&self, email: &str) -> Result<Option<common::AccountRow>> {
+        if let Some(reads) = &self.reads {
+            return reads.account(email).await;
+        }
         let rows = self
             .read(|| sqlx::query(statements::GET_ACCOUNT_BY_EMAIL).bind(email))
             .await?;
         rows.first().map(row::account).transpose()
     }
 
-    /// The rows of the list page `list`.
+    /// The rows of the list page `list`: pipelined, or on the pool.
     async fn page_rows(&self, list: &statements::ListSql) -> Result<Vec<Task>> {
+        if let Some(reads) = &self.reads {
+            return reads.list(list).await;
+        }
         let args = list.args.to_sqlx::<PgArguments>()?;
         let rows = self
             .read(|| sqlx::query_with(&list.text, args.clone()))
@@ -191,6 +210,43 @@ impl PgStore {
     ) -> Result<Task> {
         match row {
             Some(row) => row::task(&row),
+            None => Err(self.missing_or_stale(who, id, expected).await),
+        }
+    }
+
+    /// Runs `query`, a write that may complete a task, in a transaction with the task's next
+    /// occurrence ([`statements::spawn_args`]) when it repeats: the task it returned, if any.
+    /// A concurrent completion of the same task waits for this one's row lock, then finds the
+    /// next occurrence there (`spawned_from` is unique) and creates none.
+    async fn write_completing(&self, query: Query<'_>) -> Result<Option<Task>> {
+        let mut tx = self.begin().await?;
+        let row = query.fetch_optional(tx.conn()?).await.map_err(from_sqlx)?;
+        let task = row.as_ref().map(row::task).transpose()?;
+        if let Some(args) = task
+            .as_ref()
+            .map(|t| statements::spawn_args::<PgArguments>(t, now()))
+            .transpose()?
+            .flatten()
+        {
+            sqlx::query_with(statements::SPAWN_NEXT, args)
+                .execute(tx.conn()?)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    /// The task a write that may have completed it returned, or why it returned none.
+    async fn completed(
+        &self,
+        who: &Principal,
+        id: TaskId,
+        expected: Option<i64>,
+        task: Option<Task>,
+    ) -> Result<Task> {
+        match task {
+            Some(task) => Ok(task),
             None => Err(self.missing_or_stale(who, id, expected).await),
         }
     }
@@ -253,6 +309,32 @@ async fn insert(
     common::inserted(row.as_ref().map(row::task).transpose()?, max_tasks)
 }
 
+/// The pipelined reads `options` ask for (by default one connection per CPU, 2 to 8), or
+/// `None` to read on the pool: when turned off, when the URL needs something only sqlx does,
+/// or when a first pipelined connection cannot be opened although the pool's could (a setting
+/// the two drivers read differently): reads then stay on the pool rather than fail.
+async fn open_reads(connect: &PgConnectOptions, options: &StoreOptions) -> Option<PipelinedReads> {
+    let connections = match options.read_connections {
+        Some(0) => return None,
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism()
+            .map_or(2, std::num::NonZeroUsize::get)
+            .clamp(2, 8),
+    };
+    let Some(reads) = PipelinedReads::new(connect, connections, options.acquire_timeout) else {
+        tracing::info!("reads run on the pool: the URL's TLS settings need sqlx");
+        return None;
+    };
+    match reads.probe().await {
+        Ok(()) => Some(reads),
+        Err(e) => {
+            tracing::warn!(error = %e, "reads run on the pool: a pipelined connection could not be opened");
+            reads.close();
+            None
+        }
+    }
+}
+
 #[async_trait]
 impl TaskStore for PgStore {
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), backend = NAME))]
@@ -313,10 +395,14 @@ impl TaskStore for PgStore {
         expected_version: Option<i64>,
     ) -> Result<Task> {
         let user = who.user_id().as_str();
+        let completes = patch.completed == Some(true);
         let args = patch_args::<PgArguments>(id, user, patch, now(), expected_version)?;
-        let row = self
-            .row(sqlx::query_with(statements::PATCH_TASK, args))
-            .await?;
+        let query = sqlx::query_with(statements::PATCH_TASK, args);
+        if completes {
+            let task = self.write_completing(query).await?;
+            return self.completed(who, id, expected_version, task).await;
+        }
+        let row = self.row(query).await?;
         self.written(who, id, expected_version, row).await
     }
 
@@ -334,8 +420,12 @@ impl TaskStore for PgStore {
             .bind(completed)
             .bind(Stamp(now()))
             .bind(expected_version);
-        let row = self.row(query).await?;
-        self.written(who, id, expected_version, row).await
+        if completed == Some(false) {
+            let row = self.row(query).await?;
+            return self.written(who, id, expected_version, row).await;
+        }
+        let task = self.write_completing(query).await?;
+        self.completed(who, id, expected_version, task).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
@@ -380,6 +470,9 @@ impl TaskStore for PgStore {
     }
 
     async fn close(&self) {
+        if let Some(reads) = &self.reads {
+            reads.close();
+        }
         self.pool.close().await;
     }
 
@@ -443,6 +536,7 @@ mod tests {
         // connection a dropped transaction used is left with.
         let options = StoreOptions {
             max_connections: Some(1),
+            read_connections: Some(0),
             ..StoreOptions::default()
         };
         Some(PgStore::open(&url, vec![0; 32], &options).await.unwrap())

@@ -1,5 +1,6 @@
-//! How PostgreSQL stores a task, read by the one decoder ([`task`]), how it stores an instant
-//! ([`Stamp`]: `timestamptz`) and a list of texts ([`TextList`]: `text[]`).
+//! How PostgreSQL stores a task, read by the one decoder ([`task`]) over the rows of both of its
+//! drivers (sqlx's for the pool, tokio-postgres's for the pipelined reads), how it stores an
+//! instant ([`Stamp`]: `timestamptz`) and a list of texts ([`TextList`]: `text[]`).
 
 use chrono::{DateTime, Utc};
 use sqlx::encode::IsNull;
@@ -7,7 +8,7 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgRow, PgTypeInfo};
 use sqlx::{Encode, Postgres, Row as _, Type};
 
-use super::error::from_sqlx;
+use super::error::{from_pg, from_sqlx};
 use crate::error::Result;
 use crate::model::{Priority, Task};
 use crate::store::TagCount;
@@ -15,12 +16,20 @@ use crate::store::common::{AccountRow, HeldKey, unknown_rank};
 use crate::store::keyed::Rows;
 use crate::store::statements::{Stamp, TextList};
 
-/// A column type the driver decodes.
-pub(crate) trait Column: for<'r> sqlx::Decode<'r, Postgres> + Type<Postgres> {}
+/// A column type both drivers decode.
+pub(crate) trait Column:
+    for<'r> sqlx::Decode<'r, Postgres> + Type<Postgres> + for<'a> tokio_postgres::types::FromSql<'a>
+{
+}
 
-impl<T> Column for T where T: for<'r> sqlx::Decode<'r, Postgres> + Type<Postgres> {}
+impl<T> Column for T where
+    T: for<'r> sqlx::Decode<'r, Postgres>
+        + Type<Postgres>
+        + for<'a> tokio_postgres::types::FromSql<'a>
+{
+}
 
-/// A row, read column by column.
+/// A row of either driver, read column by column.
 pub(crate) trait Columns {
     /// Column `i` as a `T`.
     fn column<T: Column>(&self, i: usize) -> Result<T>;
@@ -32,6 +41,12 @@ impl Columns for PgRow {
     /// decode with their own checks.
     fn column<T: Column>(&self, i: usize) -> Result<T> {
         self.try_get_unchecked(i).map_err(from_sqlx)
+    }
+}
+
+impl Columns for tokio_postgres::Row {
+    fn column<T: Column>(&self, i: usize) -> Result<T> {
+        self.try_get(i).map_err(from_pg)
     }
 }
 
@@ -52,6 +67,7 @@ pub(crate) fn task(row: &impl Columns) -> Result<Task> {
         completed_at: row.column(10)?,
         tags: row.column(11)?,
         remind_at: row.column(12)?,
+        recurrence: row.column(13)?,
     })
 }
 

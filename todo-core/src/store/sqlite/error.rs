@@ -4,16 +4,31 @@
 
 use rusqlite::ErrorCode;
 
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, Error, ValidationError};
+
+/// What the schema's CHECK constraint on `tasks` means: a recurring task needs a due date.
+pub(crate) fn recurrence_needs_due_date() -> Error {
+    Error::Validation(ValidationError::field(
+        "recurrence",
+        "needs a due_date (set one, or clear the rule)",
+    ))
+}
 
 /// SQLite's primary result code for "database or disk is full".
 const FULL: i32 = 13;
 
-/// The error for SQLite's (extended) result `code`, with `source` kept for logs: a full
+/// SQLite's extended result code for a failed CHECK constraint.
+const CONSTRAINT_CHECK: i32 = 275;
+
+/// The error for SQLite's (extended) result `code`, with `source` kept for logs: the schema's
+/// one CHECK constraint (a recurrence rule needs a due date) is [`Error::Validation`]; a full
 /// database or disk is [`Error::OutOfSpace`]; a lock held past the busy timeout (BUSY, LOCKED),
 /// an I/O error and a file that cannot be opened are [`Error::Unavailable`] (the file cannot be
 /// used now); anything else (CORRUPT, NOTADB, a constraint...) is [`Error::Storage`].
 fn by_code(code: Option<i32>, source: BoxError) -> Error {
+    if code == Some(CONSTRAINT_CHECK) {
+        return recurrence_needs_due_date();
+    }
     // SQLite reports extended result codes; the primary code is the low byte.
     match code.map(|c| c & 0xff) {
         Some(FULL) => Error::OutOfSpace(source),

@@ -33,11 +33,17 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// How a queue reads the row a write returns (`returning ...`): for the store, a task.
 pub(crate) type Decode<T> = fn(&SqliteRow) -> Result<T>;
 
-/// One write: a statement that returns at most one row, its arguments, and its caller.
+/// What a write may call for once its row is read: another statement, run in the same
+/// transaction, or nothing. The write and its follow-up stand or fall together.
+pub(crate) type FollowUp<T> = fn(&T) -> Result<Option<(&'static str, SqliteArguments<'static>)>>;
+
+/// One write: a statement that returns at most one row, its arguments, what it may call for,
+/// and its caller.
 struct Job<T> {
     sql: &'static str,
     /// Cloned for each round the write runs in.
     args: SqliteArguments<'static>,
+    then: Option<FollowUp<T>>,
     reply: oneshot::Sender<Result<Option<T>>>,
 }
 
@@ -85,8 +91,25 @@ impl<T: Send + 'static> GroupCommit<T> {
         sql: &'static str,
         args: SqliteArguments<'static>,
     ) -> Result<Option<T>> {
+        self.write_then(sql, args, None).await
+    }
+
+    /// Like [`GroupCommit::write`], and when the statement returns a row, runs the statement
+    /// `then` makes of it, if any, in the same transaction: both are kept, or neither (and the
+    /// caller hears the failure).
+    pub(crate) async fn write_then(
+        &self,
+        sql: &'static str,
+        args: SqliteArguments<'static>,
+        then: Option<FollowUp<T>>,
+    ) -> Result<Option<T>> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { sql, args, reply };
+        let job = Job {
+            sql,
+            args,
+            then,
+            reply,
+        };
         self.tx
             .send(Msg::Job(job))
             .await
@@ -187,7 +210,47 @@ impl<T> Writer<T> {
         }
     }
 
+    /// Runs `job`: its statement alone, or with its follow-up under a savepoint, so a failure
+    /// of either undoes both and leaves the rest of the round as it was.
     async fn run_job(&mut self, job: &Job<T>) -> Ran<T> {
+        let Some(then) = job.then else {
+            return self.run_statement(job).await;
+        };
+        if let Err(e) = self.conn.execute("savepoint job").await {
+            return Ran::Failed(from_sqlx(e));
+        }
+        let ran = match self.run_statement(job).await {
+            Ran::Done(Some(value)) => match then(&value) {
+                Ok(None) => Ran::Done(Some(value)),
+                Ok(Some((sql, args))) => {
+                    match self.conn.execute(sqlx::query_with(sql, args)).await {
+                        Ok(_) => Ran::Done(Some(value)),
+                        Err(e @ sqlx::Error::Database(_)) => Ran::Refused(from_sqlx(e)),
+                        Err(e) => Ran::Failed(from_sqlx(e)),
+                    }
+                }
+                Err(e) => Ran::Refused(e),
+            },
+            other => other,
+        };
+        let closed = match &ran {
+            Ran::Done(_) => self.conn.execute("release job").await,
+            Ran::Refused(_) => match self.conn.execute("rollback to job").await {
+                Ok(_) => self.conn.execute("release job").await,
+                Err(e) => Err(e),
+            },
+            // The round ends and rolls back whole.
+            Ran::Failed(_) => return ran,
+        };
+        match closed {
+            Ok(_) => ran,
+            // The savepoint could not be closed: the transaction is in no known state.
+            Err(e) => Ran::Failed(from_sqlx(e)),
+        }
+    }
+
+    /// Runs `job`'s statement and decodes its row.
+    async fn run_statement(&mut self, job: &Job<T>) -> Ran<T> {
         let query = sqlx::query_with(job.sql, job.args.clone());
         match self.conn.fetch_optional(query).await {
             Ok(None) => Ran::Done(None),
@@ -386,6 +449,7 @@ mod tests {
                 // Queued statements are the store's constants; a test's live as long.
                 sql: Box::leak(sql.to_owned().into_boxed_str()),
                 args: SqliteArguments::default(),
+                then: None,
                 reply,
             };
             queue.tx.send(Msg::Job(job)).await.unwrap();

@@ -204,6 +204,31 @@ impl SqliteStore {
         }
     }
 
+    /// Runs one statement that writes, may complete a task, and returns at most one task; with
+    /// the task's next occurrence ([`statements::spawn_args`]) in the same transaction when the
+    /// task repeats: group-committed on a file, in a transaction in memory.
+    async fn write_completing(&self, sql: &'static str, args: Args) -> Result<Option<Task>> {
+        match &self.conns {
+            Conns::File { queue, .. } => queue.write_then(sql, args, Some(spawn_next)).await,
+            Conns::Memory(pool) => {
+                let mut tx = Tx::begin(pool, "begin immediate", from_sqlx).await?;
+                let row = sqlx::query_with(sql, args)
+                    .fetch_optional(tx.conn()?)
+                    .await
+                    .map_err(from_sqlx)?;
+                let task = row.as_ref().map(row::task).transpose()?;
+                if let Some((spawn, args)) = task.as_ref().map(spawn_next).transpose()?.flatten() {
+                    sqlx::query_with(spawn, args)
+                        .execute(tx.conn()?)
+                        .await
+                        .map_err(from_sqlx)?;
+                }
+                tx.commit().await?;
+                Ok(task)
+            }
+        }
+    }
+
     /// The version of task `id` of `user`, if it is there.
     async fn version(&self, id: TaskId, user: &str) -> Result<Option<i64>> {
         match &self.conns {
@@ -257,6 +282,11 @@ impl SqliteStore {
         let create = KeyedCreate::new(&self.common, user, task, key);
         keyed::create(tx, create, row::KEYED, from_sqlx).await
     }
+}
+
+/// The statement creating `task`'s next occurrence, if it calls for one.
+fn spawn_next(task: &Task) -> Result<Option<(&'static str, Args)>> {
+    Ok(statements::spawn_args(task, now())?.map(|args| (statements::SPAWN_NEXT, args)))
 }
 
 #[async_trait]
@@ -358,8 +388,14 @@ impl TaskStore for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<Task> {
         let user = who.user_id().as_str();
+        let completes = patch.completed == Some(true);
         let args = statements::patch_args(id, user, patch, now(), expected_version)?;
-        match self.write(statements::PATCH_TASK, args).await? {
+        let written = if completes {
+            self.write_completing(statements::PATCH_TASK, args).await?
+        } else {
+            self.write(statements::PATCH_TASK, args).await?
+        };
+        match written {
             Some(task) => Ok(task),
             None => Err(self.missing_or_stale(who, id, expected_version).await),
         }
@@ -381,7 +417,13 @@ impl TaskStore for SqliteStore {
                 .bind(Stamp(now()))
                 .bind(expected_version),
         )?;
-        match self.write(statements::SET_COMPLETED, args).await? {
+        let written = if completed == Some(false) {
+            self.write(statements::SET_COMPLETED, args).await?
+        } else {
+            self.write_completing(statements::SET_COMPLETED, args)
+                .await?
+        };
+        match written {
             Some(task) => Ok(task),
             None => Err(self.missing_or_stale(who, id, expected_version).await),
         }
@@ -635,7 +677,7 @@ mod tests {
     const TASKS_TABLE: &str = "create table tasks (id integer primary key, user_id text, \
         title text, description text, completed integer, priority integer, due_date integer, \
         created_at integer, updated_at integer, version integer, completed_at integer, tags text, \
-        remind_at integer);";
+        remind_at integer, recurrence text);";
 
     /// The tasks of user `$1`, with the columns the store selects.
     fn own_tasks() -> String {
@@ -662,8 +704,8 @@ mod tests {
         let holder = rusqlite::Connection::open(&path).unwrap();
         holder
             .execute_batch(&format!(
-                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null); \
-                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3, 7, '[\"x\"]', 9);"
+                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null, null); \
+                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3, 7, '[\"x\"]', 9, null);"
             ))
             .unwrap();
         let reads = file_reads(&path, 2);
@@ -694,7 +736,7 @@ mod tests {
         rusqlite::Connection::open(&path)
             .unwrap()
             .execute_batch(&format!(
-                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null);"
+                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null, null);"
             ))
             .unwrap();
         let reads = file_reads(&path, 1);

@@ -65,6 +65,7 @@ pub(crate) fn task(row: &impl Columns) -> Result<Task> {
         completed_at: row.column::<Option<i64>>(10)?.map(micros_to_time),
         tags: texts(&row.column::<String>(11)?)?,
         remind_at: row.column::<Option<i64>>(12)?.map(micros_to_time),
+        recurrence: row.column(13)?,
     })
 }
 
