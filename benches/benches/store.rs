@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use todo_core::{
-    Description, DynTaskStore, Limit, ListQuery, NewTask, Principal, Priority, Replacement,
-    SearchText, StoreOptions, TaskId, Title, UserId,
+    Description, DynTaskStore, Limit, ListQuery, NewTask, Principal, Priority, Recurrence,
+    Replacement, SearchText, StoreOptions, Tag, Tags, TaskId, Title, UserId,
 };
 use tokio::runtime::Runtime;
 
@@ -51,6 +51,8 @@ const WORDS: [&str; 10] = [
 const SEARCH_HIT: &str = "Delta";
 /// A search that matches nothing (every one of the user's rows is examined).
 const SEARCH_MISS: &str = "no-such-word";
+/// The tag one task in ten carries (the measured user's and the background rows alike).
+const TAG_HIT: &str = "focus";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -99,7 +101,11 @@ fn new_task(i: usize) -> NewTask {
         due_date: i
             .is_multiple_of(4)
             .then(|| chrono::Utc::now() + chrono::Duration::days((i % 365) as i64)),
-        tags: Default::default(),
+        tags: if i.is_multiple_of(10) {
+            Tags::parse([TAG_HIT, "seeded"]).expect("valid tags")
+        } else {
+            Tags::parse(["seeded"]).expect("valid tags")
+        },
         remind_at: None,
         recurrence: None,
     }
@@ -171,11 +177,11 @@ async fn seed_background_through_api(store: &DynTaskStore, count: usize) {
 /// The SQL that inserts `count` background rows on SQLite (timestamps in microseconds).
 fn sqlite_background_sql(count: usize) -> String {
     format!(
-        r"pragma synchronous = off;
+        r#"pragma synchronous = off;
         begin;
         with recursive n(i) as (select 1 union all select i + 1 from n where i < {count})
         insert into tasks (user_id, title, title_key, description, description_key, completed,
-                           priority, due_date, created_at, updated_at, version)
+                           priority, due_date, created_at, updated_at, version, tags, tag_keys)
         select 'other-' || (i % {OTHER_USERS}),
                'Background task ' || i || ' delta',
                'background task ' || i || ' delta',
@@ -183,9 +189,11 @@ fn sqlite_background_sql(count: usize) -> String {
                case when i % 3 = 0 then 'notes ' || i end,
                i % 2, i % 3,
                case when i % 4 = 0 then 1700000000000000 + i * 1000000 end,
-               1600000000000000 + i * 1000, 1600000000000000 + i * 1000, 1
+               1600000000000000 + i * 1000, 1600000000000000 + i * 1000, 1,
+               case when i % 10 = 0 then '["{TAG_HIT}"]' else '[]' end,
+               case when i % 10 = 0 then '["{TAG_HIT}"]' else '[]' end
         from n;
-        commit;"
+        commit;"#
     )
 }
 
@@ -193,7 +201,7 @@ fn sqlite_background_sql(count: usize) -> String {
 fn postgres_background_sql(count: usize) -> String {
     format!(
         r"insert into tasks (user_id, title, title_key, description, description_key, completed,
-                             priority, due_date, created_at, updated_at, version)
+                             priority, due_date, created_at, updated_at, version, tags, tag_keys)
         select 'other-' || (i % {OTHER_USERS}),
                'Background task ' || i || ' delta',
                'background task ' || i || ' delta',
@@ -202,7 +210,9 @@ fn postgres_background_sql(count: usize) -> String {
                i % 2 = 0, (i % 3)::smallint,
                case when i % 4 = 0 then timestamptz '2024-01-01' + i * interval '1 minute' end,
                timestamptz '2020-09-13' + i * interval '1 millisecond',
-               timestamptz '2020-09-13' + i * interval '1 millisecond', 1
+               timestamptz '2020-09-13' + i * interval '1 millisecond', 1,
+               case when i % 10 = 0 then array['{TAG_HIT}'] else '{{}}'::text[] end,
+               case when i % 10 = 0 then array['{TAG_HIT}'] else '{{}}'::text[] end
         from generate_series(1, {count}) as i"
     )
 }
@@ -397,6 +407,13 @@ fn bench_fixture(c: &mut Criterion, rt: &Runtime, group_name: &str, f: &Arc<Fixt
         ),
         ("search_1_in_10", list_query(Some(SEARCH_HIT), None)),
         ("search_no_match", list_query(Some(SEARCH_MISS), None)),
+        (
+            "tag_1_in_10",
+            ListQuery {
+                tags: vec![Tag::parse(TAG_HIT).expect("valid tag")],
+                ..list_query(None, None)
+            },
+        ),
     ];
     for (name, query) in lists {
         let query = Arc::new(query);
@@ -436,6 +453,57 @@ fn bench_fixture(c: &mut Criterion, rt: &Runtime, group_name: &str, f: &Arc<Fixt
                 black_box(task.expect("toggle"));
             }
             start.elapsed()
+        });
+    });
+
+    // Completing a daily task creates its next occurrence in the same transaction; reopening it
+    // (not timed) leaves the occurrence in place, so every completion timed creates one.
+    group.bench_function("complete_recurring", |b| {
+        on_worker(b, rt, f, |f, iters| async move {
+            let mut timed = Duration::ZERO;
+            let mut done = 0;
+            let rule = Recurrence::parse("FREQ=DAILY").expect("valid rule");
+            while done < iters {
+                let round = WRITE_ROUND.min(iters - done);
+                let mut series = Vec::with_capacity(round as usize);
+                for i in 0..round {
+                    let mut task = new_task(MEASURED_TASKS + (done + i) as usize);
+                    task.due_date = Some(chrono::Utc::now());
+                    task.recurrence = Some(rule.clone());
+                    let c = f.store.create(&f.who, task, None).await.expect("create");
+                    series.push(c.task.id);
+                }
+                let start = Instant::now();
+                for id in &series {
+                    let task = f.store.set_completed(&f.who, *id, Some(true), None).await;
+                    black_box(task.expect("complete"));
+                }
+                timed += start.elapsed();
+                // Both the completed tasks and their next occurrences go, so the user's task
+                // count stays where it was.
+                let recent = ListQuery {
+                    limit: Limit::new(i64::from(Limit::MAX)).expect("limit"),
+                    ..ListQuery::default()
+                };
+                let mut left = 2 * series.len();
+                while left > 0 {
+                    let page = f.store.list(&f.who, &recent).await.expect("list");
+                    for t in page
+                        .tasks
+                        .iter()
+                        .filter(|t| t.recurrence.is_some())
+                        .take(left)
+                    {
+                        f.store.delete(&f.who, t.id, None).await.expect("undo");
+                        left -= 1;
+                    }
+                    if page.tasks.iter().all(|t| t.recurrence.is_none()) {
+                        break;
+                    }
+                }
+                done += round;
+            }
+            timed
         });
     });
 

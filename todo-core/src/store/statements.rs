@@ -84,10 +84,10 @@ pub(crate) const GET_TASK: &str = concat!(
 
 pub(crate) const GET_VERSION: &str = r"select version from tasks where id = $1 and user_id = $2";
 
-/// `$5`/`$10`/`$14`/`$17`/`$19` say whether the description/due date/tags/reminder/recurrence
-/// are set (so `null` can clear the nullable ones).
-pub(crate) const PATCH_TASK: &str = concat!(
-    r"update tasks set
+/// The assignments and condition of [`PATCH_TASK`].
+macro_rules! patch_task {
+    () => {
+        r"update tasks set
     title = coalesce($3, title),
     title_key = coalesce($4, title_key),
     description = case when $5 then $6 else description end,
@@ -102,20 +102,41 @@ pub(crate) const PATCH_TASK: &str = concat!(
     recurrence = case when $19 then $20 else recurrence end,
     updated_at = $12,
     version = version + 1
-    where id = $1 and user_id = $2 and version = coalesce($13, version)
-    returning ",
+    where id = $1 and user_id = $2 and version = coalesce($13, version)"
+    };
+}
+
+/// `$5`/`$10`/`$14`/`$17`/`$19` say whether the description/due date/tags/reminder/recurrence
+/// are set (so `null` can clear the nullable ones).
+pub(crate) const PATCH_TASK: &str = concat!(patch_task!(), " returning ", task_columns!());
+
+/// [`PATCH_TASK`] only on a task that does not repeat (no row otherwise).
+pub(crate) const PATCH_TASK_NOT_RECURRING: &str = concat!(
+    patch_task!(),
+    " and recurrence is null returning ",
     task_columns!()
 );
 
-/// `$3` null toggles.
-pub(crate) const SET_COMPLETED: &str = concat!(
-    r"update tasks set
+/// The assignments and condition of [`SET_COMPLETED`].
+macro_rules! set_completed {
+    () => {
+        r"update tasks set
     completed = coalesce($3, not completed),
     completed_at = case when coalesce($3, not completed) then coalesce(completed_at, $4) end,
     updated_at = $4,
     version = version + 1
-    where id = $1 and user_id = $2 and version = coalesce($5, version)
-    returning ",
+    where id = $1 and user_id = $2 and version = coalesce($5, version)"
+    };
+}
+
+/// `$3` null toggles.
+pub(crate) const SET_COMPLETED: &str = concat!(set_completed!(), " returning ", task_columns!());
+
+/// [`SET_COMPLETED`] only on a task that does not repeat (no row otherwise): a completion that
+/// cannot call for a next occurrence, run alone.
+pub(crate) const SET_COMPLETED_NOT_RECURRING: &str = concat!(
+    set_completed!(),
+    " and recurrence is null returning ",
     task_columns!()
 );
 

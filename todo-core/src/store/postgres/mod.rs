@@ -396,14 +396,28 @@ impl TaskStore for PgStore {
     ) -> Result<Task> {
         let user = who.user_id().as_str();
         let completes = patch.completed == Some(true);
+        // A patch that sets a rule goes the way that can create an occurrence even when the
+        // task did not repeat before it.
+        let sets_rule = matches!(patch.recurrence, Some(Some(_)));
         let args = patch_args::<PgArguments>(id, user, patch, now(), expected_version)?;
-        let query = sqlx::query_with(statements::PATCH_TASK, args);
-        if completes {
-            let task = self.write_completing(query).await?;
-            return self.completed(who, id, expected_version, task).await;
+        if !completes {
+            let row = self
+                .row(sqlx::query_with(statements::PATCH_TASK, args))
+                .await?;
+            return self.written(who, id, expected_version, row).await;
         }
-        let row = self.row(query).await?;
-        self.written(who, id, expected_version, row).await
+        // Most tasks do not repeat: their completion is one statement. A task that repeats (or
+        // is missing, or stale) matches none, and goes the way that can create an occurrence.
+        if !sets_rule {
+            let fast = sqlx::query_with(statements::PATCH_TASK_NOT_RECURRING, args.clone());
+            if let Some(row) = self.row(fast).await? {
+                return row::task(&row);
+            }
+        }
+        let task = self
+            .write_completing(sqlx::query_with(statements::PATCH_TASK, args))
+            .await?;
+        self.completed(who, id, expected_version, task).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
@@ -414,17 +428,29 @@ impl TaskStore for PgStore {
         completed: Option<bool>,
         expected_version: Option<i64>,
     ) -> Result<Task> {
-        let query = sqlx::query(statements::SET_COMPLETED)
-            .bind(id)
-            .bind(who.user_id().as_str())
-            .bind(completed)
-            .bind(Stamp(now()))
-            .bind(expected_version);
+        let query = |sql| {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(who.user_id().as_str())
+                .bind(completed)
+                .bind(Stamp(now()))
+                .bind(expected_version)
+        };
         if completed == Some(false) {
-            let row = self.row(query).await?;
+            let row = self.row(query(statements::SET_COMPLETED)).await?;
             return self.written(who, id, expected_version, row).await;
         }
-        let task = self.write_completing(query).await?;
+        // Most tasks do not repeat: their completion is one statement. A task that repeats (or
+        // is missing, or stale) matches none, and goes the way that can create an occurrence.
+        if let Some(row) = self
+            .row(query(statements::SET_COMPLETED_NOT_RECURRING))
+            .await?
+        {
+            return row::task(&row);
+        }
+        let task = self
+            .write_completing(query(statements::SET_COMPLETED))
+            .await?;
         self.completed(who, id, expected_version, task).await
     }
 

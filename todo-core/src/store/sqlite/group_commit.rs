@@ -34,7 +34,7 @@ pub(crate) const MAX_BATCH: usize = 256;
 pub(crate) type Decode<T> = fn(&SqliteRow) -> Result<T>;
 
 /// What a write may call for once its row is read: another statement, run in the same
-/// transaction, or nothing. The write and its follow-up stand or fall together.
+/// transaction, or nothing. The write and its follow-up are committed together or not at all.
 pub(crate) type FollowUp<T> = fn(&T) -> Result<Option<(&'static str, SqliteArguments<'static>)>>;
 
 /// One write: a statement that returns at most one row, its arguments, what it may call for,
@@ -210,42 +210,22 @@ impl<T> Writer<T> {
         }
     }
 
-    /// Runs `job`: its statement alone, or with its follow-up under a savepoint, so a failure
-    /// of either undoes both and leaves the rest of the round as it was.
+    /// Runs `job`: its statement, then its follow-up if it calls for one. A follow-up that
+    /// fails ends the round like a failed job (the round rolls back, the job hears the error,
+    /// the others run again), so the write and its follow-up are kept together or not at all,
+    /// without a savepoint on every job.
     async fn run_job(&mut self, job: &Job<T>) -> Ran<T> {
-        let Some(then) = job.then else {
-            return self.run_statement(job).await;
+        let ran = self.run_statement(job).await;
+        let (Some(then), Ran::Done(Some(value))) = (job.then, &ran) else {
+            return ran;
         };
-        if let Err(e) = self.conn.execute("savepoint job").await {
-            return Ran::Failed(from_sqlx(e));
-        }
-        let ran = match self.run_statement(job).await {
-            Ran::Done(Some(value)) => match then(&value) {
-                Ok(None) => Ran::Done(Some(value)),
-                Ok(Some((sql, args))) => {
-                    match self.conn.execute(sqlx::query_with(sql, args)).await {
-                        Ok(_) => Ran::Done(Some(value)),
-                        Err(e @ sqlx::Error::Database(_)) => Ran::Refused(from_sqlx(e)),
-                        Err(e) => Ran::Failed(from_sqlx(e)),
-                    }
-                }
-                Err(e) => Ran::Refused(e),
+        match then(value) {
+            Ok(None) => ran,
+            Ok(Some((sql, args))) => match self.conn.execute(sqlx::query_with(sql, args)).await {
+                Ok(_) => ran,
+                Err(e) => Ran::Failed(from_sqlx(e)),
             },
-            other => other,
-        };
-        let closed = match &ran {
-            Ran::Done(_) => self.conn.execute("release job").await,
-            Ran::Refused(_) => match self.conn.execute("rollback to job").await {
-                Ok(_) => self.conn.execute("release job").await,
-                Err(e) => Err(e),
-            },
-            // The round ends and rolls back whole.
-            Ran::Failed(_) => return ran,
-        };
-        match closed {
-            Ok(_) => ran,
-            // The savepoint could not be closed: the transaction is in no known state.
-            Err(e) => Ran::Failed(from_sqlx(e)),
+            Err(e) => Ran::Failed(e),
         }
     }
 
