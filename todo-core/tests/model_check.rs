@@ -12,7 +12,7 @@
 //! see each other's tasks, and neither do other tests sharing the PostgreSQL database.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::io::Write as _;
 use std::sync::OnceLock;
@@ -24,9 +24,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use todo_core::{
-    Description, DynTaskStore, Error, Limit, ListQuery, NewTask, Principal, Priority, Replacement,
-    SearchText, SortField, SortOrder, StatusFilter, StoreOptions, Tag, TagCount, Tags, Task,
-    TaskId, TaskPatch, Title, UserId, fold_case,
+    Description, DynTaskStore, Error, Limit, ListQuery, NewTask, Principal, Priority, Recurrence,
+    Replacement, SearchText, SortField, SortOrder, StatusFilter, StoreOptions, Tag, TagCount, Tags,
+    Task, TaskId, TaskPatch, Title, UserId, fold_case,
 };
 
 /// Cases per backend; `PROPTEST_CASES` overrides it for a longer local run.
@@ -230,6 +230,22 @@ fn tags() -> impl Strategy<Value = Tags> {
     prop::collection::vec(tag(), 0..5).prop_map(|t| Tags::new(t).expect("at most 20 tags"))
 }
 
+/// A recurrence rule from a few that cover the month's end, `COUNT`, `UNTIL` and weekly days.
+fn rule() -> impl Strategy<Value = Recurrence> {
+    prop_oneof![
+        Just("FREQ=DAILY"),
+        Just("FREQ=MONTHLY;BYMONTHDAY=31;COUNT=2"),
+        Just("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,FR"),
+        Just("FREQ=YEARLY;UNTIL=20300101T000000Z"),
+        Just("FREQ=DAILY;COUNT=1"),
+    ]
+    .prop_map(|raw| Recurrence::parse(raw).expect("a valid rule"))
+}
+
+fn recurrence() -> impl Strategy<Value = Option<Recurrence>> {
+    prop_oneof![3 => Just(None), 1 => rule().prop_map(Some)]
+}
+
 fn new_task() -> impl Strategy<Value = NewTask> {
     (
         title(),
@@ -238,17 +254,18 @@ fn new_task() -> impl Strategy<Value = NewTask> {
         due_date(),
         tags(),
         due_date(),
+        recurrence(),
     )
         .prop_map(
-            |(title, description, priority, due_date, tags, remind_at)| NewTask {
+            |(title, description, priority, due_date, tags, remind_at, recurrence)| NewTask {
                 title,
                 description,
                 priority,
                 due_date,
                 tags,
                 remind_at,
-                // Recurring completions are covered by `conformance/recurrence.rs`.
-                recurrence: None,
+                // A rule needs a due date (refusals are what patches and replaces exercise).
+                recurrence: recurrence.filter(|_| due_date.is_some()),
             },
         )
 }
@@ -262,18 +279,20 @@ fn patch() -> impl Strategy<Value = TaskPatch> {
         option::of(due_date()),
         option::of(tags()),
         option::of(due_date()),
+        option::of(recurrence()),
     )
         .prop_map(
-            |(title, description, completed, priority, due_date, tags, remind_at)| TaskPatch {
-                title,
-                description,
-                completed,
-                priority,
-                due_date,
-                tags,
-                remind_at,
-                // Recurring completions are covered by `conformance/recurrence.rs`.
-                recurrence: None,
+            |(title, description, completed, priority, due_date, tags, remind_at, recurrence)| {
+                TaskPatch {
+                    title,
+                    description,
+                    completed,
+                    priority,
+                    due_date,
+                    tags,
+                    remind_at,
+                    recurrence,
+                }
             },
         )
 }
@@ -287,18 +306,20 @@ fn replacement() -> impl Strategy<Value = Replacement> {
         due_date(),
         tags(),
         due_date(),
+        recurrence(),
     )
         .prop_map(
-            |(title, description, completed, priority, due_date, tags, remind_at)| Replacement {
-                title,
-                description,
-                completed,
-                priority,
-                due_date,
-                tags,
-                remind_at,
-                // Recurring completions are covered by `conformance/recurrence.rs`.
-                recurrence: None,
+            |(title, description, completed, priority, due_date, tags, remind_at, recurrence)| {
+                Replacement {
+                    title,
+                    description,
+                    completed,
+                    priority,
+                    due_date,
+                    tags,
+                    remind_at,
+                    recurrence,
+                }
             },
         )
 }
@@ -424,7 +445,12 @@ fn operations() -> impl Strategy<Value = Vec<Op>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Rejection {
     NotFound,
-    VersionMismatch { expected: i64, current: i64 },
+    VersionMismatch {
+        expected: i64,
+        current: i64,
+    },
+    /// The write would leave a recurrence rule on a task without a due date.
+    NeedsDueDate,
 }
 
 fn rejection(e: Error) -> Result<Rejection, TestCaseError> {
@@ -432,6 +458,9 @@ fn rejection(e: Error) -> Result<Rejection, TestCaseError> {
         Error::NotFound => Ok(Rejection::NotFound),
         Error::VersionMismatch { expected, current } => {
             Ok(Rejection::VersionMismatch { expected, current })
+        }
+        Error::Validation(v) if v.errors.first().is_some_and(|f| f.field == "recurrence") => {
+            Ok(Rejection::NeedsDueDate)
         }
         other => Err(unexpected(other)),
     }
@@ -519,6 +548,8 @@ struct Case<'a> {
     tasks: BTreeMap<TaskId, Task>,
     /// Every id the store handed out in this case, deleted ones included, in creation order.
     known: Vec<TaskId>,
+    /// The tasks whose completion created their next occurrence: never again.
+    spawned: BTreeSet<TaskId>,
 }
 
 impl<'a> Case<'a> {
@@ -528,6 +559,7 @@ impl<'a> Case<'a> {
             users: fresh_users(),
             tasks: BTreeMap::new(),
             known: Vec::new(),
+            spawned: BTreeSet::new(),
         }
     }
 
@@ -597,6 +629,9 @@ impl<'a> Case<'a> {
         }
         let mut next = task.clone();
         change(&mut next);
+        if next.recurrence.is_some() && next.due_date.is_none() {
+            return Err(Rejection::NeedsDueDate);
+        }
         next.version += 1;
         Ok(next)
     }
@@ -632,12 +667,15 @@ impl<'a> Case<'a> {
     }
 
     /// Compares a write's outcome with the model's and moves the model on.
+    /// Checks a write's answer against the model's; `completing` says whether the write may
+    /// complete the task (and so create its next occurrence).
     async fn settle_write(
         &mut self,
         user: usize,
         id: TaskId,
         expected: Result<Task, Rejection>,
         actual: todo_core::Result<Task>,
+        completing: bool,
     ) -> Result<(), TestCaseError> {
         match (expected, actual) {
             (Ok(mut want), Ok(got)) => {
@@ -650,6 +688,9 @@ impl<'a> Case<'a> {
                 };
                 prop_assert_eq!(&got, &want);
                 self.tasks.insert(id, got);
+                if completing {
+                    self.expect_next_occurrence(user, id).await?;
+                }
             }
             (Err(want), Err(e)) => {
                 prop_assert_eq!(rejection(e)?, want);
@@ -661,6 +702,81 @@ impl<'a> Case<'a> {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// The user's tasks the model has never seen.
+    async fn unseen_tasks(&self, user: usize) -> Result<Vec<Task>, TestCaseError> {
+        let query = ListQuery {
+            limit: Limit::new(Limit::MAX.into()).expect("a valid limit"),
+            ..ListQuery::default()
+        };
+        let page = self
+            .store
+            .list(self.who(user), &query)
+            .await
+            .map_err(unexpected)?;
+        Ok(page
+            .tasks
+            .into_iter()
+            .filter(|t| !self.known.contains(&t.id))
+            .collect())
+    }
+
+    /// After a write that may have completed task `id`: when it is completed, repeats, has not
+    /// created its next occurrence before and its series goes on, exactly one new task of the
+    /// user is there, the next occurrence; otherwise none.
+    async fn expect_next_occurrence(
+        &mut self,
+        user: usize,
+        id: TaskId,
+    ) -> Result<(), TestCaseError> {
+        let done = self.tasks[&id].clone();
+        let next = match (done.completed, &done.recurrence, done.due_date) {
+            (true, Some(rule), Some(due)) if !self.spawned.contains(&id) => Recurrence::parse(rule)
+                .ok()
+                .and_then(|r| r.next(due))
+                .and_then(|(next, rule)| {
+                    let next = todo_core::check_due_date(next).ok()?;
+                    let remind = done
+                        .remind_at
+                        .and_then(|r| r.checked_add_signed(next - due))
+                        .and_then(|r| todo_core::check_instant("remind_at", r).ok());
+                    Some((next, remind, rule))
+                }),
+            _ => None,
+        };
+        let fresh = self.unseen_tasks(user).await?;
+        let Some((due, remind_at, rule)) = next else {
+            prop_assert!(
+                fresh.is_empty(),
+                "an occurrence nobody called for: {:?}",
+                fresh
+            );
+            return Ok(());
+        };
+        prop_assert_eq!(fresh.len(), 1, "exactly one next occurrence: {:?}", &fresh);
+        let got = fresh.into_iter().next().expect("one task");
+        let want = Task {
+            id: got.id,
+            user_id: done.user_id.clone(),
+            title: done.title.clone(),
+            description: done.description.clone(),
+            completed: false,
+            priority: done.priority,
+            due_date: Some(due),
+            created_at: got.created_at,
+            updated_at: got.updated_at,
+            completed_at: None,
+            version: 1,
+            tags: done.tags.clone(),
+            remind_at,
+            recurrence: Some(rule.to_string()),
+        };
+        prop_assert_eq!(&got, &want);
+        self.spawned.insert(id);
+        self.known.push(got.id);
+        self.tasks.insert(got.id, got);
         Ok(())
     }
 
@@ -713,12 +829,16 @@ impl<'a> Case<'a> {
                     if let Some(remind_at) = patch.remind_at {
                         t.remind_at = remind_at.map(stored);
                     }
+                    if let Some(rule) = &patch.recurrence {
+                        t.recurrence = rule.as_ref().map(ToString::to_string);
+                    }
                 });
                 let got = self
                     .store
                     .patch(self.who(*user), id, patch.clone(), expected_version)
                     .await;
-                self.settle_write(*user, id, want, got).await
+                let completing = patch.completed == Some(true);
+                self.settle_write(*user, id, want, got, completing).await
             }
             Op::Replace {
                 user,
@@ -736,12 +856,13 @@ impl<'a> Case<'a> {
                     t.due_date = r.due_date.map(stored);
                     t.tags = r.tags.names();
                     t.remind_at = r.remind_at.map(stored);
+                    t.recurrence = r.recurrence.as_ref().map(ToString::to_string);
                 });
                 let got = self
                     .store
                     .replace(self.who(*user), id, r.clone(), expected_version)
                     .await;
-                self.settle_write(*user, id, want, got).await
+                self.settle_write(*user, id, want, got, r.completed).await
             }
             Op::SetCompleted {
                 user,
@@ -758,7 +879,8 @@ impl<'a> Case<'a> {
                     .store
                     .set_completed(self.who(*user), id, *completed, expected_version)
                     .await;
-                self.settle_write(*user, id, want, got).await
+                let completing = *completed != Some(false);
+                self.settle_write(*user, id, want, got, completing).await
             }
             Op::Toggle {
                 user,
@@ -774,7 +896,7 @@ impl<'a> Case<'a> {
                     .store
                     .toggle_completed(self.who(*user), id, expected_version)
                     .await;
-                self.settle_write(*user, id, want, got).await
+                self.settle_write(*user, id, want, got, true).await
             }
             Op::Delete {
                 user,
@@ -818,7 +940,7 @@ impl<'a> Case<'a> {
             version: 1,
             tags: new.tags.names(),
             remind_at: new.remind_at.map(stored),
-            recurrence: None,
+            recurrence: new.recurrence.as_ref().map(ToString::to_string),
         };
         prop_assert_eq!(&got, &want);
         self.known.push(got.id);
