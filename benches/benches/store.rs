@@ -3,8 +3,9 @@
 //! - SQLite in memory (`sqlite::memory:`),
 //! - SQLite on a file in a temporary directory (default options: WAL, `synchronous = FULL`),
 //! - PostgreSQL, when `TODO_BENCH_DATABASE_URL` is set. **Point it at a dedicated database**
-//!   (e.g. `postgres://postgres@127.0.0.1:5432/todo_bench_core`): the bench empties its `tasks`
-//!   and `idempotency_keys` tables with `truncate`. It needs the `psql` command.
+//!   (e.g. `postgres://postgres@127.0.0.1:5432/todo_bench_core`): the bench empties its
+//!   `tasks`, `task_tags` and `idempotency_keys` tables with `truncate`. It needs the `psql`
+//!   command.
 //!
 //! Each backend is measured at two table sizes: 10k rows (the measured user's 10,000 tasks only)
 //! and, with `TODO_BENCH_LARGE=1`, 1M rows (the same 10,000 plus 990,000 tasks of 999 other
@@ -292,7 +293,7 @@ fn setup(rt: &Runtime, backend: Backend, total: usize, pg_url: Option<&str>) -> 
                     &[
                         url,
                         "-qAtc",
-                        "truncate tasks, idempotency_keys restart identity",
+                        "truncate tasks, task_tags, idempotency_keys restart identity",
                     ],
                 );
                 let ids = seed_through_api(&store, &who, 0, MEASURED_TASKS).await;
