@@ -233,6 +233,12 @@ impl Recurrence {
         })
     }
 
+    /// The error for a rule on a task that has no due date (a series needs a start): names
+    /// `recurrence`.
+    pub fn needs_due_date() -> ValidationError {
+        invalid("needs a due_date (set one, or clear the rule)")
+    }
+
     /// How often the series repeats.
     pub fn frequency(&self) -> Frequency {
         self.freq

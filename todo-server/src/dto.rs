@@ -499,14 +499,6 @@ fn parse_recurrence(v: &Value) -> Result<Recurrence, ValidationError> {
     Recurrence::parse(expect_str("recurrence", v)?)
 }
 
-/// The error for a rule on a task that has no due date.
-fn needs_due_date() -> ValidationError {
-    ValidationError::field(
-        "recurrence",
-        "needs a due_date (set one, or clear the rule)",
-    )
-}
-
 /// A `tags` field: an array of strings ([`Tags::parse`]).
 fn parse_tags(v: &Value) -> Result<Tags, ValidationError> {
     let items = v
@@ -560,7 +552,7 @@ pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError
         _ => Some(None),
     };
     if let (Some(Some(_)), Some(None)) = (&recurrence, &due_date) {
-        errors.errors.extend(needs_due_date().errors);
+        errors.errors.extend(Recurrence::needs_due_date().errors);
     }
     errors.into_result()?;
     match (
@@ -657,7 +649,7 @@ pub fn parse_update(map: &Map<String, Value>) -> Result<TaskPatch, ValidationErr
     // A rule sent with a due date cleared in the same body; a rule on a task that has no due
     // date otherwise is refused by the store.
     if let (Some(Some(_)), Some(None)) = (&patch.recurrence, &patch.due_date) {
-        errors.errors.extend(needs_due_date().errors);
+        errors.errors.extend(Recurrence::needs_due_date().errors);
     }
     errors.into_result()?;
     Ok(patch)

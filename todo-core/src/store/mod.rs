@@ -3,6 +3,7 @@
 //! `statements.rs`, `pool.rs`, `turns.rs`).
 
 mod common;
+mod completing;
 mod keyed;
 pub(crate) mod pool;
 pub(crate) mod postgres;

@@ -4,7 +4,8 @@
 //!
 //! [`todo_core::Error`]: crate::Error
 
-use crate::error::{BoxError, Error, ValidationError};
+use crate::error::{BoxError, Error};
+use crate::recurrence::Recurrence;
 
 /// The error for a server error with SQLSTATE `code`, with `source` kept for logs: 23514 (the
 /// schema's CHECK constraint: a recurrence rule needs a due date) is [`Error::Validation`]; 53100
@@ -14,10 +15,7 @@ use crate::error::{BoxError, Error, ValidationError};
 fn by_sqlstate(code: &str, source: BoxError) -> Error {
     match code {
         // The schema's one CHECK constraint: a recurring task needs a due date.
-        "23514" => Error::Validation(ValidationError::field(
-            "recurrence",
-            "needs a due_date (set one, or clear the rule)",
-        )),
+        "23514" => Error::Validation(Recurrence::needs_due_date()),
         "53100" => Error::OutOfSpace(source),
         "53300" => Error::Unavailable(source),
         code if is_connection_lost(code) => Error::Unavailable(source),

@@ -9,6 +9,7 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
 
 use super::common::{self, Common};
+use super::completing;
 use super::keyed::{self, KeyedCreate};
 use super::pool::{Pool, Tx, settle, settled};
 use super::statements::{self, Stamp, insert_args, patch_args};
@@ -200,7 +201,7 @@ impl PgStore {
         }
     }
 
-    /// The task a write returned, or why it returned none.
+    /// The task a write returned as a row, or why it returned none.
     async fn written(
         &self,
         who: &Principal,
@@ -208,37 +209,20 @@ impl PgStore {
         expected: Option<i64>,
         row: Option<PgRow>,
     ) -> Result<Task> {
-        match row {
-            Some(row) => row::task(&row),
-            None => Err(self.missing_or_stale(who, id, expected).await),
-        }
+        let task = row.as_ref().map(row::task).transpose()?;
+        self.returned(who, id, expected, task).await
     }
 
     /// Runs `query`, a write that may complete a task, in a transaction with the task's next
-    /// occurrence ([`statements::spawn_args`]) when it repeats: the task it returned, if any.
-    /// A concurrent completion of the same task waits for this one's row lock, then finds the
+    /// occurrence when it repeats ([`completing::write`]): the task it returned, if any. A
+    /// concurrent completion of the same task waits for this one's row lock, then finds the
     /// next occurrence there (`spawned_from` is unique) and creates none.
     async fn write_completing(&self, query: Query<'_>) -> Result<Option<Task>> {
-        let mut tx = self.begin().await?;
-        let row = query.fetch_optional(tx.conn()?).await.map_err(from_sqlx)?;
-        let task = row.as_ref().map(row::task).transpose()?;
-        if let Some(args) = task
-            .as_ref()
-            .map(|t| statements::spawn_args::<PgArguments>(t, now()))
-            .transpose()?
-            .flatten()
-        {
-            sqlx::query_with(statements::SPAWN_NEXT, args)
-                .execute(tx.conn()?)
-                .await
-                .map_err(from_sqlx)?;
-        }
-        tx.commit().await?;
-        Ok(task)
+        completing::write(self.begin().await?, query, row::task, from_sqlx).await
     }
 
-    /// The task a write that may have completed it returned, or why it returned none.
-    async fn completed(
+    /// The task a write returned, or why it returned none.
+    async fn returned(
         &self,
         who: &Principal,
         id: TaskId,
@@ -417,7 +401,7 @@ impl TaskStore for PgStore {
         let task = self
             .write_completing(sqlx::query_with(statements::PATCH_TASK, args))
             .await?;
-        self.completed(who, id, expected_version, task).await
+        self.returned(who, id, expected_version, task).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]
@@ -451,7 +435,7 @@ impl TaskStore for PgStore {
         let task = self
             .write_completing(query(statements::SET_COMPLETED))
             .await?;
-        self.completed(who, id, expected_version, task).await
+        self.returned(who, id, expected_version, task).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id(), task_id = id))]

@@ -4,15 +4,8 @@
 
 use rusqlite::ErrorCode;
 
-use crate::error::{BoxError, Error, ValidationError};
-
-/// What the schema's CHECK constraint on `tasks` means: a recurring task needs a due date.
-pub(crate) fn recurrence_needs_due_date() -> Error {
-    Error::Validation(ValidationError::field(
-        "recurrence",
-        "needs a due_date (set one, or clear the rule)",
-    ))
-}
+use crate::error::{BoxError, Error};
+use crate::recurrence::Recurrence;
 
 /// SQLite's primary result code for "database or disk is full".
 const FULL: i32 = 13;
@@ -27,7 +20,8 @@ const CONSTRAINT_CHECK: i32 = 275;
 /// used now); anything else (CORRUPT, NOTADB, a constraint...) is [`Error::Storage`].
 fn by_code(code: Option<i32>, source: BoxError) -> Error {
     if code == Some(CONSTRAINT_CHECK) {
-        return recurrence_needs_due_date();
+        // What the schema's one CHECK constraint on `tasks` means.
+        return Error::Validation(Recurrence::needs_due_date());
     }
     // SQLite reports extended result codes; the primary code is the low byte.
     match code.map(|c| c & 0xff) {

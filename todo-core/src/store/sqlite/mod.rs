@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{Execute as _, Sqlite};
 
 use super::common::Common;
+use super::completing;
 use super::keyed::{self, KeyedCreate};
 use super::pool::{Pool, Tx, settle, settled};
 use super::statements::{self, Stamp};
@@ -211,20 +212,9 @@ impl SqliteStore {
         match &self.conns {
             Conns::File { queue, .. } => queue.write_then(sql, args, Some(spawn_next)).await,
             Conns::Memory(pool) => {
-                let mut tx = Tx::begin(pool, "begin immediate", from_sqlx).await?;
-                let row = sqlx::query_with(sql, args)
-                    .fetch_optional(tx.conn()?)
-                    .await
-                    .map_err(from_sqlx)?;
-                let task = row.as_ref().map(row::task).transpose()?;
-                if let Some((spawn, args)) = task.as_ref().map(spawn_next).transpose()?.flatten() {
-                    sqlx::query_with(spawn, args)
-                        .execute(tx.conn()?)
-                        .await
-                        .map_err(from_sqlx)?;
-                }
-                tx.commit().await?;
-                Ok(task)
+                let tx = Tx::begin(pool, "begin immediate", from_sqlx).await?;
+                let write = sqlx::query_with(sql, args);
+                completing::write(tx, write, row::task, from_sqlx).await
             }
         }
     }
