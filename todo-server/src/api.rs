@@ -84,50 +84,54 @@ impl<'a> ApiExtractor<'a> for Auth {
         let state = req
             .data::<Arc<AppState>>()
             .ok_or_else(|| ApiError::internal().into_poem())?;
-        let header = req
-            .headers()
-            .get(poem::http::header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or(""));
-        let token = match header {
-            Some(h) => {
-                let (scheme, token) = h.split_once(' ').unwrap_or((h, ""));
-                if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-                    return Err(ApiError::unauthorized(&AuthError::Missing).into_poem());
-                }
-                token.trim()
-            }
-            None => {
-                let cookie = state
-                    .cookie_auth
-                    .then(|| cookie_value(req, &SESSION_COOKIES))
-                    .flatten()
-                    .ok_or_else(|| ApiError::unauthorized(&AuthError::Missing).into_poem())?;
-                // A cookie rides along on cross-site requests: only ever let it authorise JSON,
-                // so an HTML form (urlencoded, multipart or text/plain) cannot act for the user.
-                if let Some(ct) = req.content_type()
-                    && !is_json(ct)
-                {
-                    return Err(ApiError::unsupported_media_type(
-                        "requests authenticated by cookie must send JSON",
-                    )
-                    .into_poem());
-                }
-                cookie
-            }
-        };
-        state
-            .authenticator
-            .authenticate(token)
+        authenticate(req, state)
             .await
             .map(Auth)
-            .map_err(|e| {
-                tracing::debug!(reason = %e, "credential rejected");
-                match e {
-                    AuthError::Unavailable => ApiError::unavailable().into_poem(),
-                    e => ApiError::unauthorized(&e).into_poem(),
-                }
-            })
+            .map_err(ApiError::into_poem)
     }
+}
+
+/// The caller of `req`: its `Authorization: Bearer` token or, when the cookie switch is on and
+/// there is no `Authorization` header, Better Auth's session cookie (on JSON requests only),
+/// verified by the configured authenticator. The REST routes and `/mcp` both use it.
+pub async fn authenticate(req: &Request, state: &AppState) -> Result<Principal, ApiError> {
+    let header = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let token = match header {
+        Some(h) => {
+            let (scheme, token) = h.split_once(' ').unwrap_or((h, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+                return Err(ApiError::unauthorized(&AuthError::Missing));
+            }
+            token.trim()
+        }
+        None => {
+            let cookie = state
+                .cookie_auth
+                .then(|| cookie_value(req, &SESSION_COOKIES))
+                .flatten()
+                .ok_or_else(|| ApiError::unauthorized(&AuthError::Missing))?;
+            // A cookie rides along on cross-site requests: only ever let it authorise JSON,
+            // so an HTML form (urlencoded, multipart or text/plain) cannot act for the user.
+            if let Some(ct) = req.content_type()
+                && !is_json(ct)
+            {
+                return Err(ApiError::unsupported_media_type(
+                    "requests authenticated by cookie must send JSON",
+                ));
+            }
+            cookie
+        }
+    };
+    state.authenticator.authenticate(token).await.map_err(|e| {
+        tracing::debug!(reason = %e, "credential rejected");
+        match e {
+            AuthError::Unavailable => ApiError::unavailable(),
+            e => ApiError::unauthorized(&e),
+        }
+    })
 }
 
 /// A task with its ETag.

@@ -208,6 +208,13 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         minutes: u64,
     },
+    /// Serve the MCP tools over stdin/stdout for one user, on the configured database (for a
+    /// desktop assistant on this machine; whoever runs it is trusted as that user).
+    Mcp {
+        /// The user id the tools act for.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 /// The database URL used when none is configured.

@@ -13,6 +13,7 @@ pub mod accounts_api;
 pub mod api;
 pub mod config;
 pub mod dto;
+pub mod mcp;
 pub mod net;
 pub mod params;
 pub mod payload;
@@ -53,6 +54,9 @@ pub struct AppState {
     pub auth_limits: Option<ratelimit::AuthRateLimits>,
     /// How the client's address is told (socket, or a trusted proxy's `X-Forwarded-For`).
     pub client_address: ratelimit::ClientAddress,
+    /// The issuer of the tokens accepted (`JWT_ISSUER`), named as the authorization server in
+    /// `/mcp`'s protected resource metadata.
+    pub authorization_server: Option<String>,
 }
 
 impl AppState {
@@ -76,6 +80,7 @@ impl AppState {
             bodies: payload::BodyLimits::default(),
             auth_limits: None,
             client_address: ratelimit::ClientAddress::default(),
+            authorization_server: None,
         }
     }
 }
@@ -156,6 +161,7 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
         ["api", "tasks", _, "complete"] | ["api", _, "tasks", _, "complete"] => Some("PATCH"),
         ["api", "auth", "register" | "login"] => Some("POST"),
         ["healthz" | "health" | "readyz" | "openapi.json"] => Some("GET"),
+        ["mcp"] => Some("POST"),
         _ => None,
     }
 }
@@ -228,8 +234,19 @@ pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use
             "if-match",
             "idempotency-key",
             "x-request-id",
+            "mcp-protocol-version",
+            "mcp-session-id",
+            "last-event-id",
         ])
-        .expose_headers(["etag", "location", "x-next-cursor", "link", "x-request-id"])
+        .expose_headers([
+            "etag",
+            "location",
+            "x-next-cursor",
+            "link",
+            "x-request-id",
+            "mcp-session-id",
+            "www-authenticate",
+        ])
         .max_age(600);
     Route::new()
         .nest("/api", service)
@@ -238,6 +255,15 @@ pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use
         .at("/healthz", get(healthz))
         .at("/health", get(healthz))
         .at("/readyz", get(readyz))
+        .at("/mcp", mcp::endpoint(state.clone()))
+        .at(
+            "/.well-known/oauth-protected-resource",
+            get(mcp::resource_metadata),
+        )
+        .at(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(mcp::resource_metadata),
+        )
         .catch_all_error(problem::catch_all)
         .with_if(!cors_origins.is_empty(), cors)
         .catch_all_error(problem::catch_all)
@@ -431,6 +457,7 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
                 config.auth_rate_per_account,
             ),
             client_address: ratelimit::ClientAddress::new(trusted),
+            authorization_server: config.issuer().map(str::to_owned),
         }),
         secret,
     ))
@@ -506,6 +533,18 @@ fn token_issuer(config: &Config, secret: &Secret, lifetime: Duration) -> TokenIs
         config.audience().map(str::to_owned),
         lifetime,
     )
+}
+
+/// `todo-server mcp --user <id>`: the MCP tools over stdio for `user`, on the configured
+/// database, until the client closes stdin. Nothing but MCP messages goes to stdout.
+pub async fn serve_mcp_stdio(config: &Config, user: &str) -> Result<(), StartError> {
+    let user =
+        todo_core::UserId::parse(user).map_err(|e| StartError::Config(format!("--user: {e}")))?;
+    let (state, _secret) = build_state(config).await?;
+    let store = state.store.clone();
+    let outcome = mcp::serve_stdio(state, todo_core::Principal::assume_authenticated(user)).await;
+    store.close().await;
+    outcome.map_err(StartError::Config)
 }
 
 /// Resolves when the process is asked to stop (SIGINT or SIGTERM).

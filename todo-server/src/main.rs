@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+                .unwrap_or_else(|_| "info,sqlx=warn,rmcp=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
         .map(|t| {
             println!("{t}");
         }),
+        Some(Command::Mcp { user }) => todo_server::serve_mcp_stdio(&config, user).await,
         None => todo_server::serve(config).await,
     };
     match outcome {

@@ -1,0 +1,645 @@
+//! The MCP server, driven by rmcp's own client: over real HTTP to the app served on a TCP port
+//! (SQLite, and PostgreSQL when `TODO_TEST_DATABASE_URL` is set), and over stdio to the
+//! `todo-server mcp --user` binary.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ServiceError, ServiceExt};
+use serde_json::{Value, json};
+use todo_core::{StoreOptions, TokenIssuer, UserId};
+use todo_server::AppState;
+
+const SECRET: &[u8] = b"mcp-tests-secret-0123456789-abcdefghij";
+const PG_ENV: &str = "TODO_TEST_DATABASE_URL";
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+/// The app on a real TCP port; the server task ends with the test's runtime.
+struct Served {
+    base: String,
+}
+
+async fn serve(url: &str, issuer: Option<&str>) -> Served {
+    serve_with(
+        url,
+        |state| state.authorization_server = issuer.map(str::to_owned),
+        &[],
+    )
+    .await
+}
+
+async fn serve_with(url: &str, tweak: impl FnOnce(&mut AppState), cors: &[String]) -> Served {
+    let store = todo_core::open_store(url, StoreOptions::default())
+        .await
+        .unwrap();
+    let mut state = AppState::for_secret(store, SECRET);
+    tweak(&mut state);
+    let app = todo_server::app(Arc::new(state), cors);
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    Served {
+        base: format!("http://{addr}"),
+    }
+}
+
+/// One served app per backend this run can reach.
+async fn backends() -> Vec<(&'static str, Served)> {
+    let mut out = vec![("sqlite", serve("sqlite::memory:", None).await)];
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.is_empty() => out.push(("postgres", serve(&url, None).await)),
+        _ => eprintln!("\n*** SKIPPING the PostgreSQL MCP runs: {PG_ENV} is not set ***\n"),
+    }
+    out
+}
+
+/// A fresh user (the PostgreSQL database is shared) and a valid token for it.
+fn user() -> (String, String) {
+    use rand::Rng;
+    let id = format!("mcp-{:016x}", rand::thread_rng().r#gen::<u64>());
+    (id.clone(), token_for(&id, Duration::from_secs(900)))
+}
+
+fn token_for(id: &str, lifetime: Duration) -> String {
+    TokenIssuer::hs256(SECRET, None, None, lifetime)
+        .issue(&UserId::parse(id).unwrap(), None, None)
+        .unwrap()
+}
+
+async fn connect(
+    served: &Served,
+    token: &str,
+) -> Result<Client, rmcp::service::ClientInitializeError> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", served.base))
+            .auth_header(token),
+    );
+    ClientConfig::default().serve(transport).await
+}
+
+async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
+    call_raw(client, tool, args).await.unwrap()
+}
+
+async fn call_raw(
+    client: &Client,
+    tool: &str,
+    args: Value,
+) -> Result<CallToolResult, ServiceError> {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object")
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
+        .await
+}
+
+/// A successful result's structured content (and it has a text copy).
+fn ok(result: &CallToolResult) -> Value {
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert!(!result.content.is_empty(), "{result:?}");
+    result.structured_content.clone().unwrap()
+}
+
+/// A failed result's message.
+fn failed(result: &CallToolResult) -> String {
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(result.structured_content.is_none(), "{result:?}");
+    result.content[0].as_text().unwrap().text.clone()
+}
+
+fn text(result: &CallToolResult) -> Value {
+    serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap()
+}
+
+async fn titles(client: &Client, args: Value) -> Vec<String> {
+    let listed = ok(&call(client, "list_tasks", args).await);
+    listed["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn initialize_names_the_server_and_lists_the_five_tools_with_their_schemas() {
+    let served = serve("sqlite::memory:", None).await;
+    let (_, token) = user();
+    let client = connect(&served, &token).await.unwrap();
+    let info = client.peer_info().unwrap();
+    assert_eq!(info.server_info.as_ref().unwrap().name, "todo");
+    assert!(info.capabilities.tools.is_some());
+
+    let tools = client.list_all_tools().await.unwrap();
+    let names: BTreeSet<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "add_task",
+            "complete_task",
+            "delete_task",
+            "list_tasks",
+            "update_task"
+        ])
+    );
+    for tool in &tools {
+        let input = Value::Object((*tool.input_schema).clone());
+        assert_eq!(input["type"], "object", "{}", tool.name);
+        assert!(
+            input["properties"]["user_id"].is_object(),
+            "{} takes user_id",
+            tool.name
+        );
+        assert!(
+            tool.description.as_deref().is_some_and(|d| !d.is_empty()),
+            "{} has a description",
+            tool.name
+        );
+        let output = Value::Object((**tool.output_schema.as_ref().unwrap()).clone());
+        assert_eq!(output["type"], "object", "{}", tool.name);
+        let required = |schema: &Value| -> BTreeSet<String> {
+            schema["required"]
+                .as_array()
+                .map(|r| r.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default()
+        };
+        match tool.name.as_ref() {
+            "add_task" => {
+                assert_eq!(required(&input), BTreeSet::from(["title".to_owned()]));
+                for field in ["description", "priority", "due_date", "tags", "recurrence"] {
+                    assert!(input["properties"][field].is_object(), "add_task {field}");
+                }
+            }
+            "list_tasks" => {
+                assert!(required(&input).is_empty());
+                for field in ["status", "q", "tag", "limit"] {
+                    assert!(input["properties"][field].is_object(), "list_tasks {field}");
+                }
+                assert!(output["properties"]["tasks"].is_object());
+            }
+            name => {
+                assert_eq!(
+                    required(&input),
+                    BTreeSet::from(["task_id".to_owned()]),
+                    "{name}"
+                );
+                assert_eq!(
+                    required(&output),
+                    BTreeSet::from([
+                        "task_id".to_owned(),
+                        "status".to_owned(),
+                        "title".to_owned()
+                    ]),
+                    "{name}"
+                );
+            }
+        }
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_tool_works_for_the_signed_in_user() {
+    for (backend, served) in backends().await {
+        let (id, token) = user();
+        let client = connect(&served, &token).await.unwrap();
+
+        let created = ok(&call(
+            &client,
+            "add_task",
+            json!({"title": "Buy milk", "description": "2 litres", "priority": "high",
+                   "due_date": "2030-01-31", "tags": ["home", "Errands"]}),
+        )
+        .await);
+        assert_eq!(created["status"], "created", "{backend}");
+        assert_eq!(created["title"], "Buy milk", "{backend}");
+        let milk = created["task_id"].as_i64().unwrap();
+        let bread = ok(&call(
+            &client,
+            "add_task",
+            json!({"title": "Bake bread", "user_id": id}),
+        )
+        .await)["task_id"]
+            .as_i64()
+            .unwrap();
+
+        // The list: structured {"tasks": [...]}, and its text is the bare array.
+        let listed = call(&client, "list_tasks", json!({})).await;
+        let tasks = ok(&listed)["tasks"].clone();
+        assert_eq!(text(&listed), tasks, "{backend}");
+        assert_eq!(tasks.as_array().unwrap().len(), 2, "{backend}");
+        let first = &tasks[1];
+        assert_eq!(first["id"], milk, "{backend}: newest first");
+        assert_eq!(first["user_id"], id.as_str());
+        assert_eq!(first["priority"], "high");
+        assert_eq!(first["due_date"], "2030-01-31T00:00:00Z");
+        assert_eq!(first["tags"], json!(["home", "Errands"]));
+        assert_eq!(first["completed"], false);
+
+        assert_eq!(
+            titles(&client, json!({"tag": "errands"})).await,
+            ["Buy milk"]
+        );
+        assert_eq!(titles(&client, json!({"q": "BREAD"})).await, ["Bake bread"]);
+        assert_eq!(titles(&client, json!({"limit": 1})).await, ["Bake bread"]);
+
+        let updated = ok(&call(
+            &client,
+            "update_task",
+            json!({"task_id": milk, "title": "Buy oat milk", "tags": [], "description": null}),
+        )
+        .await);
+        assert_eq!(
+            updated,
+            json!({"task_id": milk, "status": "updated", "title": "Buy oat milk"})
+        );
+        let listed = ok(&call(&client, "list_tasks", json!({"q": "oat"})).await);
+        assert_eq!(listed["tasks"][0]["tags"], json!([]), "{backend}");
+        assert_eq!(listed["tasks"][0]["description"], Value::Null, "{backend}");
+
+        let completed = ok(&call(&client, "complete_task", json!({"task_id": milk})).await);
+        assert_eq!(
+            completed,
+            json!({"task_id": milk, "status": "completed", "title": "Buy oat milk"})
+        );
+        assert_eq!(
+            titles(&client, json!({"status": "completed"})).await,
+            ["Buy oat milk"]
+        );
+        assert_eq!(
+            titles(&client, json!({"status": "pending"})).await,
+            ["Bake bread"]
+        );
+
+        let deleted = ok(&call(&client, "delete_task", json!({"task_id": bread})).await);
+        assert_eq!(
+            deleted,
+            json!({"task_id": bread, "status": "deleted", "title": "Bake bread"})
+        );
+        assert_eq!(titles(&client, json!({})).await, ["Buy oat milk"]);
+
+        // A repeating task: completing it creates the next occurrence.
+        let weekly = ok(&call(
+            &client,
+            "add_task",
+            json!({"title": "Water plants", "due_date": "2030-01-07T09:00:00Z",
+                   "recurrence": "FREQ=WEEKLY"}),
+        )
+        .await)["task_id"]
+            .as_i64()
+            .unwrap();
+        ok(&call(&client, "complete_task", json!({"task_id": weekly})).await);
+        let pending = ok(&call(&client, "list_tasks", json!({"status": "pending"})).await);
+        assert_eq!(pending["tasks"][0]["title"], "Water plants", "{backend}");
+        assert_eq!(
+            pending["tasks"][0]["due_date"], "2030-01-14T09:00:00Z",
+            "{backend}"
+        );
+        client.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn tool_errors_are_results_the_model_can_act_on_and_change_nothing() {
+    let served = serve("sqlite::memory:", None).await;
+    let (_, token) = user();
+    let client = connect(&served, &token).await.unwrap();
+    let id = ok(&call(&client, "add_task", json!({"title": "Keep me"})).await)["task_id"]
+        .as_i64()
+        .unwrap();
+
+    let cases = [
+        (
+            "complete_task",
+            json!({"task_id": 999_999}),
+            "task 999999 not found",
+        ),
+        ("delete_task", json!({"task_id": 999_999}), "not found"),
+        (
+            "update_task",
+            json!({"task_id": 999_999, "title": "x"}),
+            "not found",
+        ),
+        ("complete_task", json!({}), "task_id is required"),
+        (
+            "complete_task",
+            json!({"task_id": -3}),
+            "task_id must be a positive integer",
+        ),
+        ("add_task", json!({}), "title is required"),
+        ("add_task", json!({"title": "   "}), "title"),
+        (
+            "add_task",
+            json!({"title": "x", "priority": "urgent"}),
+            "priority",
+        ),
+        (
+            "add_task",
+            json!({"title": "x", "due_date": "next week"}),
+            "due_date",
+        ),
+        (
+            "add_task",
+            json!({"title": "x", "recurrence": "FREQ=DAILY"}),
+            "due_date",
+        ),
+        (
+            "add_task",
+            json!({"title": "x", "tags": (0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()}),
+            "tags",
+        ),
+        (
+            "add_task",
+            json!({"title": "x", "titel": "y"}),
+            "unknown argument `titel`",
+        ),
+        ("update_task", json!({"task_id": id, "title": ""}), "title"),
+        (
+            "update_task",
+            json!({"task_id": id, "completed": "yes"}),
+            "completed",
+        ),
+        ("list_tasks", json!({"limit": 0}), "limit"),
+        ("list_tasks", json!({"limit": 101}), "limit"),
+        ("list_tasks", json!({"status": "done"}), "status"),
+        ("list_tasks", json!({"q": 5}), "q must be a string"),
+    ];
+    for (tool, args, expected) in cases {
+        let message = failed(&call(&client, tool, args.clone()).await);
+        assert!(
+            message.contains(expected),
+            "{tool} {args}: {message:?} should mention {expected:?}"
+        );
+    }
+    // Nothing was created or changed by any of them.
+    let listed = ok(&call(&client, "list_tasks", json!({})).await);
+    assert_eq!(listed["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["tasks"][0]["title"], "Keep me");
+    assert_eq!(listed["tasks"][0]["completed"], false);
+
+    // An unknown tool is the protocol's own error, not a crash.
+    match call_raw(&client, "drop_database", json!({})).await {
+        Err(ServiceError::McpError(e)) => assert_eq!(e.code.0, -32602),
+        other => panic!("unexpected {other:?}"),
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn another_users_tasks_are_not_found_and_user_id_cannot_widen_the_token() {
+    for (backend, served) in backends().await {
+        let (alice, alice_token) = user();
+        let (_, bob_token) = user();
+        let a = connect(&served, &alice_token).await.unwrap();
+        let b = connect(&served, &bob_token).await.unwrap();
+        let id = ok(&call(&a, "add_task", json!({"title": "Alice's"})).await)["task_id"]
+            .as_i64()
+            .unwrap();
+
+        for (tool, args) in [
+            ("complete_task", json!({"task_id": id})),
+            (
+                "update_task",
+                json!({"task_id": id, "title": "Bob was here"}),
+            ),
+            ("delete_task", json!({"task_id": id})),
+        ] {
+            let message = failed(&call(&b, tool, args).await);
+            assert!(message.contains("not found"), "{backend} {tool}: {message}");
+        }
+        // Naming Alice in the arguments changes nothing: the token decides.
+        for (tool, args) in [
+            ("list_tasks", json!({"user_id": alice})),
+            ("add_task", json!({"title": "Planted", "user_id": alice})),
+            ("complete_task", json!({"task_id": id, "user_id": alice})),
+            ("delete_task", json!({"task_id": id, "user_id": alice})),
+            (
+                "update_task",
+                json!({"task_id": id, "title": "x", "user_id": alice}),
+            ),
+        ] {
+            let message = failed(&call(&b, tool, args).await);
+            assert!(message.contains("user_id"), "{backend} {tool}: {message}");
+        }
+        assert!(titles(&b, json!({})).await.is_empty(), "{backend}");
+        let listed = ok(&call(&a, "list_tasks", json!({"user_id": alice})).await);
+        assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "{backend}");
+        assert_eq!(listed["tasks"][0]["title"], "Alice's", "{backend}");
+        assert_eq!(listed["tasks"][0]["completed"], false, "{backend}");
+        a.cancel().await.unwrap();
+        b.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn without_a_valid_token_mcp_answers_401_with_a_bearer_challenge() {
+    let served = serve("sqlite::memory:", Some("https://auth.example.com")).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let http = reqwest::Client::new();
+    for auth in [
+        None,
+        Some("Bearer not-a-token".to_owned()),
+        Some(format!(
+            "Bearer {}",
+            token_for("x", Duration::from_secs(60)).replace('.', "x.")
+        )),
+        Some(format!("Basic {}", "dXNlcjpwYXNz")),
+    ] {
+        let mut req = http
+            .post(format!("{}/mcp", served.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(auth) = &auth {
+            req = req.header("authorization", auth);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{auth:?}");
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(challenge.starts_with("Bearer "), "{challenge}");
+        assert!(
+            challenge.contains(&format!(
+                "resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
+                served.base
+            )),
+            "{challenge}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["status"], 401);
+    }
+    let foreign = TokenIssuer::hs256(
+        b"another-secret-another-secret-0123456",
+        None,
+        None,
+        Duration::from_secs(60),
+    )
+    .issue(&UserId::parse("mallory").unwrap(), None, None)
+    .unwrap();
+    let resp = http
+        .post(format!("{}/mcp", served.base))
+        .header("authorization", format!("Bearer {foreign}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // rmcp's client without a token cannot even initialize.
+    let err = ClientConfig::default()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "{}/mcp",
+            served.base
+        )))
+        .await
+        .err()
+        .unwrap();
+    let err = format!("{err:?}");
+    assert!(
+        err.contains("AuthRequired") && err.contains("resource_metadata"),
+        "{err}"
+    );
+
+    // The protected resource metadata names the resource and the configured issuer.
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let doc: Value = http
+            .get(format!("{}{path}", served.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["resource"], format!("{}/mcp", served.base), "{path}");
+        assert_eq!(
+            doc["authorization_servers"],
+            json!(["https://auth.example.com"])
+        );
+        assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+    }
+}
+
+#[tokio::test]
+async fn stdio_mode_acts_for_the_user_named_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("todo.db");
+    let url = format!("sqlite://{}", db.display());
+    let spawn = || {
+        let url = url.clone();
+        let dir = dir.path().to_owned();
+        TokioChildProcess::new(
+            tokio::process::Command::new(support::bin()).configure(move |c| {
+                c.current_dir(&dir)
+                    .env_clear()
+                    .env("DATABASE_URL", &url)
+                    .env("BETTER_AUTH_SECRET", support::SECRET)
+                    .env("RUST_LOG", "warn")
+                    .args(["mcp", "--user", "desk-user"]);
+            }),
+        )
+        .unwrap()
+    };
+    let client = ClientConfig::default().serve(spawn()).await.unwrap();
+    assert_eq!(
+        client
+            .peer_info()
+            .unwrap()
+            .server_info
+            .as_ref()
+            .unwrap()
+            .name,
+        "todo"
+    );
+    let created = ok(&call(&client, "add_task", json!({"title": "From the desktop"})).await);
+    assert_eq!(created["status"], "created");
+    let listed = ok(&call(&client, "list_tasks", json!({})).await);
+    assert_eq!(listed["tasks"][0]["user_id"], "desk-user");
+    let message = failed(&call(&client, "list_tasks", json!({"user_id": "someone-else"})).await);
+    assert!(message.contains("user_id"), "{message}");
+    client.cancel().await.unwrap();
+
+    // The task is in the configured database, owned by that user: a second run sees it.
+    let client = ClientConfig::default().serve(spawn()).await.unwrap();
+    assert_eq!(titles(&client, json!({})).await, ["From the desktop"]);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_session_cookie_and_browser_preflights_work_as_on_the_rest_routes() {
+    let origin = "https://app.example.com";
+    let served = serve_with(
+        "sqlite::memory:",
+        |state| state.cookie_auth = true,
+        &[origin.to_owned()],
+    )
+    .await;
+    let (id, token) = user();
+    let http = reqwest::Client::new();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "add_task", "arguments": {"title": "By cookie"}}});
+    let resp = http
+        .post(format!("{}/mcp", served.base))
+        .header("cookie", format!("better-auth.session_data={token}"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["result"]["structuredContent"]["status"], "created",
+        "{body}"
+    );
+    let client = connect(&served, &token).await.unwrap();
+    let listed = ok(&call(&client, "list_tasks", json!({})).await);
+    assert_eq!(listed["tasks"][0]["user_id"], id.as_str());
+    client.cancel().await.unwrap();
+
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{}/mcp", served.base))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, mcp-protocol-version",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = preflight
+        .headers()
+        .get("access-control-allow-headers")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("mcp-protocol-version"), "{allowed}");
+}
