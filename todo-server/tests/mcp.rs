@@ -643,3 +643,34 @@ async fn the_session_cookie_and_browser_preflights_work_as_on_the_rest_routes() 
         .to_ascii_lowercase();
     assert!(allowed.contains("mcp-protocol-version"), "{allowed}");
 }
+
+#[tokio::test]
+async fn a_client_of_the_newest_revision_works_without_initialize() {
+    use rmcp::model::ProtocolVersion;
+    use rmcp::{ClientLifecycleMode, ClientServiceExt};
+    let served = serve("sqlite::memory:", None).await;
+    let (id, token) = user();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", served.base))
+            .auth_header(token),
+    );
+    let client = ClientConfig::default()
+        .serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client.peer_info().unwrap().protocol_version,
+        ProtocolVersion::V_2026_07_28
+    );
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 5);
+    let created = ok(&call(&client, "add_task", json!({"title": "Modern"})).await);
+    assert_eq!(created["status"], "created");
+    let listed = ok(&call(&client, "list_tasks", json!({})).await);
+    assert_eq!(listed["tasks"][0]["user_id"], id.as_str());
+    client.cancel().await.unwrap();
+}
