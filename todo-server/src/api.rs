@@ -882,6 +882,53 @@ impl UserTagsApi {
             .delete_tag(&name.0)
             .await
     }
+
+    /// The same as `GET /{user_id}/tags`, where tag autocompletion in many frontends looks.
+    #[oai(
+        path = "/:user_id/tasks/tags",
+        method = "get",
+        operation_id = "list_user_task_tags"
+    )]
+    async fn task_tags(&self, auth: Auth, user_id: Path<String>) -> Result<TagsResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .tags()
+            .await
+    }
+
+    /// The same as `PATCH /{user_id}/tags/{name}`.
+    #[oai(
+        path = "/:user_id/tasks/tags/:name",
+        method = "patch",
+        operation_id = "rename_user_task_tag"
+    )]
+    async fn rename_task_tag(
+        &self,
+        auth: Auth,
+        user_id: Path<String>,
+        name: Path<String>,
+        body: JsonBody<TagRenameDoc>,
+    ) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .rename_tag(&name.0, body)
+            .await
+    }
+
+    /// The same as `DELETE /{user_id}/tags/{name}`.
+    #[oai(
+        path = "/:user_id/tasks/tags/:name",
+        method = "delete",
+        operation_id = "delete_user_task_tag"
+    )]
+    async fn delete_task_tag(
+        &self,
+        auth: Auth,
+        user_id: Path<String>,
+        name: Path<String>,
+    ) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .delete_tag(&name.0)
+            .await
+    }
 }
 
 #[OpenApi(tag = "ApiTags::Tags")]
@@ -909,6 +956,45 @@ impl TagsApi {
     /// Remove a tag from every task that carries it (see the `{user_id}` route).
     #[oai(path = "/tags/:name", method = "delete", operation_id = "delete_tag")]
     async fn delete(&self, auth: Auth, name: Path<String>) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?
+            .delete_tag(&name.0)
+            .await
+    }
+
+    /// The same as `GET /tags`, where tag autocompletion in many frontends looks.
+    #[oai(path = "/tasks/tags", method = "get", operation_id = "list_task_tags")]
+    async fn task_tags(&self, auth: Auth) -> Result<TagsResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?.tags().await
+    }
+
+    /// The same as `PATCH /tags/{name}`.
+    #[oai(
+        path = "/tasks/tags/:name",
+        method = "patch",
+        operation_id = "rename_task_tag"
+    )]
+    async fn rename_task_tag(
+        &self,
+        auth: Auth,
+        name: Path<String>,
+        body: JsonBody<TagRenameDoc>,
+    ) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?
+            .rename_tag(&name.0, body)
+            .await
+    }
+
+    /// The same as `DELETE /tags/{name}`.
+    #[oai(
+        path = "/tasks/tags/:name",
+        method = "delete",
+        operation_id = "delete_task_tag"
+    )]
+    async fn delete_task_tag(
+        &self,
+        auth: Auth,
+        name: Path<String>,
+    ) -> Result<TagResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
             .delete_tag(&name.0)
             .await

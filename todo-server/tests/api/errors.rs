@@ -292,3 +292,40 @@ async fn a_method_a_path_does_not_answer_is_405_with_an_allow_header() {
         );
     }
 }
+
+#[tokio::test]
+async fn cors_preflights_from_allowed_origins_echo_the_headers_they_ask_for() {
+    let app = app_with_cors(&["http://localhost:3000"]).await;
+    let asked = "authorization, content-type, cache-control, x-requested-with";
+    let resp = app
+        .client
+        .request(poem::http::Method::OPTIONS, "/api/tasks")
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", asked)
+        .send()
+        .await;
+    assert_eq!(resp.0.status(), 200);
+    let allowed = header(&resp, "access-control-allow-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in [
+        "authorization",
+        "content-type",
+        "cache-control",
+        "x-requested-with",
+    ] {
+        assert!(allowed.contains(h), "{allowed}");
+    }
+    // Another origin gets no CORS grant at all.
+    let resp = app
+        .client
+        .request(poem::http::Method::OPTIONS, "/api/tasks")
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", asked)
+        .send()
+        .await;
+    assert!(header(&resp, "access-control-allow-headers").is_none());
+    assert!(header(&resp, "access-control-allow-origin").is_none());
+}

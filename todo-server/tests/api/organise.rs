@@ -438,3 +438,54 @@ async fn a_recurring_task_completed_over_http_comes_back_as_its_next_occurrence(
         assert_eq!(unchanged, plain);
     }
 }
+
+#[tokio::test]
+async fn tag_routes_answer_under_tasks_tags_too_where_frontends_autocomplete() {
+    for app in apps().await {
+        let (u, t) = user();
+        let (_, other_token) = user();
+        create(
+            &app,
+            &u,
+            &t,
+            json!({"title": "a", "tags": ["Work", "home"]}),
+        )
+        .await;
+        create(&app, &u, &t, json!({"title": "b", "tags": ["work"]})).await;
+        let want = json!([{"name": "home", "count": 1}, {"name": "Work", "count": 2}]);
+        for path in ["/api/tasks/tags".to_owned(), format!("/api/{u}/tasks/tags")] {
+            let (status, body) = get(&app, &path, &t).await;
+            assert_eq!(status, 200, "{path} on {}", app.name);
+            assert_eq!(body, want, "{path} on {}", app.name);
+        }
+        // Another user's path is refused; their own view is empty.
+        let (status, _) = get(&app, &format!("/api/{u}/tasks/tags"), &other_token).await;
+        assert_eq!(status, 403, "{}", app.name);
+        let (_, theirs) = get(&app, "/api/tasks/tags", &other_token).await;
+        assert_eq!(theirs, json!([]), "{}", app.name);
+
+        let (status, renamed) = send(
+            &app,
+            "PATCH",
+            &format!("/api/{u}/tasks/tags/WORK"),
+            &t,
+            json!({"name": "Office"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{}", app.name);
+        assert_eq!(renamed, json!({"name": "Office", "count": 2}));
+        let (status, removed) = send(&app, "DELETE", "/api/tasks/tags/HOME", &t, Value::Null).await;
+        assert_eq!(status, 200, "{}", app.name);
+        assert_eq!(removed, json!({"name": "HOME", "count": 1}));
+        let (_, left) = get(&app, "/api/tasks/tags", &t).await;
+        assert_eq!(
+            left,
+            json!([{"name": "Office", "count": 2}]),
+            "{}",
+            app.name
+        );
+        // A task id is still a task id.
+        let (status, _) = get(&app, "/api/tasks/999999", &t).await;
+        assert_eq!(status, 404, "{}", app.name);
+    }
+}
