@@ -21,7 +21,9 @@ use crate::dto::{
     CompleteDoc, Deleted, TagCountDto, TagRenameDoc, TaskCreateDoc, TaskJson, TaskListJson,
     TaskUpdateDoc, parse_complete, parse_create, parse_instant_text, parse_rename, parse_update,
 };
-use crate::params::{FlagParam, LimitParam, OrderParam, SortParam, StatusParam, TaskIdParam};
+use crate::params::{
+    FlagParam, LimitParam, OrderParam, SortByParam, SortParam, StatusParam, TaskIdParam,
+};
 use crate::payload::{JsonBody, JsonOut, OptionalJsonBody, is_json};
 use crate::problem::ApiError;
 
@@ -299,6 +301,49 @@ struct ListParams {
     due_before: Option<String>,
     due_after: Option<String>,
     overdue: Option<String>,
+    /// `q` as many FastAPI backends name it.
+    search: Option<String>,
+    /// `sort` as many FastAPI backends name it (`created_at`, `due_date`, ...).
+    sort_by: Option<String>,
+    /// `order` as many FastAPI backends name it.
+    sort_order: Option<String>,
+}
+
+/// The first of `values` that is set and not empty, with the name it came by.
+fn first_set<'a>(
+    values: [(&'static str, &'a Option<String>); 2],
+) -> Option<(&'static str, &'a str)> {
+    values.into_iter().find_map(|(name, v)| {
+        v.as_deref()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (name, v))
+    })
+}
+
+/// Renames the field of every error to `name` (an alias reports the name the client used).
+fn named(name: &str, mut e: ValidationError) -> ValidationError {
+    for f in &mut e.errors {
+        f.field = name.to_owned();
+    }
+    e
+}
+
+/// A `status` value, with the aliases the FastAPI backends' frontends send: `active`,
+/// `incomplete`, `open` (pending), `done`, `complete` (completed), and `overdue` (pending and
+/// past due). Returns the filter and whether it means overdue.
+fn parse_status(raw: &str) -> Result<(StatusFilter, bool), ValidationError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "active" | "incomplete" | "open" => Ok((StatusFilter::Pending, false)),
+        "done" | "complete" => Ok((StatusFilter::Completed, false)),
+        "overdue" => Ok((StatusFilter::Pending, true)),
+        _ => StatusFilter::parse(raw).map(|s| (s, false)).map_err(|_| {
+            ValidationError::field(
+                "status",
+                "must be one of: all, pending, completed (or active, incomplete, open, done, \
+                     complete, overdue)",
+            )
+        }),
+    }
 }
 
 /// Every priority in `values`, each of which may be a comma-separated list.
@@ -337,8 +382,12 @@ fn parse_flag(name: &'static str, raw: Option<&str>) -> Result<bool, ValidationE
 impl ListParams {
     fn parse(&self) -> Result<ListQuery, ValidationError> {
         let mut errors = ValidationError::default();
+        let mut overdue_status = false;
         let status = match (self.status.as_deref(), self.completed.as_deref()) {
-            (Some(s), _) if !s.is_empty() => errors.collect(StatusFilter::parse(s)),
+            (Some(s), _) if !s.is_empty() => errors.collect(parse_status(s)).map(|(s, overdue)| {
+                overdue_status = overdue;
+                s
+            }),
             (_, Some(c)) if !c.trim().is_empty() => {
                 errors.collect(match c.trim().to_ascii_lowercase().as_str() {
                     "true" | "1" => Ok(StatusFilter::Completed),
@@ -348,15 +397,18 @@ impl ListParams {
             }
             _ => Some(StatusFilter::All),
         };
-        let search = errors
-            .collect(SearchText::parse(self.q.as_deref().unwrap_or("")))
-            .flatten();
-        let sort = match self.sort.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => errors.collect(SortField::parse(s)),
+        let search = match first_set([("q", &self.q), ("search", &self.search)]) {
+            Some((name, text)) => errors
+                .collect(SearchText::parse(text).map_err(|e| named(name, e)))
+                .flatten(),
+            None => None,
+        };
+        let sort = match first_set([("sort", &self.sort), ("sort_by", &self.sort_by)]) {
+            Some((name, s)) => errors.collect(SortField::parse(s).map_err(|e| named(name, e))),
             None => Some(SortField::default()),
         };
-        let order = match self.order.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => errors.collect(SortOrder::parse(s)),
+        let order = match first_set([("order", &self.order), ("sort_order", &self.sort_order)]) {
+            Some((name, s)) => errors.collect(SortOrder::parse(s).map_err(|e| named(name, e))),
             None => Some(SortOrder::default()),
         };
         let limit = match self.limit.as_deref().filter(|s| !s.is_empty()) {
@@ -385,7 +437,8 @@ impl ListParams {
             .flatten();
         let overdue = errors
             .collect(parse_flag("overdue", self.overdue.as_deref()))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            || overdue_status;
         errors.into_result()?;
         Ok(ListQuery {
             status: status.unwrap_or_default(),
@@ -415,6 +468,9 @@ impl ListParams {
             ("due_before", &self.due_before),
             ("due_after", &self.due_after),
             ("overdue", &self.overdue),
+            ("search", &self.search),
+            ("sort_by", &self.sort_by),
+            ("sort_order", &self.sort_order),
         ] {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
                 parts.push(format!("{name}={}", encode(v)));
@@ -671,7 +727,10 @@ impl UserTasksApi {
     /// Filter with `status` (`all`, `pending`, `completed`; or `completed=true|false`), search
     /// with `q`, sort with `sort` (`created`, `updated`, `title`, `due_date`, `priority`) and
     /// `order` (`asc`, `desc`; default newest first), page with `limit` (1 to 1000, default 100)
-    /// and the `cursor` from `X-Next-Cursor`.
+    /// and the `cursor` from `X-Next-Cursor`. The FastAPI backends' names are accepted too:
+    /// `search` for `q`, `sort_by` (`created_at`, `due_date`, ...) for `sort`, `sort_order` for
+    /// `order`, and `status` values `active`, `incomplete`, `open`, `done`, `complete`,
+    /// `overdue`; when both names are sent, `q`, `sort` and `order` win.
     #[allow(clippy::too_many_arguments)]
     #[oai(
         path = "/:user_id/tasks",
@@ -694,6 +753,9 @@ impl UserTasksApi {
         due_before: Query<Option<String>>,
         due_after: Query<Option<String>>,
         overdue: Query<Option<FlagParam>>,
+        search: Query<Option<String>>,
+        sort_by: Query<Option<SortByParam>>,
+        sort_order: Query<Option<OrderParam>>,
     ) -> Result<ListResponse, ApiError> {
         let params = ListParams {
             status: status.0.map(|p| p.0),
@@ -708,6 +770,9 @@ impl UserTasksApi {
             due_before: due_before.0,
             due_after: due_after.0,
             overdue: overdue.0.map(|p| p.0),
+            search: search.0,
+            sort_by: sort_by.0.map(|p| p.0),
+            sort_order: sort_order.0.map(|p| p.0),
         };
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
             .list(params)
@@ -1021,6 +1086,9 @@ impl TasksApi {
         due_before: Query<Option<String>>,
         due_after: Query<Option<String>>,
         overdue: Query<Option<FlagParam>>,
+        search: Query<Option<String>>,
+        sort_by: Query<Option<SortByParam>>,
+        sort_order: Query<Option<OrderParam>>,
     ) -> Result<ListResponse, ApiError> {
         let params = ListParams {
             status: status.0.map(|p| p.0),
@@ -1035,6 +1103,9 @@ impl TasksApi {
             due_before: due_before.0,
             due_after: due_after.0,
             overdue: overdue.0.map(|p| p.0),
+            search: search.0,
+            sort_by: sort_by.0.map(|p| p.0),
+            sort_order: sort_order.0.map(|p| p.0),
         };
         Ops::scoped(&self.state, auth, None)?.list(params).await
     }

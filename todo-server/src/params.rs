@@ -63,9 +63,35 @@ documented_text!(
 );
 
 documented_text!(
-    /// The list's `status`.
+    /// The list's `status`: `all`, `pending`, `completed`, or an alias the FastAPI backends'
+    /// frontends send (`active`, `incomplete` and `open` are pending; `done` and `complete` are
+    /// completed; `overdue` is pending and past due). Any case.
     StatusParam,
-    one_of(&["all", "pending", "completed"])
+    one_of(&[
+        "all",
+        "pending",
+        "completed",
+        "active",
+        "incomplete",
+        "open",
+        "done",
+        "complete",
+        "overdue",
+    ])
+);
+
+documented_text!(
+    /// The list's `sort_by` (an alias of `sort`, with the field names as values).
+    SortByParam,
+    one_of(&[
+        "created_at",
+        "updated_at",
+        "due_date",
+        "priority",
+        "title",
+        "created",
+        "updated",
+    ])
 );
 
 documented_text!(

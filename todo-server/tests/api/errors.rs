@@ -124,7 +124,7 @@ async fn bad_bodies_get_400_415_413_or_422_naming_the_fields() {
         for query in [
             "limit=0",
             "limit=abc",
-            "status=done",
+            "status=finished",
             "sort=size",
             "cursor=zzz",
         ] {

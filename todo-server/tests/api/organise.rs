@@ -247,7 +247,7 @@ async fn bad_list_parameters_and_task_ids_are_422_naming_them() {
             ("due_before=tomorrow".to_owned(), "due_before"),
             ("due_after=2030-13-01".to_owned(), "due_after"),
             ("overdue=maybe".to_owned(), "overdue"),
-            ("status=open".to_owned(), "status"),
+            ("status=archived".to_owned(), "status"),
             ("sort=colour".to_owned(), "sort"),
             ("order=up".to_owned(), "order"),
             ("limit=0".to_owned(), "limit"),
@@ -487,5 +487,106 @@ async fn tag_routes_answer_under_tasks_tags_too_where_frontends_autocomplete() {
         // A task id is still a task id.
         let (status, _) = get(&app, "/api/tasks/999999", &t).await;
         assert_eq!(status, 404, "{}", app.name);
+    }
+}
+
+#[tokio::test]
+async fn lists_accept_the_fastapi_parameter_names_and_status_aliases() {
+    for app in apps().await {
+        let (u, t) = user();
+        create(
+            &app,
+            &u,
+            &t,
+            json!({"title": "alpha", "due_date": "2020-01-01"}),
+        )
+        .await;
+        let beta = create(&app, &u, &t, json!({"title": "beta"})).await;
+        create(
+            &app,
+            &u,
+            &t,
+            json!({"title": "gamma", "due_date": "2090-01-01"}),
+        )
+        .await;
+        let (status, _) = send(
+            &app,
+            "PATCH",
+            &format!("/api/{u}/tasks/{}/complete", beta["id"]),
+            &t,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let base = format!("/api/{u}/tasks");
+        let cases = [
+            ("search=ALP", vec!["alpha"]),
+            ("q=gam&search=alp", vec!["gamma"]),
+            (
+                "sort_by=title&sort_order=asc",
+                vec!["alpha", "beta", "gamma"],
+            ),
+            (
+                "sort_by=created_at&sort_order=desc",
+                vec!["gamma", "beta", "alpha"],
+            ),
+            (
+                "sort_by=due_date&sort_order=asc&status=active",
+                vec!["alpha", "gamma"],
+            ),
+            (
+                "sort=title&sort_by=created_at&order=asc",
+                vec!["alpha", "beta", "gamma"],
+            ),
+            (
+                "sort=title&order=asc&status=incomplete",
+                vec!["alpha", "gamma"],
+            ),
+            ("sort=title&order=asc&status=OPEN", vec!["alpha", "gamma"]),
+            ("status=done", vec!["beta"]),
+            ("status=Complete", vec!["beta"]),
+            ("status=overdue", vec!["alpha"]),
+        ];
+        for (query, want) in cases {
+            let (status, body) = get(&app, &format!("{base}?{query}"), &t).await;
+            assert_eq!(status, 200, "{query} on {}: {body}", app.name);
+            assert_eq!(titles(&body), want, "{query} on {}", app.name);
+        }
+        for (query, field) in [
+            ("sort_by=nope", "sort_by"),
+            ("sort_order=sideways", "sort_order"),
+            ("status=finished", "status"),
+        ] {
+            let (status, body) = get(&app, &format!("{base}?{query}"), &t).await;
+            assert_eq!(status, 422, "{query} on {}", app.name);
+            assert_eq!(fields(&body), [field], "{query} on {}", app.name);
+        }
+        // Paging keeps the aliases: the next page's link carries them.
+        let resp = app
+            .client
+            .get(format!("{base}?sort_by=title&sort_order=asc&limit=1"))
+            .header("authorization", bearer(&t))
+            .send()
+            .await;
+        let link = resp
+            .0
+            .headers()
+            .get("link")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            link.contains("sort_by=title") && link.contains("sort_order=asc"),
+            "{link}"
+        );
+        let next = link
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap()
+            .to_owned();
+        let (_, second) = get(&app, &next, &t).await;
+        assert_eq!(titles(&second), ["beta"], "{}", app.name);
     }
 }
