@@ -3,6 +3,8 @@
 //! Request bodies are read as JSON objects and each known field is checked here, so every invalid
 //! field is reported by name in one 422; unknown fields are ignored (frontends send extras).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
@@ -38,6 +40,17 @@ impl From<Priority> for PriorityDto {
     }
 }
 
+/// A task's status as a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatusDto {
+    /// Not done.
+    Pending,
+    /// Done.
+    Completed,
+}
+
 // The contract's schema for a task. Bodies are written by `TaskJson` and `TaskListJson`; this
 // type's serde serialisation is what they are tested against.
 /// A task as the API returns it.
@@ -55,6 +68,9 @@ pub struct TaskDto {
     pub description: Option<String>,
     /// Whether the task is done.
     pub completed: bool,
+    /// `completed` as a word (`pending` or `completed`), for frontends that read a status.
+    /// Read-only.
+    pub status: TaskStatusDto,
     /// Priority.
     pub priority: PriorityDto,
     /// Due date (RFC 3339, UTC), or null.
@@ -162,6 +178,11 @@ impl From<Task> for TaskDto {
             title: t.title,
             description: t.description,
             completed: t.completed,
+            status: if t.completed {
+                TaskStatusDto::Completed
+            } else {
+                TaskStatusDto::Pending
+            },
             priority: t.priority.into(),
             due_date: t.due_date,
             created_at: t.created_at,
@@ -185,8 +206,9 @@ mod task_json {
     use super::rfc3339;
 
     /// At least the bytes of a task's JSON besides its strings' text: keys, punctuation, a
-    /// 20-character id, five quoted 27-character times and the strings' quotes.
-    const FIXED_BYTES: usize = 355;
+    /// 20-character id, five quoted 27-character times, the status word and the strings'
+    /// quotes.
+    const FIXED_BYTES: usize = 377;
 
     /// An upper estimate of `task`'s JSON length without escapes.
     pub(super) fn size_hint(task: &Task) -> usize {
@@ -225,9 +247,9 @@ mod task_json {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(if task.completed {
-            b",\"completed\":true"
+            b",\"completed\":true,\"status\":\"completed\""
         } else {
-            b",\"completed\":false"
+            b",\"completed\":false,\"status\":\"pending\""
         });
         out.extend_from_slice(match task.priority {
             Priority::Low => b",\"priority\":\"low\"",
@@ -333,7 +355,7 @@ impl TaskListJson {
     }
 }
 
-/// The body of a create.
+/// The body of a create. Keys are read in camelCase too (`dueDate`, `remindAt`).
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "TaskCreate")]
 pub struct TaskCreateDoc {
@@ -358,6 +380,9 @@ pub struct TaskCreateDoc {
     /// occurrence.
     #[oai(validator(max_length = 500))]
     pub recurrence: Option<String>,
+    /// One tag, for frontends that have a category; `tags` wins when both are sent.
+    #[oai(validator(min_length = 1, max_length = 50))]
+    pub category: Option<String>,
 }
 
 /// The body of an update: absent fields are unchanged; `null` clears `description`,
@@ -387,6 +412,12 @@ pub struct TaskUpdateDoc {
     /// New recurrence rule (as for a create), or null to stop the task repeating.
     #[oai(nullable, validator(max_length = 500))]
     pub recurrence: MaybeUndefined<String>,
+    /// The completion state as a word, for frontends that send a status; `completed` wins when
+    /// both are sent. (`done`, `complete`, `active`, `incomplete`, `open` are read too.)
+    pub status: Option<TaskStatusDto>,
+    /// One tag, for frontends that have a category; `tags` wins when both are sent.
+    #[oai(validator(min_length = 1, max_length = 50))]
+    pub category: Option<String>,
 }
 
 /// The optional body of `/complete`: without it the task is toggled.
@@ -518,8 +549,81 @@ fn parse_priority(v: &Value) -> Result<Priority, ValidationError> {
     Priority::parse(expect_str("priority", v)?)
 }
 
-/// Parses a create body.
+/// `snake_case` for a `camelCase` key (`dueDate` → `due_date`).
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A body's `status` word as `completed`: `completed`, `done` or `complete` is true; `pending`,
+/// `active`, `incomplete`, `open` or `todo` is false (any case).
+fn completed_from_status(v: &Value) -> Result<bool, ValidationError> {
+    let word = expect_str("status", v)?.trim().to_ascii_lowercase();
+    match word.as_str() {
+        "completed" | "done" | "complete" => Ok(true),
+        "pending" | "active" | "incomplete" | "open" | "todo" => Ok(false),
+        _ => Err(ValidationError::field(
+            "status",
+            "must be pending or completed",
+        )),
+    }
+}
+
+/// A request body's fields under the names the API reads, accepting the other spellings real
+/// frontends send: camelCase keys (`dueDate`, `remindAt`) for snake_case ones; `status`
+/// (`pending` or `completed`, and their aliases) for `completed`; `category` (one name) for
+/// `tags`. A field sent under both spellings keeps the API's own. Borrowed, with no copy, when
+/// there is nothing to translate.
+pub fn canonical_fields(
+    map: &Map<String, Value>,
+) -> Result<Cow<'_, Map<String, Value>>, ValidationError> {
+    let translates =
+        |k: &String| k == "status" || k == "category" || k.bytes().any(|b| b.is_ascii_uppercase());
+    if !map.keys().any(translates) {
+        return Ok(Cow::Borrowed(map));
+    }
+    let mut out = Map::with_capacity(map.len());
+    let mut aliases = Vec::new();
+    for (k, v) in map {
+        if translates(k) {
+            aliases.push((k, v));
+        } else {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in aliases {
+        let (name, value) = match k.as_str() {
+            "status" => (
+                "completed".to_owned(),
+                Value::Bool(completed_from_status(v)?),
+            ),
+            "category" => match v {
+                Value::Null => continue,
+                Value::String(c) if c.trim().is_empty() => continue,
+                Value::String(c) => (
+                    "tags".to_owned(),
+                    Value::Array(vec![Value::String(c.clone())]),
+                ),
+                _ => return Err(ValidationError::field("category", "must be a string")),
+            },
+            other => (snake_case(other), v.clone()),
+        };
+        out.entry(name).or_insert(value);
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Parses a create body (in any spelling [`canonical_fields`] reads).
 pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError> {
+    let map = &*canonical_fields(map)?;
     let mut errors = ValidationError::default();
     let title = match field(map, "title") {
         Field::Present(v) => errors.collect(expect_str("title", v).and_then(Title::parse)),
@@ -585,9 +689,10 @@ pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError
     }
 }
 
-/// Parses an update body (PUT and PATCH): absent fields are unchanged, `null` clears the nullable
-/// ones and is an error for the others.
+/// Parses an update body (PUT and PATCH; in any spelling [`canonical_fields`] reads): absent
+/// fields are unchanged, `null` clears the nullable ones and is an error for the others.
 pub fn parse_update(map: &Map<String, Value>) -> Result<TaskPatch, ValidationError> {
+    let map = &*canonical_fields(map)?;
     let mut errors = ValidationError::default();
     let mut patch = TaskPatch::default();
     let not_null = |name: &str| ValidationError::field(name, "must not be null");
@@ -658,6 +763,7 @@ pub fn parse_update(map: &Map<String, Value>) -> Result<TaskPatch, ValidationErr
 /// Parses the optional `/complete` body: `Some(b)` sets, `None` toggles.
 pub fn parse_complete(map: Option<&Map<String, Value>>) -> Result<Option<bool>, ValidationError> {
     let Some(map) = map else { return Ok(None) };
+    let map = &*canonical_fields(map)?;
     match field(map, "completed") {
         Field::Absent | Field::Null => Ok(None),
         Field::Present(v) => v
@@ -700,6 +806,7 @@ mod tests {
                 title: "t".into(),
                 description: None,
                 completed: false,
+                status: super::TaskStatusDto::Pending,
                 priority: PriorityDto::Medium,
                 due_date: Some(t),
                 created_at: t,

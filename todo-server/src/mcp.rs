@@ -210,6 +210,8 @@ struct TaskSchema {
     description: Option<String>,
     /// Whether the task is done.
     completed: bool,
+    /// `pending` or `completed`.
+    status: String,
     /// `low`, `medium` or `high`.
     priority: String,
     /// Due date (RFC 3339, UTC), or null.

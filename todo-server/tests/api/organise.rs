@@ -590,3 +590,96 @@ async fn lists_accept_the_fastapi_parameter_names_and_status_aliases() {
         assert_eq!(titles(&second), ["beta"], "{}", app.name);
     }
 }
+
+#[tokio::test]
+async fn bodies_in_the_spellings_real_frontends_send_are_read_and_answers_carry_a_status() {
+    for app in apps().await {
+        let (u, t) = user();
+        let base = format!("/api/{u}/tasks");
+        let (status, task) = send(
+            &app,
+            "POST",
+            &base,
+            &t,
+            json!({"title": "camel", "dueDate": "2030-01-31", "remindAt": "2030-01-30T09:00:00Z",
+                   "priority": "High", "category": "Work"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{} {task}", app.name);
+        assert_eq!(task["due_date"], "2030-01-31T00:00:00Z");
+        assert_eq!(task["remind_at"], "2030-01-30T09:00:00Z");
+        assert_eq!(task["priority"], "high");
+        assert_eq!(task["tags"], json!(["Work"]));
+        assert_eq!(task["status"], "pending");
+        assert_eq!(task["completed"], false);
+        let id = task["id"].as_i64().unwrap();
+
+        // The API's own spelling wins when both are sent.
+        let (_, both) = send(
+            &app,
+            "POST",
+            &base,
+            &t,
+            json!({"title": "both", "due_date": "2030-01-01", "dueDate": "2031-01-01",
+                   "tags": ["a"], "category": "b"}),
+        )
+        .await;
+        assert_eq!(both["due_date"], "2030-01-01T00:00:00Z", "{}", app.name);
+        assert_eq!(both["tags"], json!(["a"]), "{}", app.name);
+
+        for (method, body, completed) in [
+            ("PATCH", json!({"status": "completed"}), true),
+            ("PATCH", json!({"status": "Active"}), false),
+            ("PUT", json!({"title": "camel", "status": "done"}), true),
+            (
+                "PATCH",
+                json!({"status": "done", "completed": false}),
+                false,
+            ),
+        ] {
+            let (status, updated) =
+                send(&app, method, &format!("{base}/{id}"), &t, body.clone()).await;
+            assert_eq!(status, 200, "{method} {body} on {}", app.name);
+            assert_eq!(
+                updated["completed"], completed,
+                "{method} {body} on {}",
+                app.name
+            );
+            let word = if completed { "completed" } else { "pending" };
+            assert_eq!(updated["status"], word, "{method} {body} on {}", app.name);
+        }
+        let (status, done) = send(
+            &app,
+            "PATCH",
+            &format!("{base}/{id}/complete"),
+            &t,
+            json!({"status": "completed"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{}", app.name);
+        assert_eq!(done["status"], "completed");
+        let (_, listed) = get(&app, &format!("{base}?status=completed"), &t).await;
+        assert_eq!(listed[0]["status"], "completed", "{}", app.name);
+        let (_, one) = get(&app, &format!("{base}/{id}"), &t).await;
+        assert_eq!(one["status"], "completed", "{}", app.name);
+
+        for (body, field) in [
+            (json!({"status": "finished"}), "status"),
+            (json!({"status": 1}), "status"),
+            (json!({"category": 5}), "category"),
+            (json!({"dueDate": "soon"}), "due_date"),
+        ] {
+            let (status, problem) =
+                send(&app, "PATCH", &format!("{base}/{id}"), &t, body.clone()).await;
+            assert_eq!(status, 422, "{body} on {}", app.name);
+            assert_eq!(fields(&problem), [field], "{body} on {}", app.name);
+        }
+        let (_, unchanged) = get(&app, &format!("{base}/{id}"), &t).await;
+        assert_eq!(
+            unchanged["due_date"], "2030-01-31T00:00:00Z",
+            "{}",
+            app.name
+        );
+        assert_eq!(unchanged["tags"], json!(["Work"]), "{}", app.name);
+    }
+}
