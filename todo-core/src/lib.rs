@@ -53,7 +53,10 @@ pub use recurrence::{
     RecurrenceEnd,
 };
 pub use session::{SessionTable, SessionTableAuthenticator};
-pub use store::{DynTaskStore, IDEMPOTENCY_KEY_TTL, Store, TAGS_LISTED_MAX, TagCount, TaskStore};
+pub use store::{
+    DynTaskStore, IDEMPOTENCY_KEY_TTL, PriorityCounts, Store, TAGS_LISTED_MAX, TagCount, TaskStats,
+    TaskStore,
+};
 
 use std::sync::Arc;
 

@@ -19,7 +19,8 @@ use todo_core::{
 use crate::AppState;
 use crate::dto::{
     CompleteDoc, Deleted, TagCountDto, TagRenameDoc, TaskCreateDoc, TaskJson, TaskListJson,
-    TaskUpdateDoc, parse_complete, parse_create, parse_instant_text, parse_rename, parse_update,
+    TaskStatsDto, TaskUpdateDoc, parse_complete, parse_create, parse_instant_text, parse_rename,
+    parse_update,
 };
 use crate::params::{
     FlagParam, LimitParam, OrderParam, SortByParam, SortParam, StatusParam, TaskIdParam,
@@ -190,6 +191,14 @@ pub enum TagResponse {
     /// The tag's (new) name and how many tasks changed.
     #[oai(status = 200)]
     Ok(JsonOut<TagCountDto>),
+}
+
+/// The user's task counts.
+#[derive(ApiResponse)]
+pub enum StatsResponse {
+    /// How many tasks the user has, by state, overdue and priority.
+    #[oai(status = 200)]
+    Ok(JsonOut<TaskStatsDto>),
 }
 
 /// A deletion.
@@ -637,6 +646,11 @@ impl<'a> Ops<'a> {
 }
 
 impl Ops<'_> {
+    async fn stats(&self) -> Result<StatsResponse, ApiError> {
+        let stats = self.state.store.stats(&self.who).await?;
+        Ok(StatsResponse::Ok(JsonOut(stats.into())))
+    }
+
     async fn tags(&self) -> Result<TagsResponse, ApiError> {
         let tags = self.state.store.tags(&self.who).await?;
         Ok(TagsResponse::Ok(JsonOut(
@@ -948,6 +962,31 @@ impl UserTagsApi {
             .await
     }
 
+    /// How many tasks the user has: in all, completed, pending, overdue (not completed and due
+    /// before now) and by priority, for a dashboard.
+    #[oai(path = "/:user_id/stats", method = "get", operation_id = "user_stats")]
+    async fn stats(&self, auth: Auth, user_id: Path<String>) -> Result<StatsResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .stats()
+            .await
+    }
+
+    /// The same as `GET /{user_id}/stats`.
+    #[oai(
+        path = "/:user_id/tasks/stats",
+        method = "get",
+        operation_id = "user_task_stats"
+    )]
+    async fn task_stats(
+        &self,
+        auth: Auth,
+        user_id: Path<String>,
+    ) -> Result<StatsResponse, ApiError> {
+        Ops::scoped(&self.state, auth, Some(&user_id.0))?
+            .stats()
+            .await
+    }
+
     /// The same as `GET /{user_id}/tags`, where tag autocompletion in many frontends looks.
     #[oai(
         path = "/:user_id/tasks/tags",
@@ -1024,6 +1063,13 @@ impl TagsApi {
         Ops::scoped(&self.state, auth, None)?
             .delete_tag(&name.0)
             .await
+    }
+
+    /// How many tasks the token user has: in all, completed, pending, overdue (not completed
+    /// and due before now) and by priority, for a dashboard.
+    #[oai(path = "/tasks/stats", method = "get", operation_id = "task_stats")]
+    async fn stats(&self, auth: Auth) -> Result<StatsResponse, ApiError> {
+        Ops::scoped(&self.state, auth, None)?.stats().await
     }
 
     /// The same as `GET /tags`, where tag autocompletion in many frontends looks.

@@ -40,6 +40,50 @@ impl From<Priority> for PriorityDto {
     }
 }
 
+/// How many of the user's tasks there are.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "TaskStats")]
+pub struct TaskStatsDto {
+    /// All of the user's tasks.
+    pub total: u64,
+    /// Those completed.
+    pub completed: u64,
+    /// Those not completed.
+    pub pending: u64,
+    /// Those not completed and due before now.
+    pub overdue: u64,
+    /// How many have each priority.
+    pub by_priority: PriorityCountsDto,
+}
+
+/// Task counts by priority.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename = "PriorityCounts")]
+pub struct PriorityCountsDto {
+    /// Low priority.
+    pub low: u64,
+    /// Medium priority.
+    pub medium: u64,
+    /// High priority.
+    pub high: u64,
+}
+
+impl From<todo_core::TaskStats> for TaskStatsDto {
+    fn from(s: todo_core::TaskStats) -> Self {
+        Self {
+            total: s.total,
+            completed: s.completed,
+            pending: s.pending,
+            overdue: s.overdue,
+            by_priority: PriorityCountsDto {
+                low: s.by_priority.low,
+                medium: s.by_priority.medium,
+                high: s.by_priority.high,
+            },
+        }
+    }
+}
+
 /// A task's status as a word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
 #[oai(rename_all = "lowercase")]

@@ -157,7 +157,8 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     match segments.as_slice() {
         ["api", "tasks"] | ["api", _, "tasks"] => Some(COLLECTION),
-        ["api", "tasks", "tags"] | ["api", _, "tasks", "tags"] => Some("GET"),
+        ["api", "tasks", "tags" | "stats"] | ["api", _, "tasks", "tags" | "stats"] => Some("GET"),
+        ["api", _, "stats"] => Some("GET"),
         ["api", "tasks", "tags", _] | ["api", _, "tasks", "tags", _] => Some("PATCH, DELETE"),
         ["api", "tasks", _] | ["api", _, "tasks", _] => Some(ITEM),
         ["api", "tasks", _, "complete"] | ["api", _, "tasks", _, "complete"] => Some("PATCH"),

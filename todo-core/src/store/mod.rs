@@ -113,6 +113,11 @@ pub trait TaskStore: Send + Sync + 'static {
     /// the spelling that sorts first by code point. At most [`TAGS_LISTED_MAX`].
     async fn tags(&self, who: &Principal) -> Result<Vec<TagCount>>;
 
+    /// How many tasks the user has: in all, completed, pending, overdue (not completed and due
+    /// before now), and by priority. One pass over the user's own rows; it waits for the user's
+    /// turn like a tag count, so one user cannot run many at once.
+    async fn stats(&self, who: &Principal) -> Result<TaskStats>;
+
     /// Renames the user's tag `from` to `to` on every task of the user that carries it, in one
     /// transaction; a task that carries both keeps one, in the place of the first. Each changed
     /// task gets a new version. Returns how many tasks changed; [`Error::NotFound`] when none
@@ -148,6 +153,32 @@ pub struct TagCount {
     pub name: String,
     /// How many of the user's tasks carry it.
     pub count: u64,
+}
+
+/// How many of a user's tasks there are, by state and priority ([`TaskStore::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TaskStats {
+    /// All of the user's tasks.
+    pub total: u64,
+    /// Those completed.
+    pub completed: u64,
+    /// Those not completed.
+    pub pending: u64,
+    /// Those not completed and due before the time of the count.
+    pub overdue: u64,
+    /// How many have each priority.
+    pub by_priority: PriorityCounts,
+}
+
+/// Task counts by priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PriorityCounts {
+    /// Low priority.
+    pub low: u64,
+    /// Medium priority.
+    pub medium: u64,
+    /// High priority.
+    pub high: u64,
 }
 
 /// A shared, type-erased store, as [`open`](crate::open) returns it.

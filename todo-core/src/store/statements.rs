@@ -167,6 +167,16 @@ pub(crate) const TAG_COUNTS: &str = r"select min(name), count(*) from task_tags
     order by tag_key
     limit $2";
 
+/// The user `$1`'s task counts at the time `$2`: all, completed, overdue, and by priority rank
+/// (0, 1, 2). `row::stats` reads them.
+pub(crate) const TASK_STATS: &str = r"select count(*),
+    coalesce(sum(case when completed then 1 else 0 end), 0),
+    coalesce(sum(case when completed = false and due_date < $2 then 1 else 0 end), 0),
+    coalesce(sum(case when priority = 0 then 1 else 0 end), 0),
+    coalesce(sum(case when priority = 1 then 1 else 0 end), 0),
+    coalesce(sum(case when priority = 2 then 1 else 0 end), 0)
+    from tasks where user_id = $1";
+
 /// The user `$1`'s tasks that carry the tag with key `$2`.
 pub(crate) const TAGGED_TASKS: &str = concat!(
     "select ",

@@ -14,4 +14,5 @@ mod quotas;
 mod recovery;
 mod recurrence;
 mod scans;
+mod stats;
 mod upgrade;

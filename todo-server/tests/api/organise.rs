@@ -683,3 +683,52 @@ async fn bodies_in_the_spellings_real_frontends_send_are_read_and_answers_carry_
         assert_eq!(unchanged["tags"], json!(["Work"]), "{}", app.name);
     }
 }
+
+#[tokio::test]
+async fn stats_count_the_users_tasks_for_a_dashboard() {
+    for app in apps().await {
+        let (u, t) = user();
+        let (other, other_token) = user();
+        create(
+            &app,
+            &u,
+            &t,
+            json!({"title": "late", "priority": "high", "due_date": "2020-01-01"}),
+        )
+        .await;
+        let done = create(&app, &u, &t, json!({"title": "done", "priority": "low"})).await;
+        create(&app, &u, &t, json!({"title": "plain"})).await;
+        create(
+            &app,
+            &u,
+            &t,
+            json!({"title": "future", "due_date": "2090-01-01"}),
+        )
+        .await;
+        let (status, _) = send(
+            &app,
+            "PATCH",
+            &format!("/api/{u}/tasks/{}/complete", done["id"]),
+            &t,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, 200);
+        create(&app, &other, &other_token, json!({"title": "theirs"})).await;
+        let want = json!({"total": 4, "completed": 1, "pending": 3, "overdue": 1,
+                          "by_priority": {"low": 1, "medium": 2, "high": 1}});
+        for path in [
+            "/api/tasks/stats".to_owned(),
+            format!("/api/{u}/stats"),
+            format!("/api/{u}/tasks/stats"),
+        ] {
+            let (status, body) = get(&app, &path, &t).await;
+            assert_eq!(status, 200, "{path} on {}", app.name);
+            assert_eq!(body, want, "{path} on {}", app.name);
+        }
+        let (status, _) = get(&app, &format!("/api/{u}/stats"), &other_token).await;
+        assert_eq!(status, 403, "{}", app.name);
+        let (_, theirs) = get(&app, "/api/tasks/stats", &other_token).await;
+        assert_eq!(theirs["total"], 1, "{}", app.name);
+    }
+}

@@ -13,7 +13,7 @@ use super::completing;
 use super::keyed::{self, KeyedCreate};
 use super::pool::{Pool, Tx, settle, settled};
 use super::statements::{self, Stamp, insert_args, patch_args};
-use super::{TAGS_LISTED_MAX, TagCount, TaskStore, retag};
+use super::{TAGS_LISTED_MAX, TagCount, TaskStats, TaskStore, retag};
 use crate::accounts::{Account, AccountStore, Email, Registration, new_user_id};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -463,6 +463,18 @@ impl TaskStore for PgStore {
             .read(|| sqlx::query(statements::TAG_COUNTS).bind(user).bind(limit))
             .await?;
         rows.iter().map(row::tag_count).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn stats(&self, who: &Principal) -> Result<TaskStats> {
+        let user = who.user_id().as_str();
+        let _turn = self.common.tag_turn(user).await?;
+        let now = Stamp(chrono::Utc::now());
+        let rows = self
+            .read(|| sqlx::query(statements::TASK_STATS).bind(user).bind(now))
+            .await?;
+        rows.first()
+            .map_or_else(|| Ok(TaskStats::default()), row::stats)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]

@@ -22,7 +22,7 @@ use super::completing;
 use super::keyed::{self, KeyedCreate};
 use super::pool::{Pool, Tx, settle, settled};
 use super::statements::{self, Stamp};
-use super::{TAGS_LISTED_MAX, TagCount, TaskStore, common, retag};
+use super::{TAGS_LISTED_MAX, TagCount, TaskStats, TaskStore, common, retag};
 use crate::accounts::{Account, AccountStore, Email, Registration};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -464,6 +464,33 @@ impl TaskStore for SqliteStore {
                     .collect()
             }
         }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn stats(&self, who: &Principal) -> Result<TaskStats> {
+        let user = who.user_id().as_str();
+        let _turn = self.common.tag_turn(user).await?;
+        let now = Stamp(chrono::Utc::now());
+        let rows = match &self.conns {
+            Conns::File { reads, .. } => {
+                let user = user.to_owned();
+                reads
+                    .blocking(move |c| {
+                        all(c, statements::TASK_STATS, &[&user, &now], |r| row::stats(r))
+                    })
+                    .await?
+            }
+            Conns::Memory(pool) => {
+                let query = sqlx::query(statements::TASK_STATS).bind(user).bind(now);
+                let mut conn = pool.get().await?;
+                let result = query.fetch_all(&mut *conn).await;
+                settled(conn, result, breaks_connection, from_sqlx)?
+                    .iter()
+                    .map(row::stats)
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        Ok(rows.into_iter().next().unwrap_or_default())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
