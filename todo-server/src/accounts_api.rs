@@ -62,6 +62,8 @@ pub struct RegisterDoc {
     pub password: String,
     /// Display name.
     pub name: Option<String>,
+    /// Display name, under the name FastAPI sign-up forms use (`name` wins when both are sent).
+    pub full_name: Option<String>,
 }
 
 /// The login body.
@@ -87,12 +89,28 @@ pub struct UserDto {
     pub name: Option<String>,
 }
 
+/// The caller, as their token names them.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Me")]
+pub struct MeDto {
+    /// The user id (the `sub` of the token and the `{user_id}` of task routes).
+    pub id: String,
+    /// Email, when the token carries one.
+    #[oai(nullable)]
+    pub email: Option<String>,
+    /// Display name, when the token carries one.
+    #[oai(nullable)]
+    pub name: Option<String>,
+}
+
 /// A token and who it is for.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "TokenResponse")]
 pub struct TokenDto {
     /// The bearer token (HS256 JWT).
     pub token: String,
+    /// The same token, under the name FastAPI's OAuth2 answers use.
+    pub access_token: String,
     /// Always `Bearer`.
     pub token_type: String,
     /// Seconds until the token expires.
@@ -158,6 +176,7 @@ impl AuthApi {
             .issue(&account.id, Some(&account.email), account.name.as_deref())
             .map_err(ApiError::from)?;
         Ok(TokenDto {
+            access_token: token.clone(),
             token,
             token_type: "Bearer".to_owned(),
             expires_in: issuer.lifetime().as_secs(),
@@ -180,6 +199,40 @@ impl AuthApi {
             .map_err(throttled)
     }
 
+    /// Registers from a body's `email`, `password` and `name` (or `full_name`).
+    async fn register_account(
+        &self,
+        gate: Gate,
+        fields: &Map<String, Value>,
+    ) -> Result<TokenResponse, ApiError> {
+        let accounts = self.accounts()?;
+        let mut errors = ValidationError::default();
+        let email = string_field(fields, "email", &mut errors);
+        let password = string_field(fields, "password", &mut errors);
+        let mut name = None;
+        for field in ["full_name", "name"] {
+            match fields.get(field) {
+                Some(Value::String(s)) => name = Some(s.clone()),
+                Some(Value::Null) | None => {}
+                Some(_) => errors
+                    .errors
+                    .extend(ValidationError::field(field, "must be a string").errors),
+            }
+        }
+        errors.into_result().map_err(|e| ApiError::validation(&e))?;
+        let rate = self.count_attempt(gate, &email)?;
+        let account = accounts
+            .register(&email, &password, name.as_deref())
+            .await?;
+        let (policy, limit) = RateFields::header_values(rate);
+        Ok(TokenResponse::Created(
+            Json(self.token_for(account)?),
+            NO_STORE.to_owned(),
+            policy,
+            limit,
+        ))
+    }
+
     fn accounts(&self) -> Result<&Arc<dyn todo_core::AccountStore>, ApiError> {
         self.state.accounts.as_ref().ok_or_else(|| {
             ApiError::NotFound(crate::problem::problem(
@@ -199,32 +252,29 @@ impl AuthApi {
         gate: Gate,
         body: JsonBody<RegisterDoc>,
     ) -> Result<TokenResponse, ApiError> {
-        let accounts = self.accounts()?;
-        let mut errors = ValidationError::default();
-        let email = string_field(&body.fields, "email", &mut errors);
-        let password = string_field(&body.fields, "password", &mut errors);
-        let name = match body.fields.get("name") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Null) | None => None,
-            Some(_) => {
-                errors
-                    .errors
-                    .extend(ValidationError::field("name", "must be a string").errors);
-                None
-            }
-        };
-        errors.into_result().map_err(|e| ApiError::validation(&e))?;
-        let rate = self.count_attempt(gate, &email)?;
-        let account = accounts
-            .register(&email, &password, name.as_deref())
-            .await?;
-        let (policy, limit) = RateFields::header_values(rate);
-        Ok(TokenResponse::Created(
-            Json(self.token_for(account)?),
-            NO_STORE.to_owned(),
-            policy,
-            limit,
-        ))
+        self.register_account(gate, &body.fields).await
+    }
+
+    /// The same as `/auth/register`, where FastAPI backends put their sign-up.
+    #[oai(path = "/auth/signup", method = "post", operation_id = "signup")]
+    async fn signup(
+        &self,
+        gate: Gate,
+        body: JsonBody<RegisterDoc>,
+    ) -> Result<TokenResponse, ApiError> {
+        self.register_account(gate, &body.fields).await
+    }
+
+    /// Who the token is for: its user id, and the email and name it carries (null when it
+    /// carries none). Any accepted token, built-in or Better Auth's.
+    #[oai(path = "/auth/me", method = "get", operation_id = "me")]
+    async fn me(&self, auth: crate::api::Auth) -> Json<MeDto> {
+        let who = auth.0;
+        Json(MeDto {
+            id: who.user_id().as_str().to_owned(),
+            email: who.email().map(str::to_owned),
+            name: who.name().map(str::to_owned),
+        })
     }
 
     /// Log in to a built-in account. An unknown email and a wrong password get the same 401.

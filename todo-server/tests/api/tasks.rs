@@ -298,3 +298,82 @@ async fn built_in_accounts_register_and_log_in_with_tokens_that_work_on_the_task
         assert_eq!(bad.0.status(), 422);
     }
 }
+
+#[tokio::test]
+async fn fastapi_style_signup_access_token_and_me_work() {
+    use rand::Rng;
+    for app in apps().await {
+        let email = format!("grace.{:x}@example.com", rand::thread_rng().r#gen::<u64>());
+        let resp = app
+            .client
+            .post("/api/auth/signup")
+            .body_json(
+                &json!({"email": email, "password": "correct horse", "full_name": "Grace H"}),
+            )
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 201, "{}", app.name);
+        let signed = json(resp).await;
+        assert_eq!(signed["user"]["name"], "Grace H", "{}", app.name);
+        assert_eq!(signed["access_token"], signed["token"], "{}", app.name);
+        let token = signed["access_token"].as_str().unwrap().to_owned();
+        let id = signed["user"]["id"].as_str().unwrap().to_owned();
+
+        let resp = app
+            .client
+            .post("/api/auth/login")
+            .body_json(&json!({"email": email, "password": "correct horse"}))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200);
+        let logged = json(resp).await;
+        assert_eq!(logged["access_token"], logged["token"]);
+
+        let resp = app
+            .client
+            .get("/api/auth/me")
+            .header("authorization", bearer(&token))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200, "{}", app.name);
+        assert_eq!(
+            json(resp).await,
+            json!({"id": id, "email": email, "name": "Grace H"}),
+            "{}",
+            app.name
+        );
+        // Any accepted token: the test tokens carry an email and a name too.
+        let (u, t) = user();
+        let resp = app
+            .client
+            .get("/api/auth/me")
+            .header("authorization", bearer(&t))
+            .send()
+            .await;
+        assert_eq!(
+            json(resp).await,
+            json!({"id": u, "email": "u@example.com", "name": "U"})
+        );
+        let resp = app.client.get("/api/auth/me").send().await;
+        assert_eq!(resp.0.status(), 401);
+        // `name` wins over `full_name`; a bad `full_name` is a 422 naming it.
+        let other = format!("x.{:x}@example.com", rand::thread_rng().r#gen::<u64>());
+        let resp = app
+            .client
+            .post("/api/auth/register")
+            .body_json(&json!({"email": other, "password": "correct horse", "full_name": "F", "name": "N"}))
+            .send()
+            .await;
+        assert_eq!(json(resp).await["user"]["name"], "N");
+        let resp = app
+            .client
+            .post("/api/auth/signup")
+            .body_json(
+                &json!({"email": "y@example.com", "password": "correct horse", "full_name": 5}),
+            )
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 422);
+        assert_eq!(json(resp).await["errors"][0]["field"], "full_name");
+    }
+}
