@@ -268,13 +268,13 @@ impl AuthApi {
     /// Who the token is for: its user id, and the email and name it carries (null when it
     /// carries none). Any accepted token, built-in or Better Auth's.
     #[oai(path = "/auth/me", method = "get", operation_id = "me")]
-    async fn me(&self, auth: crate::api::Auth) -> Json<MeDto> {
+    async fn me(&self, auth: crate::api::Auth) -> Result<Json<MeDto>, ApiError> {
         let who = auth.0;
-        Json(MeDto {
+        Ok(Json(MeDto {
             id: who.user_id().as_str().to_owned(),
             email: who.email().map(str::to_owned),
             name: who.name().map(str::to_owned),
-        })
+        }))
     }
 
     /// Log in to a built-in account. An unknown email and a wrong password get the same 401.
