@@ -2,6 +2,7 @@
 //! feeds them what it read and returns what they answer.
 
 use super::turns::{self, Turn, UserTurns};
+use super::{PriorityCounts, TaskStats};
 use crate::accounts::{Account, Hasher};
 use crate::cursor::{CursorCodec, Key, Position};
 use crate::error::{Error, Quota, Result};
@@ -156,6 +157,24 @@ impl Common {
             next_cursor,
         }
     }
+}
+
+/// Task counts from the six counts `TASK_STATS` selects, read by `count(i)` for column `i`.
+pub(crate) fn task_stats(count: impl Fn(usize) -> Result<i64>) -> Result<TaskStats> {
+    let count = |i: usize| count(i).map(|n| u64::try_from(n).unwrap_or_default());
+    let total = count(0)?;
+    let completed = count(1)?;
+    Ok(TaskStats {
+        total,
+        completed,
+        pending: total.saturating_sub(completed),
+        overdue: count(2)?,
+        by_priority: PriorityCounts {
+            low: count(3)?,
+            medium: count(4)?,
+            high: count(5)?,
+        },
+    })
 }
 
 /// The decode error for a priority rank no migration defines.

@@ -10,10 +10,10 @@ use sqlx::{Encode, Row as _, Sqlite, Type};
 use super::error::{from_rusqlite, from_sqlx};
 use crate::error::{Error, Result};
 use crate::model::{Priority, Task};
-use crate::store::common::{AccountRow, HeldKey, unknown_rank};
+use crate::store::common::{AccountRow, HeldKey, task_stats, unknown_rank};
 use crate::store::keyed::Rows;
 use crate::store::statements::{Stamp, TextList, micros_to_time};
-use crate::store::{PriorityCounts, TagCount, TaskStats};
+use crate::store::{TagCount, TaskStats};
 
 /// A column type both drivers decode.
 pub(crate) trait Column:
@@ -79,23 +79,7 @@ fn texts(json: &str) -> Result<Vec<String>> {
 
 /// Task counts from the columns of `TASK_STATS`, in order.
 pub(crate) fn stats(row: &impl Columns) -> Result<TaskStats> {
-    let count = |i: usize| -> Result<u64> {
-        let n: i64 = row.column(i)?;
-        Ok(u64::try_from(n).unwrap_or_default())
-    };
-    let total = count(0)?;
-    let completed = count(1)?;
-    Ok(TaskStats {
-        total,
-        completed,
-        pending: total.saturating_sub(completed),
-        overdue: count(2)?,
-        by_priority: PriorityCounts {
-            low: count(3)?,
-            medium: count(4)?,
-            high: count(5)?,
-        },
-    })
+    task_stats(|i| row.column(i))
 }
 
 /// A tag and its count from the columns of `TAG_COUNTS`, in order.
