@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::dto::{
     CompleteDoc, Deleted, TagCountDto, TagRenameDoc, TaskCreateDoc, TaskJson, TaskListJson,
     TaskStatsDto, TaskUpdateDoc, parse_complete, parse_create, parse_instant_text, parse_rename,
-    parse_update,
+    parse_update, status_word,
 };
 use crate::params::{
     FlagParam, LimitParam, OrderParam, SortByParam, SortParam, StatusParam, TaskIdParam,
@@ -342,16 +342,17 @@ fn named(name: &str, mut e: ValidationError) -> ValidationError {
 /// past due). Returns the filter and whether it means overdue.
 fn parse_status(raw: &str) -> Result<(StatusFilter, bool), ValidationError> {
     match raw.trim().to_ascii_lowercase().as_str() {
-        "active" | "incomplete" | "open" => Ok((StatusFilter::Pending, false)),
-        "done" | "complete" => Ok((StatusFilter::Completed, false)),
+        "all" => Ok((StatusFilter::All, false)),
         "overdue" => Ok((StatusFilter::Pending, true)),
-        _ => StatusFilter::parse(raw).map(|s| (s, false)).map_err(|_| {
-            ValidationError::field(
+        word => match status_word(word) {
+            Some(true) => Ok((StatusFilter::Completed, false)),
+            Some(false) => Ok((StatusFilter::Pending, false)),
+            None => Err(ValidationError::field(
                 "status",
                 "must be one of: all, pending, completed (or active, incomplete, open, done, \
-                     complete, overdue)",
-            )
-        }),
+                 complete, overdue)",
+            )),
+        },
     }
 }
 

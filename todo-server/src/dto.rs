@@ -607,18 +607,21 @@ fn snake_case(key: &str) -> String {
     out
 }
 
-/// A body's `status` word as `completed`: `completed`, `done` or `complete` is true; `pending`,
-/// `active`, `incomplete`, `open` or `todo` is false (any case).
-fn completed_from_status(v: &Value) -> Result<bool, ValidationError> {
-    let word = expect_str("status", v)?.trim().to_ascii_lowercase();
-    match word.as_str() {
-        "completed" | "done" | "complete" => Ok(true),
-        "pending" | "active" | "incomplete" | "open" | "todo" => Ok(false),
-        _ => Err(ValidationError::field(
-            "status",
-            "must be pending or completed",
-        )),
+/// Whether a status word means completed: `completed`, `done` or `complete` is true;
+/// `pending`, `active`, `incomplete` or `open` is false (any case, trimmed); anything else is
+/// no status word. The list's `status` parameter and a body's `status` field both read it.
+pub fn status_word(word: &str) -> Option<bool> {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "completed" | "done" | "complete" => Some(true),
+        "pending" | "active" | "incomplete" | "open" => Some(false),
+        _ => None,
     }
+}
+
+/// A body's `status` word as `completed` ([`status_word`]).
+fn completed_from_status(v: &Value) -> Result<bool, ValidationError> {
+    status_word(expect_str("status", v)?)
+        .ok_or_else(|| ValidationError::field("status", "must be pending or completed"))
 }
 
 /// A request body's fields under the names the API reads, accepting the other spellings real
