@@ -41,10 +41,10 @@ pub use auth::{
 };
 pub use error::{BoxError, Error, FieldError, Quota, Result, ValidationError};
 pub use model::{
-    Created, DESCRIPTION_MAX_CHARS, Description, IdempotencyKey, Limit, ListQuery, NewTask, Page,
-    Priority, Replacement, SearchText, SortField, SortOrder, StatusFilter, TAG_MAX_CHARS, TAGS_MAX,
-    TITLE_MAX_CHARS, Tag, Tags, Task, TaskId, TaskPatch, Title, USER_ID_MAX_CHARS, UserId,
-    check_due_date, check_instant, fold_case, to_stored_precision,
+    Created, DESCRIPTION_MAX_CHARS, Description, IdempotencyKey, Limit, ListQuery, NewTask, Offset,
+    Page, Priority, Replacement, SearchText, SortField, SortOrder, StatusFilter, TAG_MAX_CHARS,
+    TAGS_MAX, TITLE_MAX_CHARS, Tag, Tags, Task, TaskId, TaskPatch, Title, USER_ID_MAX_CHARS,
+    UserId, check_due_date, check_instant, fold_case, to_stored_precision,
 };
 pub use options::StoreOptions;
 pub use principal::Principal;
@@ -54,8 +54,8 @@ pub use recurrence::{
 };
 pub use session::{SessionTable, SessionTableAuthenticator};
 pub use store::{
-    DynTaskStore, IDEMPOTENCY_KEY_TTL, PriorityCounts, Store, TAGS_LISTED_MAX, TagCount, TaskStats,
-    TaskStore,
+    DynTaskStore, IDEMPOTENCY_KEY_TTL, ListCounts, PriorityCounts, Store, TAGS_LISTED_MAX,
+    TagCount, TaskStats, TaskStore,
 };
 
 use std::sync::Arc;

@@ -685,6 +685,35 @@ impl Default for Limit {
     }
 }
 
+/// How many matching tasks a page skips before its first, 0 to 10,000 (default 0): offset
+/// paging for "load more" clients. A cursor continues a walk exactly under concurrent writes;
+/// an offset does not (a task created or deleted before the offset shifts the pages), and it
+/// reads every task it skips, so it is bounded and counts as a scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Offset(u32);
+
+impl Offset {
+    /// Largest offset.
+    pub const MAX: u32 = 10_000;
+
+    /// Checks `0 <= n <= 10000`.
+    pub fn new(n: i64) -> Result<Self, ValidationError> {
+        if (0..=i64::from(Self::MAX)).contains(&n) {
+            Ok(Self(n as u32))
+        } else {
+            Err(ValidationError::field(
+                "offset",
+                format!("must be between 0 and {}", Self::MAX),
+            ))
+        }
+    }
+
+    /// The number of tasks skipped.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
 /// A lowercased, non-empty search string of at most 200 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SearchText(String);
@@ -726,6 +755,8 @@ pub struct ListQuery {
     pub limit: Limit,
     /// The `next_cursor` of the previous page, to continue from it.
     pub cursor: Option<String>,
+    /// Tasks to skip before the page (offset paging); not together with a cursor.
+    pub offset: Offset,
     /// Only tasks carrying every one of these tags, compared by [`Tag::key`] (at most 20).
     pub tags: Vec<Tag>,
     /// Only tasks with any of these priorities; empty: any priority.

@@ -24,9 +24,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use todo_core::{
-    Description, DynTaskStore, Error, Limit, ListQuery, NewTask, Principal, Priority, Recurrence,
-    Replacement, SearchText, SortField, SortOrder, StatusFilter, StoreOptions, Tag, TagCount, Tags,
-    Task, TaskId, TaskPatch, Title, UserId, fold_case,
+    Description, DynTaskStore, Error, Limit, ListCounts, ListQuery, NewTask, Offset, Principal,
+    Priority, Recurrence, Replacement, SearchText, SortField, SortOrder, StatusFilter,
+    StoreOptions, Tag, TagCount, Tags, Task, TaskId, TaskPatch, Title, UserId, fold_case,
 };
 
 /// Cases per backend; `PROPTEST_CASES` overrides it for a longer local run.
@@ -95,6 +95,8 @@ struct ListChoice {
     overdue: bool,
     /// Whether to hand the first cursor to another user, who must be refused.
     offer_cursor_to_another_user: bool,
+    /// Whether to walk the pages by offset instead of by cursor.
+    by_offset: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -378,8 +380,10 @@ fn list() -> impl Strategy<Value = ListChoice> {
         prop_oneof![3 => Just(None), 1 => due_date()],
         prop::bool::weighted(0.15),
     );
-    (status, search(), sort, order, limit, any::<bool>(), filters).prop_map(
-        |(status, search, sort, order, limit, offer_cursor_to_another_user, filters)| {
+    let walk = (any::<bool>(), prop::bool::weighted(0.3));
+    (status, search(), sort, order, limit, walk, filters).prop_map(
+        |(status, search, sort, order, limit, walk, filters)| {
+            let (offer_cursor_to_another_user, by_offset) = walk;
             let (tags, priorities, due_after, due_before, overdue) = filters;
             ListChoice {
                 status,
@@ -393,6 +397,7 @@ fn list() -> impl Strategy<Value = ListChoice> {
                 due_before,
                 overdue,
                 offer_cursor_to_another_user,
+                by_offset,
             }
         },
     )
@@ -1134,12 +1139,29 @@ impl<'a> Case<'a> {
             order: choice.order,
             limit: Limit::new(choice.limit.into()).expect("a valid limit"),
             cursor: None,
+            offset: Offset::default(),
             tags: choice.tags.clone(),
             priorities: choice.priorities.clone(),
             due_after: choice.due_after,
             due_before: choice.due_before,
             overdue: choice.overdue,
         };
+        let counts = self
+            .store
+            .count(self.who(user), &query)
+            .await
+            .map_err(unexpected)?;
+        let completed = want.iter().filter(|t| t.completed).count() as u64;
+        prop_assert_eq!(
+            counts,
+            ListCounts {
+                total: want.len() as u64,
+                completed,
+                pending: want.len() as u64 - completed,
+            },
+            "the counts of {:?}",
+            &query
+        );
         let limit = choice.limit as usize;
         let mut offered = false;
         let mut start = 0;
@@ -1184,7 +1206,11 @@ impl<'a> Case<'a> {
                     answer
                 );
             }
-            query.cursor = Some(cursor);
+            if choice.by_offset {
+                query.offset = Offset::new(end as i64).map_err(|e| unexpected(e.into()))?;
+            } else {
+                query.cursor = Some(cursor);
+            }
             start = end;
         }
     }
@@ -1220,6 +1246,7 @@ impl<'a> Case<'a> {
                 due_before: None,
                 overdue: false,
                 offer_cursor_to_another_user: false,
+                by_offset: false,
             };
             self.list(user, &everything).await?;
         }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use todo_core::{Account, ValidationError};
 
 use crate::AppState;
-use crate::payload::JsonBody;
+use crate::payload::{JsonBody, JsonOrFormBody};
 use crate::problem::ApiError;
 use crate::ratelimit::{Admitted, RateFields};
 
@@ -74,6 +74,26 @@ pub struct LoginDoc {
     pub email: String,
     /// Password.
     pub password: String,
+}
+
+/// The sign-in form of FastAPI's `OAuth2PasswordRequestForm`: `username` is the account's
+/// email. `grant_type` (when sent, `password`), `scope`, `client_id` and `client_secret` are
+/// accepted and not used.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "LoginForm")]
+pub struct LoginFormDoc {
+    /// The account's email.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// `password`, when sent.
+    pub grant_type: Option<String>,
+    /// Not used.
+    pub scope: Option<String>,
+    /// Not used.
+    pub client_id: Option<String>,
+    /// Not used.
+    pub client_secret: Option<String>,
 }
 
 /// A user as the auth routes return it.
@@ -278,11 +298,32 @@ impl AuthApi {
     }
 
     /// Log in to a built-in account. An unknown email and a wrong password get the same 401.
+    /// The body is JSON (`email`, `password`) or, as FastAPI's `OAuth2PasswordRequestForm`
+    /// sends it, a form (`username` being the email, `password`); `username` is read in JSON
+    /// too when there is no `email`.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
-    async fn login(&self, gate: Gate, body: JsonBody<LoginDoc>) -> Result<TokenResponse, ApiError> {
+    async fn login(
+        &self,
+        gate: Gate,
+        body: JsonOrFormBody<LoginDoc, LoginFormDoc>,
+    ) -> Result<TokenResponse, ApiError> {
         let accounts = self.accounts()?;
         let mut errors = ValidationError::default();
-        let email = string_field(&body.fields, "email", &mut errors);
+        let name = if body.form
+            || (body.fields.contains_key("username") && !body.fields.contains_key("email"))
+        {
+            "username"
+        } else {
+            "email"
+        };
+        let email = string_field(&body.fields, name, &mut errors);
+        match body.fields.get("grant_type") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(g)) if g.is_empty() || g == "password" => {}
+            Some(_) => errors
+                .errors
+                .extend(ValidationError::field("grant_type", "must be password").errors),
+        }
         let password = string_field(&body.fields, "password", &mut errors);
         errors.into_result().map_err(|e| ApiError::validation(&e))?;
         let rate = self.count_attempt(gate, &email)?;

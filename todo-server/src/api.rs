@@ -12,18 +12,20 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OpenApi, SecurityScheme, Tags,
 };
 use todo_core::{
-    AuthError, IdempotencyKey, Limit, ListQuery, Principal, Priority, SearchText, SortField,
-    SortOrder, StatusFilter, Tag, Task, TaskId, ValidationError, check_instant,
+    AuthError, IdempotencyKey, Limit, ListQuery, Offset, Principal, Priority, SearchText,
+    SortField, SortOrder, StatusFilter, Tag, Task, TaskId, ValidationError, check_instant,
 };
 
 use crate::AppState;
+use crate::dialect::Slot;
 use crate::dto::{
-    CompleteDoc, Deleted, TagCountDto, TagRenameDoc, TaskCreateDoc, TaskJson, TaskListJson,
-    TaskStatsDto, TaskUpdateDoc, parse_complete, parse_create, parse_instant_text, parse_rename,
-    parse_update, status_word,
+    CompleteDoc, Deleted, ListMeta, TagCountDto, TagRenameDoc, TaskCreateDoc, TaskJson,
+    TaskListJson, TaskStatsDto, TaskUpdateDoc, parse_complete, parse_create, parse_instant_text,
+    parse_rename, parse_update, status_word,
 };
 use crate::params::{
-    FlagParam, LimitParam, OrderParam, SortByParam, SortParam, StatusParam, TaskIdParam,
+    FlagParam, LimitParam, OffsetParam, OrderParam, SortByParam, SortParam, StatusParam,
+    TaskIdParam,
 };
 use crate::payload::{JsonBody, JsonOut, OptionalJsonBody, is_json};
 use crate::problem::ApiError;
@@ -316,6 +318,14 @@ struct ListParams {
     sort_by: Option<String>,
     /// `order` as many FastAPI backends name it.
     sort_order: Option<String>,
+    /// Tasks to skip (offset paging).
+    offset: Option<String>,
+    /// `offset` as many FastAPI backends name it.
+    skip: Option<String>,
+    /// One tag, as frontends with a single category send it.
+    category: Option<String>,
+    /// Tags, comma-separated.
+    tags: Option<String>,
 }
 
 /// The first of `values` that is set and not empty, with the name it came by.
@@ -430,9 +440,28 @@ impl ListParams {
             ),
             None => Some(Limit::default()),
         };
+        let offset = match first_set([("offset", &self.offset), ("skip", &self.skip)]) {
+            Some((name, s)) => errors.collect(
+                s.trim()
+                    .parse::<i64>()
+                    .map_err(|_| ValidationError::field(name, "must be an integer"))
+                    .and_then(|n| Offset::new(n).map_err(|e| named(name, e))),
+            ),
+            None => Some(Offset::default()),
+        };
         let mut tags = Vec::with_capacity(self.tag.len());
-        for raw in &self.tag {
-            if let Some(tag) = errors.collect(Tag::parse_for("tag", raw)) {
+        let listed = self.tags.iter().flat_map(|t| t.split(','));
+        let named_tags = self
+            .tag
+            .iter()
+            .map(|t| ("tag", t.as_str()))
+            .chain(self.category.iter().map(|t| ("category", t.as_str())))
+            .chain(listed.map(|t| ("tags", t)));
+        for (name, raw) in named_tags {
+            if name != "tag" && raw.trim().is_empty() {
+                continue;
+            }
+            if let Some(tag) = errors.collect(Tag::parse_for(name, raw)) {
                 tags.push(tag);
             }
         }
@@ -457,6 +486,7 @@ impl ListParams {
             order: order.unwrap_or_default(),
             limit: limit.unwrap_or_default(),
             cursor: self.cursor.clone().filter(|c| !c.is_empty()),
+            offset: offset.unwrap_or_default(),
             tags,
             priorities,
             due_after,
@@ -481,6 +511,8 @@ impl ListParams {
             ("search", &self.search),
             ("sort_by", &self.sort_by),
             ("sort_order", &self.sort_order),
+            ("category", &self.category),
+            ("tags", &self.tags),
         ] {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
                 parts.push(format!("{name}={}", encode(v)));
@@ -532,16 +564,51 @@ impl<'a> Ops<'a> {
 
     async fn list(&self, params: ListParams) -> Result<ListResponse, ApiError> {
         let query = params.parse().map_err(|e| ApiError::validation(&e))?;
+        let dialect = &self.state.dialect;
+        // Counts are read only when the list envelope shows them.
+        let counts = match &dialect.list {
+            Some(t)
+                if t.uses(Slot::Total)
+                    || t.uses(Slot::CompletedCount)
+                    || t.uses(Slot::PendingCount) =>
+            {
+                Some(self.state.store.count(&self.who, &query).await?)
+            }
+            _ => None,
+        };
         let page = self.state.store.list(&self.who, &query).await?;
         let link = page
             .next_cursor
             .as_deref()
             .map(|c| format!("<{}?{}>; rel=\"next\"", self.base(), params.next_query(c)));
+        let meta = ListMeta {
+            counts,
+            skip: query.offset.get(),
+            limit: query.limit.get(),
+            next_cursor: page.next_cursor.clone(),
+        };
         Ok(ListResponse::Ok(
-            TaskListJson(page.tasks),
+            TaskListJson {
+                tasks: page.tasks,
+                dialect: dialect.clone(),
+                meta,
+            },
             page.next_cursor,
             link,
         ))
+    }
+
+    /// A task as an answer body, in the deployment's dialect.
+    fn json(&self, task: Task) -> TaskJson {
+        TaskJson {
+            task,
+            dialect: self.state.dialect.clone(),
+        }
+    }
+
+    fn ok(&self, task: Task) -> TaskResponse {
+        let tag = etag(&task);
+        TaskResponse::Ok(self.json(task), tag)
     }
 
     async fn create(
@@ -583,7 +650,7 @@ impl<'a> Ops<'a> {
             .await?;
         let location = format!("{}/{}", self.base(), created.task.id);
         let tag = etag(&created.task);
-        let dto = TaskJson(created.task);
+        let dto = self.json(created.task);
         Ok(if created.replayed {
             CreateResponse::Replayed(dto, location, tag)
         } else {
@@ -593,7 +660,7 @@ impl<'a> Ops<'a> {
 
     async fn get(&self, id: &str) -> Result<TaskResponse, ApiError> {
         let task = self.state.store.get(&self.who, parse_id(id)?).await?;
-        Ok(ok(task))
+        Ok(self.ok(task))
     }
 
     async fn update(
@@ -610,7 +677,7 @@ impl<'a> Ops<'a> {
             .store
             .patch(&self.who, id, patch, expected)
             .await?;
-        Ok(ok(task))
+        Ok(self.ok(task))
     }
 
     async fn complete(
@@ -628,7 +695,7 @@ impl<'a> Ops<'a> {
             .store
             .set_completed(&self.who, id, completed, expected)
             .await?;
-        Ok(ok(task))
+        Ok(self.ok(task))
     }
 
     async fn delete(
@@ -706,11 +773,6 @@ fn tag_error(e: todo_core::Error) -> ApiError {
     }
 }
 
-fn ok(task: Task) -> TaskResponse {
-    let tag = etag(&task);
-    TaskResponse::Ok(TaskJson(task), tag)
-}
-
 /// Routes under `/api/{user_id}/tasks`: the path's user must be the token's user (else 403).
 pub struct UserTasksApi {
     /// Shared state.
@@ -771,6 +833,10 @@ impl UserTasksApi {
         search: Query<Option<String>>,
         sort_by: Query<Option<SortByParam>>,
         sort_order: Query<Option<OrderParam>>,
+        offset: Query<Option<OffsetParam>>,
+        skip: Query<Option<OffsetParam>>,
+        category: Query<Option<String>>,
+        tags: Query<Option<String>>,
     ) -> Result<ListResponse, ApiError> {
         let params = ListParams {
             status: status.0.map(|p| p.0),
@@ -788,6 +854,10 @@ impl UserTasksApi {
             search: search.0,
             sort_by: sort_by.0.map(|p| p.0),
             sort_order: sort_order.0.map(|p| p.0),
+            offset: offset.0.map(|p| p.0),
+            skip: skip.0.map(|p| p.0),
+            category: category.0,
+            tags: tags.0,
         };
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
             .list(params)
@@ -1136,6 +1206,10 @@ impl TasksApi {
         search: Query<Option<String>>,
         sort_by: Query<Option<SortByParam>>,
         sort_order: Query<Option<OrderParam>>,
+        offset: Query<Option<OffsetParam>>,
+        skip: Query<Option<OffsetParam>>,
+        category: Query<Option<String>>,
+        tags: Query<Option<String>>,
     ) -> Result<ListResponse, ApiError> {
         let params = ListParams {
             status: status.0.map(|p| p.0),
@@ -1153,6 +1227,10 @@ impl TasksApi {
             search: search.0,
             sort_by: sort_by.0.map(|p| p.0),
             sort_order: sort_order.0.map(|p| p.0),
+            offset: offset.0.map(|p| p.0),
+            skip: skip.0.map(|p| p.0),
+            category: category.0,
+            tags: tags.0,
         };
         Ops::scoped(&self.state, auth, None)?.list(params).await
     }

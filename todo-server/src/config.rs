@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::dialect::{DialectSettings, DueDateFormat, EnumCase, JsonCase};
+
 /// A secret value whose `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -191,6 +193,39 @@ pub struct Config {
     #[arg(long, env = "SQLITE_MAX_SIZE_MB", default_value_t = 0)]
     pub sqlite_max_size_mb: u64,
 
+    /// A JSON template for list answers, e.g. `{"items": "$tasks", "total": "$total"}`: a
+    /// string value that is exactly `"$tasks"`, `"$total"`, `"$completed_count"`,
+    /// `"$pending_count"`, `"$skip"`, `"$limit"`, `"$has_more"` or `"$next_cursor"` is replaced
+    /// by that value (counts of the list's filters, across all pages). Unset: the bare array.
+    #[arg(long, env = "LIST_ENVELOPE")]
+    pub list_envelope: Option<String>,
+
+    /// A JSON template for single-task answers, e.g. `{"task": "$task"}`. Unset: the task.
+    #[arg(long, env = "TASK_ENVELOPE")]
+    pub task_envelope: Option<String>,
+
+    /// A JSON template for error answers (then sent as `application/json`), e.g.
+    /// `{"error": {"code": "$code", "message": "$detail"}}`; placeholders `"$status"`,
+    /// `"$title"`, `"$detail"`, `"$code"` (`not_found`, `validation_error`, ...), `"$errors"`.
+    /// Unset: RFC 9457 problem documents.
+    #[arg(long, env = "ERROR_ENVELOPE")]
+    pub error_envelope: Option<String>,
+
+    /// The case of keys in answers: `snake` (`due_date`) or `camel` (`dueDate`). Requests are
+    /// read in either.
+    #[arg(long, env = "JSON_CASE", value_enum, default_value_t = JsonCase::Snake)]
+    pub json_case: JsonCase,
+
+    /// The case of enum values in answers (`priority`, `status`): `lower`, `capitalized`
+    /// (`High`) or `upper`. Requests are read in any case.
+    #[arg(long, env = "ENUM_CASE", value_enum, default_value_t = EnumCase::Lower)]
+    pub enum_case: EnumCase,
+
+    /// How a task's `due_date` is written: `datetime` (RFC 3339) or `date` (`YYYY-MM-DD`, the
+    /// UTC date, as `<input type="date">` reads it).
+    #[arg(long, env = "DUE_DATE_FORMAT", value_enum, default_value_t = DueDateFormat::Datetime)]
+    pub due_date_format: DueDateFormat,
+
     /// Something to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -237,6 +272,18 @@ impl Config {
     /// The accepted audience, if set to something (an empty value means unset).
     pub fn audience(&self) -> Option<&str> {
         self.jwt_audience.as_deref().filter(|a| !a.is_empty())
+    }
+
+    /// The answer dialect's settings.
+    pub fn dialect_settings(&self) -> DialectSettings {
+        DialectSettings {
+            list_envelope: self.list_envelope.clone(),
+            task_envelope: self.task_envelope.clone(),
+            error_envelope: self.error_envelope.clone(),
+            json_case: self.json_case,
+            enum_case: self.enum_case,
+            due_date_format: self.due_date_format,
+        }
     }
 
     /// Whether the built-in accounts are on.

@@ -4,6 +4,7 @@
 //! field is reported by name in one 422; unknown fields are ignored (frontends send extras).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem_openapi::payload::Payload;
@@ -15,6 +16,7 @@ use todo_core::{
     Description, NewTask, Priority, Recurrence, Tags, Task, TaskPatch, Title, ValidationError,
 };
 
+use crate::dialect::{Dialect, DueDateFormat, EnumCase, JsonCase, Slot, Written, camel, enum_word};
 use crate::payload::json_response;
 
 /// Task priority.
@@ -242,16 +244,17 @@ impl From<Task> for TaskDto {
 /// Writes tasks in the shape of [`TaskDto`] straight from core tasks: keys are literal bytes,
 /// values go through serde_json's own escaping and number formatting, and the buffer is sized
 /// once. Serialising through [`TaskDto`] escaped every key of every task and grew the buffer
-/// from 128 bytes by doubling, about a tenth of a list's CPU time (docs/benchmarks.md). The
-/// output is byte for byte what serde writes for [`TaskDto`] (tested).
+/// from 128 bytes by doubling, about a tenth of a list's CPU time (docs/benchmarks.md). With
+/// the default [`TaskFormat`], the output is byte for byte what serde writes for [`TaskDto`]
+/// (tested).
 mod task_json {
-    use todo_core::{Priority, Task};
+    use todo_core::Task;
 
-    use super::rfc3339;
+    use super::{TaskFormat, rfc3339};
 
     /// At least the bytes of a task's JSON besides its strings' text: keys, punctuation, a
     /// 20-character id, five quoted 27-character times, the status word and the strings'
-    /// quotes.
+    /// quotes (in the API's own spelling, the longest of the dialects').
     const FIXED_BYTES: usize = 377;
 
     /// An upper estimate of `task`'s JSON length without escapes.
@@ -277,56 +280,54 @@ mod task_json {
         });
     }
 
-    /// Appends `task`'s JSON object to `out`.
-    pub(super) fn write(out: &mut Vec<u8>, task: &Task) -> serde_json::Result<()> {
-        out.extend_from_slice(b"{\"id\":");
+    /// Appends `task`'s JSON object to `out`, keys and words as `f` has them.
+    pub(super) fn write(out: &mut Vec<u8>, task: &Task, f: &TaskFormat) -> serde_json::Result<()> {
+        out.extend_from_slice(&f.id);
         serde_json::to_writer(&mut *out, &task.id)?;
-        out.extend_from_slice(b",\"user_id\":");
+        out.extend_from_slice(&f.user_id);
         string(out, &task.user_id)?;
-        out.extend_from_slice(b",\"title\":");
+        out.extend_from_slice(&f.title);
         string(out, &task.title)?;
-        out.extend_from_slice(b",\"description\":");
+        out.extend_from_slice(&f.description);
         match &task.description {
             Some(d) => string(out, d)?,
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(if task.completed {
-            b",\"completed\":true,\"status\":\"completed\""
-        } else {
-            b",\"completed\":false,\"status\":\"pending\""
-        });
-        out.extend_from_slice(match task.priority {
-            Priority::Low => b",\"priority\":\"low\"",
-            Priority::Medium => b",\"priority\":\"medium\"",
-            Priority::High => b",\"priority\":\"high\"",
-        });
-        out.extend_from_slice(b",\"due_date\":");
+        out.extend_from_slice(&f.completed[usize::from(task.completed)]);
+        out.extend_from_slice(&f.priority[task.priority.rank() as usize]);
+        out.extend_from_slice(&f.due_date);
         match &task.due_date {
+            Some(t) if f.date_only_due => {
+                out.push(b'"');
+                out.extend_from_slice(t.format("%Y-%m-%d").to_string().as_bytes());
+                out.push(b'"');
+            }
             Some(t) => time(out, t),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(b",\"created_at\":");
+        out.extend_from_slice(&f.created_at);
         time(out, &task.created_at);
-        out.extend_from_slice(b",\"updated_at\":");
+        out.extend_from_slice(&f.updated_at);
         time(out, &task.updated_at);
-        out.extend_from_slice(b",\"completed_at\":");
+        out.extend_from_slice(&f.completed_at);
         match &task.completed_at {
             Some(t) => time(out, t),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(b",\"tags\":[");
+        out.extend_from_slice(&f.tags);
         for (i, tag) in task.tags.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             string(out, tag)?;
         }
-        out.extend_from_slice(b"],\"remind_at\":");
+        out.push(b']');
+        out.extend_from_slice(&f.remind_at);
         match &task.remind_at {
             Some(t) => time(out, t),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(b",\"recurrence\":");
+        out.extend_from_slice(&f.recurrence);
         match &task.recurrence {
             Some(r) => string(out, r)?,
             None => out.extend_from_slice(b"null"),
@@ -336,14 +337,94 @@ mod task_json {
     }
 }
 
-/// One task as a response body, written in [`TaskDto`]'s shape (which the contract documents).
-pub struct TaskJson(pub Task);
+/// The bytes of a task's JSON that a dialect changes, prepared once: each key with its
+/// punctuation, the `completed`/`status` pair and the priority word for each value, and
+/// whether a due date is written as a date alone.
+#[derive(Debug, Clone)]
+pub struct TaskFormat {
+    id: Box<[u8]>,
+    user_id: Box<[u8]>,
+    title: Box<[u8]>,
+    description: Box<[u8]>,
+    /// For `completed` false, then true.
+    completed: [Box<[u8]>; 2],
+    /// By priority rank (low, medium, high).
+    priority: [Box<[u8]>; 3],
+    due_date: Box<[u8]>,
+    created_at: Box<[u8]>,
+    updated_at: Box<[u8]>,
+    completed_at: Box<[u8]>,
+    tags: Box<[u8]>,
+    remind_at: Box<[u8]>,
+    recurrence: Box<[u8]>,
+    date_only_due: bool,
+}
+
+impl TaskFormat {
+    /// The bytes for keys in `case`, enum words in `enums`, and due dates in `due`.
+    pub fn new(case: JsonCase, enums: EnumCase, due: DueDateFormat) -> Self {
+        let key = |lead: &str, name: &str, tail: &str| -> Box<[u8]> {
+            let name = match case {
+                JsonCase::Snake => name.to_owned(),
+                JsonCase::Camel => camel(name),
+            };
+            format!("{lead}\"{name}\":{tail}")
+                .into_bytes()
+                .into_boxed_slice()
+        };
+        let word = |w: &str| enum_word(w, enums);
+        let completed = |done: bool, status: &str| -> Box<[u8]> {
+            let mut b = key(",", "completed", if done { "true" } else { "false" }).into_vec();
+            b.extend_from_slice(&key(",", "status", &format!("\"{}\"", word(status))));
+            b.into_boxed_slice()
+        };
+        let priority = |w: &str| key(",", "priority", &format!("\"{}\"", word(w)));
+        Self {
+            id: key("{", "id", ""),
+            user_id: key(",", "user_id", ""),
+            title: key(",", "title", ""),
+            description: key(",", "description", ""),
+            completed: [completed(false, "pending"), completed(true, "completed")],
+            priority: [priority("low"), priority("medium"), priority("high")],
+            due_date: key(",", "due_date", ""),
+            created_at: key(",", "created_at", ""),
+            updated_at: key(",", "updated_at", ""),
+            completed_at: key(",", "completed_at", ""),
+            tags: key(",", "tags", "["),
+            remind_at: key(",", "remind_at", ""),
+            recurrence: key(",", "recurrence", ""),
+            date_only_due: due == DueDateFormat::Date,
+        }
+    }
+}
+
+impl Default for TaskFormat {
+    /// The API's own spelling: snake_case keys, lowercase words, RFC 3339 due dates.
+    fn default() -> Self {
+        Self::new(JsonCase::Snake, EnumCase::Lower, DueDateFormat::Datetime)
+    }
+}
+
+/// One task as a response body, written in [`TaskDto`]'s shape (which the contract documents)
+/// as the deployment's dialect has it.
+pub struct TaskJson {
+    /// The task.
+    pub task: Task,
+    /// The dialect it is written in.
+    pub dialect: Arc<Dialect>,
+}
 
 impl TaskJson {
     /// The body's bytes.
     pub fn to_bytes(&self) -> serde_json::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(task_json::size_hint(&self.0));
-        task_json::write(&mut out, &self.0)?;
+        let d = &*self.dialect;
+        let mut out = Vec::with_capacity(task_json::size_hint(&self.task));
+        match &d.task {
+            None => task_json::write(&mut out, &self.task, &d.format)?,
+            Some(t) => t.write(&mut out, |_, out| {
+                task_json::write(out, &self.task, &d.format)
+            })?,
+        }
         Ok(out)
     }
 }
@@ -365,7 +446,9 @@ macro_rules! written_payload {
 
         impl poem::IntoResponse for $body {
             fn into_response(self) -> poem::Response {
-                json_response(self.to_bytes())
+                let mut resp = json_response(self.to_bytes());
+                resp.extensions_mut().insert(Written);
+                resp
             }
         }
     };
@@ -374,27 +457,72 @@ macro_rules! written_payload {
 written_payload!(TaskJson, TaskDto);
 written_payload!(TaskListJson, Vec<TaskDto>);
 
-/// A page of tasks as a response body: a JSON array of [`TaskDto`]s.
-pub struct TaskListJson(pub Vec<Task>);
+/// What a list envelope may say besides the tasks.
+#[derive(Debug, Clone, Default)]
+pub struct ListMeta {
+    /// The counts of the list's filters, when the envelope asks for them.
+    pub counts: Option<todo_core::ListCounts>,
+    /// The page's offset.
+    pub skip: u32,
+    /// The page size.
+    pub limit: u32,
+    /// The next page's cursor.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of tasks as a response body: a JSON array of [`TaskDto`]s, in the dialect's list
+/// envelope when it has one.
+pub struct TaskListJson {
+    /// The tasks.
+    pub tasks: Vec<Task>,
+    /// The dialect they are written in.
+    pub dialect: Arc<Dialect>,
+    /// The rest of the page, for an envelope.
+    pub meta: ListMeta,
+}
 
 impl TaskListJson {
+    fn write_tasks(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.push(b'[');
+        for (i, task) in self.tasks.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            task_json::write(out, task, &self.dialect.format)?;
+        }
+        out.push(b']');
+        Ok(())
+    }
+
     /// The body's bytes.
     pub fn to_bytes(&self) -> serde_json::Result<Vec<u8>> {
         let size = self
-            .0
+            .tasks
             .iter()
             .map(|t| task_json::size_hint(t) + 1)
             .sum::<usize>()
             + 2;
-        let mut out = Vec::with_capacity(size);
-        out.push(b'[');
-        for (i, task) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+        let Some(template) = &self.dialect.list else {
+            let mut out = Vec::with_capacity(size);
+            self.write_tasks(&mut out)?;
+            return Ok(out);
+        };
+        let mut out = Vec::with_capacity(size + template.literal_len() + 64);
+        let counts = self.meta.counts.unwrap_or_default();
+        template.write(&mut out, |slot, out| match slot {
+            Slot::Tasks => self.write_tasks(out),
+            Slot::Total => serde_json::to_writer(out, &counts.total),
+            Slot::CompletedCount => serde_json::to_writer(out, &counts.completed),
+            Slot::PendingCount => serde_json::to_writer(out, &counts.pending),
+            Slot::Skip => serde_json::to_writer(out, &self.meta.skip),
+            Slot::Limit => serde_json::to_writer(out, &self.meta.limit),
+            Slot::HasMore => serde_json::to_writer(out, &self.meta.next_cursor.is_some()),
+            Slot::NextCursor => serde_json::to_writer(out, &self.meta.next_cursor),
+            _ => {
+                out.extend_from_slice(b"null");
+                Ok(())
             }
-            task_json::write(&mut out, task)?;
-        }
-        out.push(b']');
+        })?;
         Ok(out)
     }
 }
@@ -972,17 +1100,60 @@ mod tests {
             /// schema type, so the contract and the wire cannot drift apart.
             #[test]
             fn a_written_task_is_exactly_its_serde_serialisation(task in task()) {
-                let written = TaskJson(task.clone()).to_bytes().unwrap();
+                let written = TaskJson { task: task.clone(), dialect: Default::default() }.to_bytes().unwrap();
                 let serde = serde_json::to_vec(&TaskDto::from(task)).unwrap();
                 prop_assert_eq!(String::from_utf8(written).unwrap(), String::from_utf8(serde).unwrap());
             }
 
             #[test]
             fn a_written_page_is_exactly_its_serde_serialisation(tasks in proptest::collection::vec(task(), 0..6)) {
-                let written = TaskListJson(tasks.clone()).to_bytes().unwrap();
+                let written = TaskListJson { tasks: tasks.clone(), dialect: Default::default(), meta: Default::default() }.to_bytes().unwrap();
                 let dtos: Vec<TaskDto> = tasks.into_iter().map(TaskDto::from).collect();
                 let serde = serde_json::to_vec(&dtos).unwrap();
                 prop_assert_eq!(String::from_utf8(written).unwrap(), String::from_utf8(serde).unwrap());
+            }
+
+            /// In any dialect, a written task is serde's with the dialect's keys, words and
+            /// due date.
+            #[test]
+            fn a_task_in_a_dialect_is_its_serde_serialisation_so_changed(
+                task in task(),
+                camel_case in any::<bool>(),
+                enums in 0..3usize,
+                date in any::<bool>(),
+            ) {
+                use std::sync::Arc;
+                use serde_json::{Map, Value};
+                use crate::dialect::{
+                    Dialect, DialectSettings, DueDateFormat, EnumCase, JsonCase, camel, enum_word,
+                };
+                let enum_case = [EnumCase::Lower, EnumCase::Capitalized, EnumCase::Upper][enums];
+                let settings = DialectSettings {
+                    json_case: if camel_case { JsonCase::Camel } else { JsonCase::Snake },
+                    enum_case,
+                    due_date_format: if date { DueDateFormat::Date } else { DueDateFormat::Datetime },
+                    task_envelope: Some(r#"{"task": "$task", "ok": 1}"#.to_owned()),
+                    ..DialectSettings::default()
+                };
+                let dialect = Arc::new(Dialect::new(&settings).unwrap());
+                let written: Value = serde_json::from_slice(
+                    &TaskJson { task: task.clone(), dialect }.to_bytes().unwrap(),
+                ).unwrap();
+                let mut want = serde_json::to_value(TaskDto::from(task.clone())).unwrap();
+                for k in ["priority", "status"] {
+                    let w = enum_word(want[k].as_str().unwrap(), enum_case);
+                    want[k] = Value::String(w);
+                }
+                if date && let Some(d) = task.due_date {
+                    want["due_date"] = Value::String(d.format("%Y-%m-%d").to_string());
+                }
+                let want: Map<String, Value> = want
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (if camel_case { camel(k) } else { k.clone() }, v.clone()))
+                    .collect();
+                prop_assert_eq!(written, serde_json::json!({"task": want, "ok": 1}));
             }
         }
     }

@@ -12,6 +12,7 @@
 pub mod accounts_api;
 pub mod api;
 pub mod config;
+pub mod dialect;
 pub mod dto;
 pub mod mcp;
 pub mod net;
@@ -57,6 +58,8 @@ pub struct AppState {
     /// The issuer of the tokens accepted (`JWT_ISSUER`), named as the authorization server in
     /// `/mcp`'s protected resource metadata.
     pub authorization_server: Option<String>,
+    /// How answers are shaped (`LIST_ENVELOPE`, `JSON_CASE`, ...); the API's own by default.
+    pub dialect: Arc<dialect::Dialect>,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
             auth_limits: None,
             client_address: ratelimit::ClientAddress::default(),
             authorization_server: None,
+            dialect: Arc::default(),
         }
     }
 }
@@ -126,9 +130,9 @@ pub fn openapi(
     .server("/api")
 }
 
-/// The OpenAPI contract as JSON (what `/openapi.json` serves).
+/// The OpenAPI contract as JSON (what `/openapi.json` serves): as the state's dialect answers.
 pub fn openapi_json(state: &Arc<AppState>) -> String {
-    openapi(state).spec()
+    state.dialect.contract(&openapi(state).spec())
 }
 
 #[handler]
@@ -226,8 +230,28 @@ async fn log_requests<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Res
 /// Builds the whole application: API, contract, Swagger UI, health checks, CORS, error mapping.
 pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use<> {
     let service = openapi(&state);
-    let spec = service.spec_endpoint();
-    let ui = service.swagger_ui();
+    let (spec, ui) = if state.dialect.is_default() {
+        (
+            service.spec_endpoint().map_to_response().boxed(),
+            service.swagger_ui().map_to_response().boxed(),
+        )
+    } else {
+        // The contract as the dialect answers, served and shown in place of the generated one.
+        let generated = service.spec();
+        let contract = state.dialect.contract(&generated);
+        let html = service.swagger_ui_html().replacen(&generated, &contract, 1);
+        let spec = poem::endpoint::make_sync(move |_| {
+            Response::builder()
+                .content_type("application/json")
+                .body(contract.clone())
+        });
+        let ui = poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()));
+        (
+            spec.map_to_response().boxed(),
+            Route::new().at("/", ui).map_to_response().boxed(),
+        )
+    };
+    let service = state.dialect.middleware(service);
     let cors = Cors::new()
         .allow_origins(cors_origins.iter().map(String::as_str))
         .allow_credentials(true)
@@ -384,6 +408,7 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
                 .into(),
         ));
     }
+    let dialect = dialect::Dialect::new(&config.dialect_settings()).map_err(StartError::Config)?;
     let secret = load_or_create_secret(config.better_auth_secret.as_ref(), &config.secret_file())?;
     let options = StoreOptions {
         max_connections: config.database_max_connections,
@@ -455,6 +480,7 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
             ),
             client_address: ratelimit::ClientAddress::new(trusted),
             authorization_server: config.issuer().map(str::to_owned),
+            dialect: Arc::new(dialect),
         }),
         secret,
     ))

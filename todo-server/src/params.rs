@@ -117,6 +117,16 @@ documented_text!(
 );
 
 documented_text!(
+    /// Tasks to skip before the page, 0 to 10000.
+    OffsetParam,
+    MetaSchema {
+        minimum: Some(0.0),
+        maximum: Some(f64::from(todo_core::Offset::MAX)),
+        ..MetaSchema::new_with_format("integer", "int32")
+    }
+);
+
+documented_text!(
     /// A yes-or-no flag.
     FlagParam,
     MetaSchema::new("boolean")

@@ -134,10 +134,31 @@ pub struct JsonBody<T> {
 /// Like [`JsonBody`], but the body may be absent (no body at all, or an empty one).
 pub struct OptionalJsonBody<T>(pub Option<JsonBody<T>>);
 
+/// Whether a `Content-Type` is an HTML form's (`application/x-www-form-urlencoded`).
+pub fn is_form(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
 async fn read_object(
     request: &Request,
     body: &mut RequestBody,
     required: bool,
+) -> poem::Result<Option<Map<String, Value>>> {
+    read_fields(request, body, required, false).await
+}
+
+/// Reads a JSON object body, or (when `form` is true) an HTML form's fields as strings (a
+/// name sent twice keeps its first value), under the same limits.
+async fn read_fields(
+    request: &Request,
+    body: &mut RequestBody,
+    required: bool,
+    form: bool,
 ) -> poem::Result<Option<Map<String, Value>>> {
     // The budget share is held until the body has been parsed (a JSON tree takes a few times
     // the bytes).
@@ -154,6 +175,24 @@ async fn read_object(
     }
     match content_type {
         Some(ct) if is_json(ct) => {}
+        Some(ct) if form && is_form(ct) => {
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+                    ApiError::bad_request("the form body could not be read").into_poem()
+                })?;
+            let mut map = Map::with_capacity(pairs.len());
+            for (name, value) in pairs {
+                map.entry(name).or_insert(Value::String(value));
+            }
+            return Ok(Some(map));
+        }
+        _ if form => {
+            return Err(ApiError::unsupported_media_type(
+                "the request body must be JSON (Content-Type: application/json) or a form \
+                 (application/x-www-form-urlencoded)",
+            )
+            .into_poem());
+        }
         _ => {
             return Err(ApiError::unsupported_media_type(
                 "the request body must be JSON (Content-Type: application/json)",
@@ -234,6 +273,60 @@ impl<'a, T: Type> ApiExtractor<'a> for OptionalJsonBody<T> {
     }
 }
 
+/// The fields of a JSON object body or of an HTML form (`application/x-www-form-urlencoded`,
+/// every value a string); `T` describes the JSON body and `F` the form in the contract.
+pub struct JsonOrFormBody<T, F> {
+    /// The object's fields.
+    pub fields: Map<String, Value>,
+    /// Whether they came as a form.
+    pub form: bool,
+    _schema: PhantomData<fn() -> (T, F)>,
+}
+
+impl<'a, T: Type, F: Type> ApiExtractor<'a> for JsonOrFormBody<T, F> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+        F::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![
+                MetaMediaType {
+                    content_type: "application/json",
+                    schema: T::schema_ref(),
+                },
+                MetaMediaType {
+                    content_type: "application/x-www-form-urlencoded",
+                    schema: F::schema_ref(),
+                },
+            ],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let form = request.content_type().is_some_and(is_form);
+        let fields = read_fields(request, body, true, true)
+            .await?
+            .unwrap_or_default();
+        Ok(Self {
+            fields,
+            form,
+            _schema: PhantomData,
+        })
+    }
+}
+
 /// A JSON response body serialised straight from `T` with serde (poem-openapi's `Json` builds a
 /// `serde_json::Value` tree first, which costs an allocation per field on every response); the
 /// contract still documents `T`'s schema.
@@ -283,5 +376,9 @@ mod tests {
         assert!(!is_json("text/plain"));
         assert!(!is_json("application/x-www-form-urlencoded"));
         assert!(!is_json("multipart/form-data; boundary=x"));
+        assert!(super::is_form(
+            "application/x-www-form-urlencoded; charset=utf-8"
+        ));
+        assert!(!super::is_form("application/json"));
     }
 }

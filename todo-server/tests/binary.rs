@@ -177,6 +177,35 @@ fn a_bad_configuration_stops_the_start_with_one_clear_line_and_a_failure_exit() 
     );
     assert_one_clear_line("missing directory", status, &out, &err, "/nonexistent/dir");
 
+    // A dialect's template that is not JSON, uses a placeholder it cannot fill, or lacks the
+    // one it needs, stops the start naming the setting.
+    for (env, value, says) in [
+        (
+            "LIST_ENVELOPE",
+            r#"{"items": "$tasks""#,
+            "LIST_ENVELOPE is not valid JSON",
+        ),
+        (
+            "LIST_ENVELOPE",
+            r#"{"items": []}"#,
+            "LIST_ENVELOPE must contain",
+        ),
+        (
+            "TASK_ENVELOPE",
+            r#"{"task": "$tasks"}"#,
+            "TASK_ENVELOPE uses the placeholder",
+        ),
+        (
+            "ERROR_ENVELOPE",
+            r#"{"error": "$mesage"}"#,
+            "ERROR_ENVELOPE uses the unknown placeholder",
+        ),
+    ] {
+        let (status, out, err) =
+            run_failing_start(&["--database-url", "sqlite::memory:"], &[(env, value)]);
+        assert_one_clear_line(env, status, &out, &err, says);
+    }
+
     let unreachable = format!("postgres://todo@127.0.0.1:{}/todo", free_port());
     let (status, out, err) = run_failing_start(&["--database-url", &unreachable], &[]);
     assert_one_clear_line("unreachable PostgreSQL", status, &out, &err, "database");

@@ -109,6 +109,12 @@ const PROBES: &[Probe] = &[
     probe!("--max-idempotency-keys-per-user",   "MAX_IDEMPOTENCY_KEYS_PER_USER",   max_idempotency_keys),
     probe!("--max-concurrent-searches-per-user","MAX_CONCURRENT_SEARCHES_PER_USER",max_concurrent_searches, alone),
     probe!("--sqlite-max-size-mb",              "SQLITE_MAX_SIZE_MB",              sqlite_max_size_mb),
+    probe!("--list-envelope",                   "LIST_ENVELOPE",                   list_envelope),
+    probe!("--task-envelope",                   "TASK_ENVELOPE",                   task_envelope),
+    probe!("--error-envelope",                  "ERROR_ENVELOPE",                  error_envelope),
+    probe!("--json-case",                       "JSON_CASE",                       json_case),
+    probe!("--enum-case",                       "ENUM_CASE",                       enum_case),
+    probe!("--due-date-format",                 "DUE_DATE_FORMAT",                 due_date_format),
 ];
 
 #[test]
@@ -1227,4 +1233,78 @@ async fn sqlite_max_size_mb() {
     .await;
     let (full, created) = fill_until_refused(&http(), &server.base, &jwt("filler"), 400).await;
     expect_problem(full, 507, &format!("a create after {created} tasks")).await;
+}
+
+/// Starts the binary with `args`, creates a task `{"title": "t", "due_date": ...}` and returns
+/// the create's body with the server.
+async fn dialect_probe(args: &[&str]) -> (TempDir, Server, String, Value) {
+    let (dir, server) = serve(args, &[]).await;
+    let (client, token) = (http(), jwt("dialect"));
+    let body = json!({"title": "t", "due_date": "2030-01-02T03:04:05Z"});
+    let resp = create_task(&client, &server.base, &token, &body, None).await;
+    assert_eq!(resp.status(), 201);
+    let made: Value = resp.json().await.unwrap();
+    (dir, server, token, made)
+}
+
+async fn list_envelope() {
+    let (_dir, server, token, made) = dialect_probe(&[
+        "--list-envelope",
+        r#"{"items": "$tasks", "total": "$total"}"#,
+    ])
+    .await;
+    let resp = http()
+        .get(format!("{}/api/tasks", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"items": [made], "total": 1}));
+}
+
+async fn task_envelope() {
+    let (_dir, _server, _token, made) =
+        dialect_probe(&["--task-envelope", r#"{"task": "$task"}"#]).await;
+    assert_eq!(made["task"]["title"], "t", "{made}");
+}
+
+async fn error_envelope() {
+    let (_dir, server, token, _) = dialect_probe(&[
+        "--error-envelope",
+        r#"{"error": "$code", "message": "$detail"}"#,
+    ])
+    .await;
+    let resp = http()
+        .get(format!("{}/api/tasks/424242", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        header(&resp, "content-type").as_deref(),
+        Some("application/json")
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "not_found", "{body}");
+}
+
+async fn json_case() {
+    let (_dir, _server, _token, made) = dialect_probe(&["--json-case", "camel"]).await;
+    assert_eq!(made["dueDate"], "2030-01-02T03:04:05Z", "{made}");
+    assert!(made.get("due_date").is_none(), "{made}");
+}
+
+async fn enum_case() {
+    let (_dir, _server, _token, made) = dialect_probe(&["--enum-case", "upper"]).await;
+    assert_eq!(
+        (&made["priority"], &made["status"]),
+        (&json!("MEDIUM"), &json!("PENDING"))
+    );
+}
+
+async fn due_date_format() {
+    let (_dir, _server, _token, made) = dialect_probe(&["--due-date-format", "date"]).await;
+    assert_eq!(made["due_date"], "2030-01-02", "{made}");
 }

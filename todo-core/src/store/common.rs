@@ -2,7 +2,7 @@
 //! feeds them what it read and returns what they answer.
 
 use super::turns::{self, Turn, UserTurns};
-use super::{PriorityCounts, TaskStats};
+use super::{ListCounts, PriorityCounts, TaskStats};
 use crate::accounts::{Account, Hasher};
 use crate::cursor::{CursorCodec, Key, Position};
 use crate::error::{Error, Quota, Result};
@@ -159,6 +159,19 @@ impl Common {
     }
 }
 
+/// A list's counts from the two counts `statements::count` selects, read by `count(i)` for
+/// column `i`.
+pub(crate) fn list_counts(count: impl Fn(usize) -> Result<i64>) -> Result<ListCounts> {
+    let count = |i: usize| count(i).map(|n| u64::try_from(n).unwrap_or_default());
+    let total = count(0)?;
+    let completed = count(1)?;
+    Ok(ListCounts {
+        total,
+        completed,
+        pending: total.saturating_sub(completed),
+    })
+}
+
 /// Task counts from the six counts `TASK_STATS` selects, read by `count(i)` for column `i`.
 pub(crate) fn task_stats(count: impl Fn(usize) -> Result<i64>) -> Result<TaskStats> {
     let count = |i: usize| count(i).map(|n| u64::try_from(n).unwrap_or_default());
@@ -308,14 +321,17 @@ pub(crate) fn is_scan(query: &ListQuery) -> bool {
         order: _,
         limit,
         cursor,
+        offset,
         tags,
         priorities,
         due_after,
         due_before,
         overdue,
     } = query;
-    // Every filter but the owner may skip any number of the user's tasks before a page fills.
-    let filtered = !tags.is_empty()
+    // Every filter but the owner may skip any number of the user's tasks before a page fills,
+    // and an offset reads every task it skips.
+    let filtered = offset.get() > 0
+        || !tags.is_empty()
         || !priorities.is_empty()
         || due_after.is_some()
         || due_before.is_some()

@@ -118,6 +118,11 @@ pub trait TaskStore: Send + Sync + 'static {
     /// turn like a tag count, so one user cannot run many at once.
     async fn stats(&self, who: &Principal) -> Result<TaskStats>;
 
+    /// How many of the user's tasks `query`'s filters match (status, search, tags, priorities,
+    /// due dates, overdue), whatever its sort, page size, offset or cursor: in all, completed
+    /// and pending. Like a scan, it waits for one of the user's turns.
+    async fn count(&self, who: &Principal, query: &ListQuery) -> Result<ListCounts>;
+
     /// Renames the user's tag `from` to `to` on every task of the user that carries it, in one
     /// transaction; a task that carries both keeps one, in the place of the first. Each changed
     /// task gets a new version. Returns how many tasks changed; [`Error::NotFound`] when none
@@ -168,6 +173,17 @@ pub struct TaskStats {
     pub overdue: u64,
     /// How many have each priority.
     pub by_priority: PriorityCounts,
+}
+
+/// How many of a user's tasks a list's filters match ([`TaskStore::count`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ListCounts {
+    /// All that match.
+    pub total: u64,
+    /// Those of them completed.
+    pub completed: u64,
+    /// Those of them not completed.
+    pub pending: u64,
 }
 
 /// Task counts by priority.

@@ -413,7 +413,8 @@ pub(crate) struct ListSql {
 /// A list statement's arguments, in placeholder order: the user, the search text if any, the
 /// tag keys of the filter, the due-date bounds if any, the time overdue is judged at if asked,
 /// the cursor's key and id if any, then the limit (one row past the page, to tell whether
-/// another page follows). Owned, so a list can move to another thread.
+/// another page follows) and the offset, if any (a count has neither). Owned, so a list can
+/// move to another thread.
 pub(crate) struct ListArgs {
     pub(crate) user: String,
     pub(crate) search: Option<String>,
@@ -422,7 +423,8 @@ pub(crate) struct ListArgs {
     pub(crate) due_before: Option<Stamp>,
     pub(crate) overdue_at: Option<Stamp>,
     pub(crate) after: Option<After>,
-    pub(crate) limit: i64,
+    pub(crate) limit: Option<i64>,
+    pub(crate) offset: Option<i64>,
 }
 
 /// Where a cursor page starts: after `key` (`None`: a task without a due date), then `id`.
@@ -474,7 +476,9 @@ impl ListArgs {
             }
             push(&mut args, after.id)?;
         }
-        push(&mut args, self.limit)?;
+        for n in [self.limit, self.offset].into_iter().flatten() {
+            push(&mut args, n)?;
+        }
         Ok(args)
     }
 }
@@ -490,17 +494,17 @@ fn sort_column(sort: SortField) -> &'static str {
     }
 }
 
-/// The statement that reads `user`'s page for `query`, starting `after` a cursor's position;
-/// `position_fn` is the backend's substring-position function (`instr`, `strpos`); `now` is
-/// the time an `overdue` filter judges by. More than 20 different tags in the filter is a
-/// validation error on `tag` (no task carries that many).
-pub(crate) fn list(
+/// The start of a statement over `user`'s tasks that `query`'s filters match: `select`
+/// followed by `columns`, then the filters, with the arguments they take; the next placeholder
+/// is `args.next`. More than 20 different tags in the filter is a validation error on `tag` (no
+/// task carries that many).
+fn filtered(
+    columns: &str,
     position_fn: &str,
     user: &str,
     query: &ListQuery,
-    after: Option<&Position>,
     now: DateTime<Utc>,
-) -> Result<ListSql> {
+) -> Result<(String, ListArgs, usize)> {
     use std::fmt::Write;
 
     let mut tags: Vec<String> = Vec::with_capacity(query.tags.len());
@@ -520,11 +524,9 @@ pub(crate) fn list(
         n += 1;
         n
     };
-    sql.push_str(concat!(
-        "select ",
-        task_columns!(),
-        " from tasks where user_id = $1"
-    ));
+    sql.push_str("select ");
+    sql.push_str(columns);
+    sql.push_str(" from tasks where user_id = $1");
     match query.status {
         StatusFilter::All => {}
         StatusFilter::Pending => sql.push_str(" and completed = false"),
@@ -565,6 +567,42 @@ pub(crate) fn list(
     if overdue_at.is_some() {
         let _ = write!(sql, " and completed = false and due_date < ${}", next());
     }
+    let args = ListArgs {
+        user: user.to_owned(),
+        search: query.search.as_ref().map(|s| s.as_str().to_owned()),
+        tags,
+        due_after,
+        due_before,
+        overdue_at,
+        after: None,
+        limit: None,
+        offset: None,
+    };
+    Ok((sql, args, n + 1))
+}
+
+/// The statement that reads `user`'s page for `query`, starting `after` a cursor's position, or
+/// past `query.offset` matching tasks; `position_fn` is the backend's substring-position
+/// function (`instr`, `strpos`); `now` is the time an `overdue` filter judges by. An offset
+/// together with a cursor is a validation error on `offset`.
+pub(crate) fn list(
+    position_fn: &str,
+    user: &str,
+    query: &ListQuery,
+    after: Option<&Position>,
+    now: DateTime<Utc>,
+) -> Result<ListSql> {
+    use std::fmt::Write;
+
+    if query.offset.get() > 0 && query.cursor.is_some() {
+        return Err(ValidationError::field("offset", "cannot be combined with a cursor").into());
+    }
+    let (mut sql, mut args, mut n) = filtered(task_columns!(), position_fn, user, query, now)?;
+    let mut next = || {
+        let k = n;
+        n += 1;
+        k
+    };
     let column = sort_column(query.sort);
     let (cmp, dir) = match query.order {
         SortOrder::Asc => (">", "asc"),
@@ -611,19 +649,32 @@ pub(crate) fn list(
         sql,
         " order by {column} {dir}{nulls}, id {dir} limit ${limit}"
     );
-    Ok(ListSql {
-        text: sql,
-        args: ListArgs {
-            user: user.to_owned(),
-            search: query.search.as_ref().map(|s| s.as_str().to_owned()),
-            tags,
-            due_after,
-            due_before,
-            overdue_at,
-            after,
-            limit: i64::from(query.limit.get()) + 1,
-        },
-    })
+    if query.offset.get() > 0 {
+        let _ = write!(sql, " offset ${}", next());
+        args.offset = Some(i64::from(query.offset.get()));
+    }
+    args.after = after;
+    args.limit = Some(i64::from(query.limit.get()) + 1);
+    Ok(ListSql { text: sql, args })
+}
+
+/// The statement that counts `user`'s tasks that `query`'s filters match, whatever its sort,
+/// page size, offset or cursor: how many in all, and how many of them completed. `row::counts`
+/// reads them.
+pub(crate) fn count(
+    position_fn: &str,
+    user: &str,
+    query: &ListQuery,
+    now: DateTime<Utc>,
+) -> Result<ListSql> {
+    let (text, args, _) = filtered(
+        "count(*), coalesce(sum(case when completed then 1 else 0 end), 0)",
+        position_fn,
+        user,
+        query,
+        now,
+    )?;
+    Ok(ListSql { text, args })
 }
 
 /// Microseconds since the epoch to a UTC timestamp (saturating at chrono's range).

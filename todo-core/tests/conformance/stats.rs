@@ -91,3 +91,99 @@ async fn stats_count_the_callers_tasks_by_state_overdue_and_priority() {
         assert_eq!((after.total, after.overdue), (3, 0), "{}", b.name);
     }
 }
+
+#[tokio::test]
+async fn offset_pages_walk_the_order_and_counts_follow_the_filters_not_the_page() {
+    use todo_core::{
+        Error, Limit, ListCounts, ListQuery, Offset, SortField, SortOrder, StatusFilter,
+    };
+    for b in backends().await {
+        let alice = user("alice");
+        let bob = user("bob");
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let t = b
+                .store
+                .create(&alice, task(&format!("t{i}"), Priority::Low, None), None)
+                .await
+                .unwrap()
+                .task;
+            if i % 3 == 0 {
+                b.store
+                    .set_completed(&alice, t.id, Some(true), None)
+                    .await
+                    .unwrap();
+            }
+            ids.push(t.id);
+        }
+        b.store
+            .create(&bob, task("bob's", Priority::Low, None), None)
+            .await
+            .unwrap();
+        let page = |offset: i64| ListQuery {
+            sort: SortField::Title,
+            order: SortOrder::Asc,
+            limit: Limit::new(3).unwrap(),
+            offset: Offset::new(offset).unwrap(),
+            ..ListQuery::default()
+        };
+        let mut walked = Vec::new();
+        for offset in [0, 3, 6] {
+            let p = b.store.list(&alice, &page(offset)).await.unwrap();
+            assert_eq!(p.next_cursor.is_some(), offset < 6, "{} {offset}", b.name);
+            walked.extend(p.tasks.into_iter().map(|t| t.id));
+        }
+        assert_eq!(walked, ids, "{}", b.name);
+        let past = b.store.list(&alice, &page(7)).await.unwrap();
+        assert!(
+            past.tasks.is_empty() && past.next_cursor.is_none(),
+            "{}",
+            b.name
+        );
+
+        // An offset and a cursor together are refused, naming the offset.
+        let first = b.store.list(&alice, &page(0)).await.unwrap();
+        let both = ListQuery {
+            cursor: first.next_cursor,
+            ..page(3)
+        };
+        match b.store.list(&alice, &both).await {
+            Err(Error::Validation(v)) => assert_eq!(v.errors[0].field, "offset", "{}", b.name),
+            other => panic!("{}: {other:?}", b.name),
+        }
+        assert!(Offset::new(i64::from(Offset::MAX) + 1).is_err());
+        assert!(Offset::new(-1).is_err());
+
+        // Counts cover every page of the filter, only the caller's tasks.
+        assert_eq!(
+            b.store.count(&alice, &page(3)).await.unwrap(),
+            ListCounts {
+                total: 7,
+                completed: 3,
+                pending: 4
+            },
+            "{}",
+            b.name
+        );
+        let pending = ListQuery {
+            status: StatusFilter::Pending,
+            ..page(0)
+        };
+        assert_eq!(
+            b.store.count(&alice, &pending).await.unwrap(),
+            ListCounts {
+                total: 4,
+                completed: 0,
+                pending: 4
+            },
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            b.store.count(&user("nobody"), &pending).await.unwrap(),
+            ListCounts::default(),
+            "{}",
+            b.name
+        );
+    }
+}

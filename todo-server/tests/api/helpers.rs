@@ -50,6 +50,32 @@ async fn build_with(name: &'static str, url: &str, cors: &[String], cookie_auth:
     }
 }
 
+/// The app on every backend this run can reach, answering in the dialect `settings` make.
+pub async fn apps_in_dialect(settings: todo_server::dialect::DialectSettings) -> Vec<TestApp> {
+    let dialect = Arc::new(todo_server::dialect::Dialect::new(&settings).unwrap());
+    let mut urls = vec![("sqlite", "sqlite::memory:".to_owned())];
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.is_empty() => urls.push(("postgres", url)),
+        _ => warn_skip_once(),
+    }
+    let mut out = Vec::new();
+    for (name, url) in urls {
+        let store = todo_core::open_store(&url, StoreOptions::default())
+            .await
+            .unwrap();
+        let mut state = AppState::for_secret(store, SECRET);
+        state.dialect = dialect.clone();
+        let ep = todo_server::app(Arc::new(state), &[])
+            .map_to_response()
+            .boxed();
+        out.push(TestApp {
+            name,
+            client: TestClient::new(ep),
+        });
+    }
+    out
+}
+
 /// The app on every backend this run can reach.
 pub async fn apps() -> Vec<TestApp> {
     let mut out = vec![build("sqlite", "sqlite::memory:", &[]).await];

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers panic on setup failures by design
 
 mod cookies;
+mod dialects;
 mod errors;
 mod hardening;
 mod helpers;

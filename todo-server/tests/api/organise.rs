@@ -732,3 +732,151 @@ async fn stats_count_the_users_tasks_for_a_dashboard() {
         assert_eq!(theirs["total"], 1, "{}", app.name);
     }
 }
+
+#[tokio::test]
+async fn skip_and_offset_page_in_order_with_category_and_tags_as_tag_filters() {
+    for app in apps().await {
+        let (u, t) = user();
+        for i in 0..5 {
+            let tags = if i % 2 == 0 {
+                json!(["Work"])
+            } else {
+                json!(["home", "x"])
+            };
+            create(
+                &app,
+                &u,
+                &t,
+                json!({"title": format!("t{i}"), "tags": tags}),
+            )
+            .await;
+        }
+        let mut walked = Vec::new();
+        for (name, at) in [("skip", 0), ("offset", 2), ("skip", 4)] {
+            let (status, body) = get(
+                &app,
+                &format!("/api/{u}/tasks?sort_by=title&sort_order=asc&limit=2&{name}={at}"),
+                &t,
+            )
+            .await;
+            assert_eq!(status, 200, "{}: {body}", app.name);
+            walked.extend(titles(&body));
+        }
+        assert_eq!(walked, ["t0", "t1", "t2", "t3", "t4"], "{}", app.name);
+        let (_, past) = get(&app, &format!("/api/{u}/tasks?skip=9"), &t).await;
+        assert_eq!(past, json!([]), "{}", app.name);
+
+        // `offset` wins over `skip`; bad values name the parameter the client sent.
+        let (_, both) = get(&app, "/api/tasks?sort=title&order=asc&offset=4&skip=0", &t).await;
+        assert_eq!(titles(&both), ["t4"], "{}", app.name);
+        for (query, field) in [
+            ("skip=-1", "skip"),
+            ("offset=ten", "offset"),
+            ("skip=10001", "skip"),
+            ("category=%01", "category"),
+        ] {
+            let (status, body) = get(&app, &format!("/api/{u}/tasks?{query}"), &t).await;
+            assert_eq!(status, 422, "{}: {query}", app.name);
+            assert_eq!(fields(&body), [field], "{}: {query}: {body}", app.name);
+        }
+        // A cursor and an offset together are refused.
+        let resp = app
+            .client
+            .get(format!("/api/{u}/tasks?limit=1"))
+            .header("authorization", bearer(&t))
+            .send()
+            .await;
+        let cursor = crate::helpers::header(&resp, "x-next-cursor").unwrap();
+        let (status, body) = get(&app, &format!("/api/{u}/tasks?skip=1&cursor={cursor}"), &t).await;
+        assert_eq!(
+            (status, fields(&body)),
+            (422, vec!["offset".to_owned()]),
+            "{}",
+            app.name
+        );
+
+        // `category` is one tag, `tags` a comma-separated list; with `tag`, all must match.
+        let (_, work) = get(
+            &app,
+            &format!("/api/{u}/tasks?category=work&sort=title&order=asc"),
+            &t,
+        )
+        .await;
+        assert_eq!(titles(&work), ["t0", "t2", "t4"], "{}", app.name);
+        let (_, home) = get(
+            &app,
+            &format!("/api/{u}/tasks?tags=HOME,x&sort=title&order=asc"),
+            &t,
+        )
+        .await;
+        assert_eq!(titles(&home), ["t1", "t3"], "{}", app.name);
+        let (_, none) = get(&app, &format!("/api/{u}/tasks?tags=home&category=work"), &t).await;
+        assert_eq!(none, json!([]), "{}", app.name);
+    }
+}
+
+#[tokio::test]
+async fn fastapi_form_logins_with_username_and_password_get_an_access_token() {
+    use rand::Rng;
+    for app in apps().await {
+        let email = format!("ada.{:x}@example.com", rand::thread_rng().r#gen::<u64>());
+        let resp = app
+            .client
+            .post("/api/auth/register")
+            .body_json(&json!({"email": email, "password": "correct horse", "name": "Ada"}))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 201, "{}", app.name);
+        let form = |body: String| {
+            app.client
+                .post("/api/auth/login")
+                .content_type("application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+        };
+        let enc = |s: &str| s.replace('@', "%40").replace(' ', "+");
+        let resp = form(format!(
+            "grant_type=password&username={}&password={}&scope=",
+            enc(&email),
+            enc("correct horse")
+        ))
+        .await;
+        assert_eq!(resp.0.status(), 200, "{}", app.name);
+        let body = json(resp).await;
+        assert_eq!(body["token_type"], "Bearer");
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        let (status, me) = get(&app, "/api/auth/me", &token).await;
+        assert_eq!((status, me["email"].as_str()), (200, Some(email.as_str())));
+
+        // JSON with `username` signs in too.
+        let resp = app
+            .client
+            .post("/api/auth/login")
+            .body_json(&json!({"username": email, "password": "correct horse"}))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200, "{}", app.name);
+
+        let resp = form(format!("username={}&password=wrong+horse", enc(&email))).await;
+        assert_eq!(resp.0.status(), 401, "{}", app.name);
+        let resp = form(format!(
+            "grant_type=client_credentials&username={}&password=x",
+            enc(&email)
+        ))
+        .await;
+        assert_eq!(resp.0.status(), 422);
+        assert_eq!(fields(&json(resp).await), ["grant_type"]);
+        let resp = form("password=x".to_owned()).await;
+        assert_eq!(resp.0.status(), 422);
+        assert_eq!(fields(&json(resp).await), ["username"]);
+        // Other routes take JSON only.
+        let resp = app
+            .client
+            .post("/api/auth/register")
+            .content_type("application/x-www-form-urlencoded")
+            .body(format!("email={}&password=x", enc(&email)))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 415, "{}", app.name);
+    }
+}

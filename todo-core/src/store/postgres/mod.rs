@@ -13,7 +13,7 @@ use super::completing;
 use super::keyed::{self, KeyedCreate};
 use super::pool::{Pool, Tx, settle, settled};
 use super::statements::{self, Stamp, insert_args, patch_args};
-use super::{TAGS_LISTED_MAX, TagCount, TaskStats, TaskStore, retag};
+use super::{ListCounts, TAGS_LISTED_MAX, TagCount, TaskStats, TaskStore, retag};
 use crate::accounts::{Account, AccountStore, Email, Registration, new_user_id};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -463,6 +463,19 @@ impl TaskStore for PgStore {
             .read(|| sqlx::query(statements::TAG_COUNTS).bind(user).bind(limit))
             .await?;
         rows.iter().map(row::tag_count).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn count(&self, who: &Principal, query: &ListQuery) -> Result<ListCounts> {
+        let user = who.user_id().as_str();
+        let count = statements::count(POSITION_FN, user, query, now())?;
+        let _turn = self.common.tag_turn(user).await?;
+        let args = count.args.to_sqlx::<PgArguments>()?;
+        let rows = self
+            .read(|| sqlx::query_with(&count.text, args.clone()))
+            .await?;
+        rows.first()
+            .map_or_else(|| Ok(ListCounts::default()), row::counts)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]

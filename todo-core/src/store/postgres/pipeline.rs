@@ -285,7 +285,9 @@ impl PipelinedReads {
             }
             params.push((&after.id, Type::INT8));
         }
-        params.push((&args.limit, Type::INT8));
+        for n in [&args.limit, &args.offset].into_iter().flatten() {
+            params.push((n, Type::INT8));
+        }
         let rows = self.query(&list.text, &params).await?;
         rows.iter().map(row::task).collect()
     }

@@ -11,10 +11,10 @@ use sqlx::{Encode, Postgres, Row as _, Type};
 use super::error::{from_pg, from_sqlx};
 use crate::error::Result;
 use crate::model::{Priority, Task};
-use crate::store::common::{AccountRow, HeldKey, task_stats, unknown_rank};
+use crate::store::common::{AccountRow, HeldKey, list_counts, task_stats, unknown_rank};
 use crate::store::keyed::Rows;
 use crate::store::statements::{Stamp, TextList};
-use crate::store::{TagCount, TaskStats};
+use crate::store::{ListCounts, TagCount, TaskStats};
 
 /// A column type both drivers decode.
 pub(crate) trait Column:
@@ -74,6 +74,11 @@ pub(crate) fn task(row: &impl Columns) -> Result<Task> {
 /// Task counts from the columns of `TASK_STATS`, in order.
 pub(crate) fn stats(row: &impl Columns) -> Result<TaskStats> {
     task_stats(|i| row.column(i))
+}
+
+/// A list's counts from the columns of `statements::count`, in order.
+pub(crate) fn counts(row: &impl Columns) -> Result<ListCounts> {
+    list_counts(|i| row.column(i))
 }
 
 /// A tag and its count from the columns of `TAG_COUNTS`, in order.

@@ -285,6 +285,8 @@ pub(crate) fn list_args(args: &ListArgs) -> Vec<&dyn ToSql> {
         }
         out.push(&after.id);
     }
-    out.push(&args.limit);
+    for n in [&args.limit, &args.offset].into_iter().flatten() {
+        out.push(n);
+    }
     out
 }

@@ -22,7 +22,7 @@ use super::completing;
 use super::keyed::{self, KeyedCreate};
 use super::pool::{Pool, Tx, settle, settled};
 use super::statements::{self, Stamp};
-use super::{TAGS_LISTED_MAX, TagCount, TaskStats, TaskStore, common, retag};
+use super::{ListCounts, TAGS_LISTED_MAX, TagCount, TaskStats, TaskStore, common, retag};
 use crate::accounts::{Account, AccountStore, Email, Registration};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -464,6 +464,34 @@ impl TaskStore for SqliteStore {
                     .collect()
             }
         }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]
+    async fn count(&self, who: &Principal, query: &ListQuery) -> Result<ListCounts> {
+        let user = who.user_id().as_str();
+        let count = statements::count(POSITION_FN, user, query, now())?;
+        let _turn = self.common.tag_turn(user).await?;
+        let rows = match &self.conns {
+            Conns::File { reads, .. } => {
+                reads
+                    .blocking(move |c| {
+                        all(c, &count.text, &list_args(&count.args), |r| row::counts(r))
+                    })
+                    .await?
+            }
+            Conns::Memory(pool) => {
+                let args: SqliteArguments<'_> = count.args.to_sqlx()?;
+                let mut conn = pool.get().await?;
+                let result = sqlx::query_with(&count.text, args)
+                    .fetch_all(&mut *conn)
+                    .await;
+                settled(conn, result, breaks_connection, from_sqlx)?
+                    .iter()
+                    .map(row::counts)
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        Ok(rows.into_iter().next().unwrap_or_default())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %who.user_id()))]

@@ -40,14 +40,17 @@ pub(crate) fn placement(query: &ListQuery) -> Placement {
         order: _,
         limit,
         cursor,
+        offset,
         tags,
         priorities,
         due_after,
         due_before,
         overdue,
     } = query;
-    // Tag, priority and due-date filters may skip any number of tasks before the page fills.
-    if !tags.is_empty()
+    // Tag, priority and due-date filters may skip any number of tasks before the page fills;
+    // an offset reads every task it skips.
+    if offset.get() > 0
+        || !tags.is_empty()
         || !priorities.is_empty()
         || due_after.is_some()
         || due_before.is_some()
@@ -172,8 +175,10 @@ mod tests {
                                     order,
                                     limit,
                                     cursor: cursor.clone(),
-                                    // Any of these filters runs on the blocking threads
+                                    // Any of these filters, and an offset, runs on the
+                                    // blocking threads
                                     // (`every_tag_priority_or_due_filter_runs_blocking`).
+                                    offset: Default::default(),
                                     tags: Vec::new(),
                                     priorities: Vec::new(),
                                     due_after: None,
@@ -347,7 +352,8 @@ mod tests {
     }
 
     /// A tag, priority or due-date filter may skip any number of the user's tasks before the
-    /// page fills: whatever else the list is, it runs on the blocking threads.
+    /// page fills, and an offset reads every task it skips: whatever else the list is, it runs
+    /// on the blocking threads.
     #[test]
     fn every_tag_priority_or_due_filter_runs_blocking() {
         let plain = ListQuery::default();
@@ -371,6 +377,10 @@ mod tests {
             },
             ListQuery {
                 overdue: true,
+                ..plain.clone()
+            },
+            ListQuery {
+                offset: crate::model::Offset::new(1).unwrap(),
                 ..plain.clone()
             },
         ];

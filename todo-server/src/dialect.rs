@@ -1,0 +1,824 @@
+//! A deployment's JSON dialect: how answers are shaped for a frontend written against another
+//! backend. Envelopes around lists, single tasks and errors (`LIST_ENVELOPE`, `TASK_ENVELOPE`,
+//! `ERROR_ENVELOPE`), the case of answer keys (`JSON_CASE`) and enum values (`ENUM_CASE`), and
+//! the form of due dates (`DUE_DATE_FORMAT`). With nothing set, answers are as the contract has
+//! always described them.
+//!
+//! Task and list bodies are written in the dialect directly by the task writer (`dto`), with
+//! keys and enum words prepared once at start; a template is compiled once into literal bytes
+//! and slots. Every other answer under `/api` (errors, counts, tags, tokens) is rewritten by
+//! [`Dialect::middleware`] when a setting asks for it. [`Dialect::contract`] rewrites the
+//! generated OpenAPI document the same way, so a client generated from `/openapi.json` matches
+//! what it receives.
+
+use std::sync::Arc;
+
+use poem::http::header;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response};
+use serde_json::{Map, Value, json};
+
+/// The case of keys in answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum JsonCase {
+    /// `due_date`, `created_at` (the API's own).
+    #[default]
+    Snake,
+    /// `dueDate`, `createdAt`.
+    Camel,
+}
+
+/// The case of enum values in answers (`priority`, `status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnumCase {
+    /// `high`, `pending` (the API's own).
+    #[default]
+    Lower,
+    /// `High`, `Pending`.
+    Capitalized,
+    /// `HIGH`, `PENDING`.
+    Upper,
+}
+
+/// How a task's `due_date` is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DueDateFormat {
+    /// An RFC 3339 instant in UTC (the API's own).
+    #[default]
+    Datetime,
+    /// The UTC date alone, `YYYY-MM-DD`, as `<input type="date">` reads it.
+    Date,
+}
+
+/// A value a template's placeholder stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The page's tasks, an array.
+    Tasks,
+    /// How many tasks the list's filters match, across all pages.
+    Total,
+    /// How many of those are completed.
+    CompletedCount,
+    /// How many of those are pending.
+    PendingCount,
+    /// The page's offset (`skip` or `offset`, 0 when not sent).
+    Skip,
+    /// The page size.
+    Limit,
+    /// Whether more tasks follow.
+    HasMore,
+    /// The cursor of the next page, or null.
+    NextCursor,
+    /// The task.
+    Task,
+    /// The HTTP status code.
+    Status,
+    /// The HTTP status phrase.
+    Title,
+    /// What went wrong, for humans.
+    Detail,
+    /// A stable snake_case code for the kind of error ([`ERROR_CODES`]).
+    Code,
+    /// Each invalid field (`[]` when the error is not about fields).
+    Errors,
+}
+
+const SLOTS: [(Slot, &str); 14] = [
+    (Slot::Tasks, "$tasks"),
+    (Slot::Total, "$total"),
+    (Slot::CompletedCount, "$completed_count"),
+    (Slot::PendingCount, "$pending_count"),
+    (Slot::Skip, "$skip"),
+    (Slot::Limit, "$limit"),
+    (Slot::HasMore, "$has_more"),
+    (Slot::NextCursor, "$next_cursor"),
+    (Slot::Task, "$task"),
+    (Slot::Status, "$status"),
+    (Slot::Title, "$title"),
+    (Slot::Detail, "$detail"),
+    (Slot::Code, "$code"),
+    (Slot::Errors, "$errors"),
+];
+
+impl Slot {
+    /// The placeholder's text, `"$tasks"`...
+    pub fn placeholder(self) -> &'static str {
+        SLOTS
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        SLOTS.iter().find(|(_, n)| *n == text).map(|(s, _)| *s)
+    }
+}
+
+/// The placeholders a list envelope may use.
+pub const LIST_SLOTS: &[Slot] = &[
+    Slot::Tasks,
+    Slot::Total,
+    Slot::CompletedCount,
+    Slot::PendingCount,
+    Slot::Skip,
+    Slot::Limit,
+    Slot::HasMore,
+    Slot::NextCursor,
+];
+/// The placeholders a task envelope may use.
+pub const TASK_SLOTS: &[Slot] = &[Slot::Task];
+/// The placeholders an error envelope may use.
+pub const ERROR_SLOTS: &[Slot] = &[
+    Slot::Status,
+    Slot::Title,
+    Slot::Detail,
+    Slot::Code,
+    Slot::Errors,
+];
+
+/// The codes `"$code"` takes, by status; any other status is `error`.
+pub const ERROR_CODES: &[(u16, &str)] = &[
+    (400, "bad_request"),
+    (401, "unauthorized"),
+    (403, "forbidden"),
+    (404, "not_found"),
+    (408, "request_timeout"),
+    (409, "conflict"),
+    (412, "precondition_failed"),
+    (413, "payload_too_large"),
+    (415, "unsupported_media_type"),
+    (422, "validation_error"),
+    (429, "rate_limited"),
+    (500, "internal_error"),
+    (503, "unavailable"),
+    (507, "insufficient_storage"),
+];
+
+/// The `"$code"` of a status.
+pub fn error_code(status: u16) -> &'static str {
+    ERROR_CODES
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or("error", |(_, c)| c)
+}
+
+/// A piece of a compiled template.
+#[derive(Debug, Clone)]
+enum Piece {
+    Bytes(Box<[u8]>),
+    Slot(Slot),
+}
+
+/// A JSON template compiled once: literal bytes between the placeholders' slots.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pieces: Vec<Piece>,
+    value: Value,
+}
+
+/// Whether a string looks like a placeholder: `$` then lowercase letters and underscores.
+fn looks_like_placeholder(s: &str) -> bool {
+    s.strip_prefix('$').is_some_and(|rest| {
+        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    })
+}
+
+impl Template {
+    /// Compiles `text` for the setting `setting`: it must be JSON, use only the `allowed`
+    /// placeholders, and contain `required` when one is given. The error is one line naming
+    /// the setting.
+    pub fn compile(
+        setting: &str,
+        text: &str,
+        allowed: &[Slot],
+        required: Option<Slot>,
+    ) -> Result<Self, String> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| format!("{setting} is not valid JSON ({e})"))?;
+        let mut pieces = Vec::new();
+        let mut bytes = Vec::new();
+        let mut used = Vec::new();
+        compile_value(&value, &mut bytes, &mut pieces, &mut used).map_err(|bad| {
+            let names: Vec<&str> = allowed.iter().map(|s| s.placeholder()).collect();
+            format!(
+                "{setting} uses the unknown placeholder \"{bad}\" (it may use: {})",
+                names.join(", ")
+            )
+        })?;
+        if !bytes.is_empty() {
+            pieces.push(Piece::Bytes(bytes.into_boxed_slice()));
+        }
+        if let Some(bad) = used.iter().find(|s| !allowed.contains(s)) {
+            let names: Vec<&str> = allowed.iter().map(|s| s.placeholder()).collect();
+            return Err(format!(
+                "{setting} uses the placeholder \"{}\", which it cannot fill (it may use: {})",
+                bad.placeholder(),
+                names.join(", ")
+            ));
+        }
+        if let Some(required) = required
+            && !used.contains(&required)
+        {
+            return Err(format!(
+                "{setting} must contain the placeholder \"{}\"",
+                required.placeholder()
+            ));
+        }
+        Ok(Self { pieces, value })
+    }
+
+    /// Whether the template uses `slot`.
+    pub fn uses(&self, slot: Slot) -> bool {
+        self.pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Slot(s) if *s == slot))
+    }
+
+    /// The literal bytes' length, for sizing a buffer.
+    pub fn literal_len(&self) -> usize {
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Bytes(b) => b.len(),
+                Piece::Slot(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Writes the template to `out`, each slot by `fill`.
+    pub fn write<E>(
+        &self,
+        out: &mut Vec<u8>,
+        mut fill: impl FnMut(Slot, &mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for piece in &self.pieces {
+            match piece {
+                Piece::Bytes(b) => out.extend_from_slice(b),
+                Piece::Slot(s) => fill(*s, out)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The template's JSON Schema, each slot's from `slot`.
+    fn schema(&self, slot: &impl Fn(Slot) -> Value) -> Value {
+        schema_of(&self.value, slot)
+    }
+}
+
+/// Appends `value` to the literal `bytes`, closing a piece at each placeholder; a string that
+/// looks like a placeholder but is none is returned as the error.
+fn compile_value(
+    value: &Value,
+    bytes: &mut Vec<u8>,
+    pieces: &mut Vec<Piece>,
+    used: &mut Vec<Slot>,
+) -> Result<(), String> {
+    match value {
+        Value::String(s) if looks_like_placeholder(s) => {
+            let slot = Slot::parse(s).ok_or_else(|| s.clone())?;
+            if !bytes.is_empty() {
+                pieces.push(Piece::Bytes(std::mem::take(bytes).into_boxed_slice()));
+            }
+            pieces.push(Piece::Slot(slot));
+            used.push(slot);
+        }
+        Value::Array(items) => {
+            bytes.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    bytes.push(b',');
+                }
+                compile_value(item, bytes, pieces, used)?;
+            }
+            bytes.push(b']');
+        }
+        Value::Object(map) => {
+            bytes.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    bytes.push(b',');
+                }
+                bytes.extend_from_slice(Value::String(key.clone()).to_string().as_bytes());
+                bytes.push(b':');
+                compile_value(item, bytes, pieces, used)?;
+            }
+            bytes.push(b'}');
+        }
+        literal => bytes.extend_from_slice(literal.to_string().as_bytes()),
+    }
+    Ok(())
+}
+
+/// The schema of a template value: objects and arrays as they are, literals as themselves,
+/// placeholders as their slot's schema.
+fn schema_of(value: &Value, slot: &impl Fn(Slot) -> Value) -> Value {
+    match value {
+        Value::String(s) => match Slot::parse(s) {
+            Some(s) => slot(s),
+            None => json!({"type": "string", "enum": [s]}),
+        },
+        Value::Object(map) => {
+            let properties: Map<String, Value> = map
+                .iter()
+                .map(|(k, v)| (k.clone(), schema_of(v, slot)))
+                .collect();
+            let required: Vec<&String> = map.keys().collect();
+            json!({"type": "object", "properties": properties, "required": required})
+        }
+        Value::Array(items) => match items.first() {
+            Some(first) if items.len() == 1 => {
+                json!({"type": "array", "items": schema_of(first, slot)})
+            }
+            _ => json!({"type": "array", "items": {}}),
+        },
+        Value::Bool(b) => json!({"type": "boolean", "enum": [b]}),
+        Value::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "integer", "enum": [n]}),
+        Value::Number(n) => json!({"type": "number", "enum": [n]}),
+        Value::Null => json!({"nullable": true}),
+    }
+}
+
+/// `snake_case` as `camelCase`.
+pub fn camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' && !out.is_empty() {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A lowercase enum word in `case`.
+pub fn enum_word(word: &str, case: EnumCase) -> String {
+    match case {
+        EnumCase::Lower => word.to_owned(),
+        EnumCase::Upper => word.to_ascii_uppercase(),
+        EnumCase::Capitalized => {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        }
+    }
+}
+
+/// The settings of a dialect, as read from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct DialectSettings {
+    /// `LIST_ENVELOPE`.
+    pub list_envelope: Option<String>,
+    /// `TASK_ENVELOPE`.
+    pub task_envelope: Option<String>,
+    /// `ERROR_ENVELOPE`.
+    pub error_envelope: Option<String>,
+    /// `JSON_CASE`.
+    pub json_case: JsonCase,
+    /// `ENUM_CASE`.
+    pub enum_case: EnumCase,
+    /// `DUE_DATE_FORMAT`.
+    pub due_date_format: DueDateFormat,
+}
+
+/// A compiled dialect.
+#[derive(Debug, Clone, Default)]
+pub struct Dialect {
+    /// The list envelope, if any.
+    pub list: Option<Template>,
+    /// The single-task envelope, if any.
+    pub task: Option<Template>,
+    /// The error envelope, if any.
+    pub error: Option<Template>,
+    /// The case of answer keys.
+    pub json_case: JsonCase,
+    /// The case of enum values in answers.
+    pub enum_case: EnumCase,
+    /// The form of due dates.
+    pub due_date_format: DueDateFormat,
+    /// The task writer's bytes for this dialect.
+    pub format: crate::dto::TaskFormat,
+}
+
+impl Dialect {
+    /// Compiles `settings`; an empty template means unset. The error is one line naming the
+    /// setting that is wrong.
+    pub fn new(settings: &DialectSettings) -> Result<Self, String> {
+        let compile = |setting: &str, text: &Option<String>, allowed, required| {
+            text.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| Template::compile(setting, t, allowed, required))
+                .transpose()
+        };
+        Ok(Self {
+            list: compile(
+                "LIST_ENVELOPE",
+                &settings.list_envelope,
+                LIST_SLOTS,
+                Some(Slot::Tasks),
+            )?,
+            task: compile(
+                "TASK_ENVELOPE",
+                &settings.task_envelope,
+                TASK_SLOTS,
+                Some(Slot::Task),
+            )?,
+            error: compile(
+                "ERROR_ENVELOPE",
+                &settings.error_envelope,
+                ERROR_SLOTS,
+                None,
+            )?,
+            json_case: settings.json_case,
+            enum_case: settings.enum_case,
+            due_date_format: settings.due_date_format,
+            format: crate::dto::TaskFormat::new(
+                settings.json_case,
+                settings.enum_case,
+                settings.due_date_format,
+            ),
+        })
+    }
+
+    /// Whether answers other than tasks need rewriting (an error envelope, or camelCase keys).
+    fn rewrites_answers(&self) -> bool {
+        self.error.is_some() || self.json_case == JsonCase::Camel
+    }
+
+    /// Whether any setting differs from the API's own shape.
+    pub fn is_default(&self) -> bool {
+        self.list.is_none()
+            && self.task.is_none()
+            && self.error.is_none()
+            && self.json_case == JsonCase::Snake
+            && self.enum_case == EnumCase::Lower
+            && self.due_date_format == DueDateFormat::Datetime
+    }
+
+    /// Wraps `ep` (the `/api` routes) so that answers not written by the task writer follow
+    /// the dialect: errors in the error envelope (as `application/json`), keys in its case.
+    /// Without such settings, `ep` is served as it is.
+    pub fn middleware<E>(self: &Arc<Self>, ep: E) -> poem::endpoint::BoxEndpoint<'static>
+    where
+        E: IntoEndpoint,
+        E::Endpoint: 'static,
+    {
+        let ep = ep.into_endpoint();
+        if !self.rewrites_answers() {
+            return ep.map_to_response().boxed();
+        }
+        let dialect = self.clone();
+        ep.catch_all_error(crate::problem::catch_all)
+            .around(move |ep, req: Request| {
+                let dialect = dialect.clone();
+                async move {
+                    let resp = ep.call(req).await?;
+                    Ok(dialect.rewrite(resp).await)
+                }
+            })
+            .boxed()
+    }
+
+    /// One answer in the dialect.
+    async fn rewrite(&self, resp: Response) -> Response {
+        if resp.extensions().get::<Written>().is_some() {
+            return resp;
+        }
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let problem = content_type.starts_with(crate::problem::PROBLEM_JSON);
+        let json = problem || content_type.starts_with("application/json");
+        if !json || (!problem && self.json_case == JsonCase::Snake) {
+            return resp;
+        }
+        let (parts, body) = resp.into_parts();
+        let Ok(bytes) = body.into_bytes().await else {
+            return Response::from_parts(parts, poem::Body::empty());
+        };
+        let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+            return Response::from_parts(parts, bytes.into());
+        };
+        if self.json_case == JsonCase::Camel {
+            camel_keys(&mut value);
+        }
+        let mut parts = parts;
+        let out = match (&self.error, problem) {
+            (Some(template), true) => {
+                parts.headers.insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+                let mut out = Vec::with_capacity(bytes.len() + template.literal_len());
+                let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+                let status = parts.status.as_u16();
+                let _ = template.write(&mut out, |slot, out| {
+                    let v = match slot {
+                        Slot::Status => json!(status),
+                        Slot::Title => field(&value, "title"),
+                        Slot::Detail => field(&value, "detail"),
+                        Slot::Code => json!(error_code(status)),
+                        Slot::Errors => value.get("errors").cloned().unwrap_or_else(|| json!([])),
+                        _ => Value::Null,
+                    };
+                    serde_json::to_writer(out, &v)
+                });
+                out
+            }
+            _ => serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec()),
+        };
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, out.into())
+    }
+
+    /// The OpenAPI document `spec` as this dialect answers: envelopes around the task, list
+    /// and error answers, keys and enum values in its cases, due dates in its form. Requests
+    /// are described as they are: the API reads its own spelling and camelCase alike.
+    pub fn contract(&self, spec: &str) -> String {
+        if self.is_default() {
+            return spec.to_owned();
+        }
+        let Ok(mut doc) = serde_json::from_str::<Value>(spec) else {
+            return spec.to_owned();
+        };
+        let task_ref = json!({"$ref": "#/components/schemas/Task"});
+        let list_schema = json!({"type": "array", "items": task_ref});
+        let slot = |s: Slot| -> Value {
+            match s {
+                Slot::Tasks => list_schema.clone(),
+                Slot::Task => task_ref.clone(),
+                Slot::Total
+                | Slot::CompletedCount
+                | Slot::PendingCount
+                | Slot::Skip
+                | Slot::Limit => json!({"type": "integer", "format": "int64", "minimum": 0}),
+                Slot::HasMore => json!({"type": "boolean"}),
+                Slot::NextCursor => json!({"type": "string", "nullable": true}),
+                Slot::Status => json!({"type": "integer", "format": "int32"}),
+                Slot::Title | Slot::Detail => json!({"type": "string"}),
+                Slot::Code => {
+                    let mut codes: Vec<&str> = ERROR_CODES.iter().map(|(_, c)| *c).collect();
+                    codes.push("error");
+                    json!({"type": "string", "enum": codes})
+                }
+                Slot::Errors => json!({
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/FieldProblem"}
+                }),
+            }
+        };
+        let response_schemas = response_components(&doc);
+        if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+            for op in paths.values_mut().filter_map(Value::as_object_mut) {
+                for op in op.values_mut() {
+                    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut)
+                    else {
+                        continue;
+                    };
+                    for response in responses.values_mut() {
+                        let Some(content) =
+                            response.get_mut("content").and_then(Value::as_object_mut)
+                        else {
+                            continue;
+                        };
+                        if let Some(t) = &self.error
+                            && let Some(problem) = content.remove(crate::problem::PROBLEM_JSON)
+                        {
+                            let mut media = problem;
+                            media["schema"] = t.schema(&slot);
+                            content.insert("application/json".to_owned(), media);
+                        }
+                        for media in content.values_mut() {
+                            let Some(schema) = media.get_mut("schema") else {
+                                continue;
+                            };
+                            if *schema == task_ref
+                                && let Some(t) = &self.task
+                            {
+                                *schema = t.schema(&slot);
+                            } else if *schema == list_schema
+                                && let Some(t) = &self.list
+                            {
+                                *schema = t.schema(&slot);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(schemas) = doc
+            .pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut)
+        {
+            for (name, schema) in schemas.iter_mut() {
+                if let Some(values) = schema.get_mut("enum").and_then(Value::as_array_mut) {
+                    for v in values.iter_mut() {
+                        if let Some(word) = v.as_str() {
+                            *v = Value::String(enum_word(word, self.enum_case));
+                        }
+                    }
+                }
+                if name == "Task"
+                    && self.due_date_format == DueDateFormat::Date
+                    && let Some(due) = schema.pointer_mut("/properties/due_date")
+                {
+                    due["format"] = json!("date");
+                }
+                if self.json_case == JsonCase::Camel && response_schemas.contains(name) {
+                    camel_schema(schema);
+                }
+            }
+        }
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
+    }
+}
+
+/// Marks an answer the task writer wrote in the dialect already.
+#[derive(Debug, Clone, Copy)]
+pub struct Written;
+
+/// Renames every object key in `value` to camelCase.
+fn camel_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut v) in old {
+                camel_keys(&mut v);
+                map.insert(camel(&k), v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(camel_keys),
+        _ => {}
+    }
+}
+
+/// Renames an object schema's properties (and its `required` list) to camelCase.
+fn camel_schema(schema: &mut Value) {
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        let old = std::mem::take(props);
+        for (k, v) in old {
+            props.insert(camel(&k), v);
+        }
+    }
+    if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
+        for r in required.iter_mut() {
+            if let Some(k) = r.as_str() {
+                *r = Value::String(camel(k));
+            }
+        }
+    }
+}
+
+/// The component schemas that answers use and requests do not (their keys follow the
+/// dialect's case; requests keep the API's spelling, which is always read).
+fn response_components(doc: &Value) -> Vec<String> {
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v.as_str()) {
+                        ("$ref", Some(r)) => {
+                            let name = r.rsplit('/').next().unwrap_or(r).to_owned();
+                            if !out.contains(&name) {
+                                out.push(name);
+                            }
+                        }
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let closure = |mut names: Vec<String>| {
+        let mut i = 0;
+        while i < names.len() {
+            if let Some(schema) = doc.pointer(&format!("/components/schemas/{}", names[i])) {
+                refs(schema, &mut names);
+            }
+            i += 1;
+        }
+        names
+    };
+    let (mut requests, mut responses) = (Vec::new(), Vec::new());
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for op in paths
+            .values()
+            .filter_map(Value::as_object)
+            .flat_map(|o| o.values())
+        {
+            if let Some(body) = op.get("requestBody") {
+                refs(body, &mut requests);
+            }
+            if let Some(params) = op.get("parameters") {
+                refs(params, &mut requests);
+            }
+            if let Some(answers) = op.get("responses") {
+                refs(answers, &mut responses);
+            }
+        }
+    }
+    let requests = closure(requests);
+    closure(responses)
+        .into_iter()
+        .filter(|n| !requests.contains(n))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_compile_to_literals_and_slots_and_write_exact_json() {
+        let t = Template::compile(
+            "LIST_ENVELOPE",
+            r#"{"data": {"tasks": "$tasks", "total": "$total"}, "ok": true, "price": "$5 off"}"#,
+            LIST_SLOTS,
+            Some(Slot::Tasks),
+        )
+        .unwrap();
+        assert!(t.uses(Slot::Total) && !t.uses(Slot::PendingCount));
+        let mut out = Vec::new();
+        t.write(&mut out, |slot, out| {
+            out.extend_from_slice(match slot {
+                Slot::Tasks => b"[1,2]".as_slice(),
+                _ => b"2",
+            });
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"data":{"tasks":[1,2],"total":2},"ok":true,"price":"$5 off"}"#
+        );
+    }
+
+    #[test]
+    fn a_bad_template_is_one_line_naming_its_setting() {
+        let bad = [
+            (
+                "LIST_ENVELOPE",
+                "{\"items\": \"$tasks\"",
+                LIST_SLOTS,
+                Some(Slot::Tasks),
+                "not valid JSON",
+            ),
+            (
+                "LIST_ENVELOPE",
+                r#"{"items": "$taks"}"#,
+                LIST_SLOTS,
+                Some(Slot::Tasks),
+                "unknown placeholder \"$taks\"",
+            ),
+            (
+                "LIST_ENVELOPE",
+                r#"{"items": []}"#,
+                LIST_SLOTS,
+                Some(Slot::Tasks),
+                "must contain the placeholder \"$tasks\"",
+            ),
+            (
+                "TASK_ENVELOPE",
+                r#"{"task": "$tasks"}"#,
+                TASK_SLOTS,
+                Some(Slot::Task),
+                "cannot fill",
+            ),
+            (
+                "ERROR_ENVELOPE",
+                r#"{"error": "$task"}"#,
+                ERROR_SLOTS,
+                None,
+                "cannot fill",
+            ),
+        ];
+        for (setting, text, allowed, required, says) in bad {
+            let e = Template::compile(setting, text, allowed, required).unwrap_err();
+            assert!(
+                e.starts_with(setting) && e.contains(says) && !e.contains('\n'),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_and_words_change_case() {
+        assert_eq!(camel("due_date"), "dueDate");
+        assert_eq!(camel("by_priority"), "byPriority");
+        assert_eq!(camel("id"), "id");
+        assert_eq!(enum_word("high", EnumCase::Capitalized), "High");
+        assert_eq!(enum_word("pending", EnumCase::Upper), "PENDING");
+        assert_eq!(enum_word("low", EnumCase::Lower), "low");
+    }
+}
