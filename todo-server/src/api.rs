@@ -581,11 +581,14 @@ impl<'a> Ops<'a> {
             .next_cursor
             .as_deref()
             .map(|c| format!("<{}?{}>; rel=\"next\"", self.base(), params.next_query(c)));
-        let meta = ListMeta {
-            counts,
-            skip: query.offset.get(),
-            limit: query.limit.get(),
-            next_cursor: page.next_cursor.clone(),
+        let meta = match &dialect.list {
+            Some(_) => ListMeta {
+                counts,
+                skip: query.offset.get(),
+                limit: query.limit.get(),
+                next_cursor: page.next_cursor.clone(),
+            },
+            None => ListMeta::default(),
         };
         Ok(ListResponse::Ok(
             TaskListJson {

@@ -7,14 +7,14 @@
 //! Task and list bodies are written in the dialect directly by the task writer (`dto`), with
 //! keys and enum words prepared once at start; a template is compiled once into literal bytes
 //! and slots. Every other answer under `/api` (errors, counts, tags, tokens) is rewritten by
-//! [`Dialect::middleware`] when a setting asks for it. [`Dialect::contract`] rewrites the
+//! [`Rewrite`] when a setting asks for it. [`Dialect::contract`] rewrites the
 //! generated OpenAPI document the same way, so a client generated from `/openapi.json` matches
 //! what it receives.
 
 use std::sync::Arc;
 
 use poem::http::header;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use serde_json::{Map, Value, json};
 
 /// The case of keys in answers.
@@ -446,8 +446,9 @@ impl Dialect {
         })
     }
 
-    /// Whether answers other than tasks need rewriting (an error envelope, or camelCase keys).
-    fn rewrites_answers(&self) -> bool {
+    /// Whether answers other than tasks need rewriting (an error envelope, or camelCase keys):
+    /// then [`Rewrite`] reads every answer, and the task writer marks its own.
+    pub fn rewrites_answers(&self) -> bool {
         self.error.is_some() || self.json_case == JsonCase::Camel
     }
 
@@ -459,30 +460,6 @@ impl Dialect {
             && self.json_case == JsonCase::Snake
             && self.enum_case == EnumCase::Lower
             && self.due_date_format == DueDateFormat::Datetime
-    }
-
-    /// Wraps `ep` (the `/api` routes) so that answers not written by the task writer follow
-    /// the dialect: errors in the error envelope (as `application/json`), keys in its case.
-    /// Without such settings, `ep` is served as it is.
-    pub fn middleware<E>(self: &Arc<Self>, ep: E) -> poem::endpoint::BoxEndpoint<'static>
-    where
-        E: IntoEndpoint,
-        E::Endpoint: 'static,
-    {
-        let ep = ep.into_endpoint();
-        if !self.rewrites_answers() {
-            return ep.map_to_response().boxed();
-        }
-        let dialect = self.clone();
-        ep.catch_all_error(crate::problem::catch_all)
-            .around(move |ep, req: Request| {
-                let dialect = dialect.clone();
-                async move {
-                    let resp = ep.call(req).await?;
-                    Ok(dialect.rewrite(resp).await)
-                }
-            })
-            .boxed()
     }
 
     /// One answer in the dialect.
@@ -639,6 +616,41 @@ impl Dialect {
             }
         }
         serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
+    }
+}
+
+/// The middleware for the `/api` routes that makes answers not written by the task writer
+/// follow the dialect: errors in the error envelope (as `application/json`), keys in its case.
+/// Mount it only when [`Dialect::rewrites_answers`]; without it, answers are not read again.
+pub struct Rewrite(pub Arc<Dialect>);
+
+impl<E: Endpoint> Middleware<E> for Rewrite {
+    type Output = RewriteEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RewriteEndpoint {
+            inner,
+            dialect: self.0.clone(),
+        }
+    }
+}
+
+/// [`Rewrite`] around an endpoint.
+pub struct RewriteEndpoint<E> {
+    inner: E,
+    dialect: Arc<Dialect>,
+}
+
+impl<E: Endpoint> Endpoint for RewriteEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        // Errors become problem documents here, so the envelope sees them.
+        let resp = match self.inner.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => crate::problem::catch_all(e).await,
+        };
+        Ok(self.dialect.rewrite(resp).await)
     }
 }
 

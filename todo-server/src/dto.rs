@@ -250,7 +250,7 @@ impl From<Task> for TaskDto {
 mod task_json {
     use todo_core::Task;
 
-    use super::{TaskFormat, rfc3339};
+    use super::{Fragments, rfc3339};
 
     /// At least the bytes of a task's JSON besides its strings' text: keys, punctuation, a
     /// 20-character id, five quoted 27-character times, the status word and the strings'
@@ -281,23 +281,27 @@ mod task_json {
     }
 
     /// Appends `task`'s JSON object to `out`, keys and words as `f` has them.
-    pub(super) fn write(out: &mut Vec<u8>, task: &Task, f: &TaskFormat) -> serde_json::Result<()> {
-        out.extend_from_slice(&f.id);
+    pub(super) fn write<F: Fragments>(
+        out: &mut Vec<u8>,
+        task: &Task,
+        f: &F,
+    ) -> serde_json::Result<()> {
+        out.extend_from_slice(f.key(0));
         serde_json::to_writer(&mut *out, &task.id)?;
-        out.extend_from_slice(&f.user_id);
+        out.extend_from_slice(f.key(1));
         string(out, &task.user_id)?;
-        out.extend_from_slice(&f.title);
+        out.extend_from_slice(f.key(2));
         string(out, &task.title)?;
-        out.extend_from_slice(&f.description);
+        out.extend_from_slice(f.key(3));
         match &task.description {
             Some(d) => string(out, d)?,
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(&f.completed[usize::from(task.completed)]);
-        out.extend_from_slice(&f.priority[task.priority.rank() as usize]);
-        out.extend_from_slice(&f.due_date);
+        out.extend_from_slice(f.completed(task.completed));
+        out.extend_from_slice(f.priority(task.priority));
+        out.extend_from_slice(f.key(4));
         match &task.due_date {
-            Some(t) if f.date_only_due => {
+            Some(t) if f.date_only_due() => {
                 out.push(b'"');
                 out.extend_from_slice(t.format("%Y-%m-%d").to_string().as_bytes());
                 out.push(b'"');
@@ -305,16 +309,16 @@ mod task_json {
             Some(t) => time(out, t),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(&f.created_at);
+        out.extend_from_slice(f.key(5));
         time(out, &task.created_at);
-        out.extend_from_slice(&f.updated_at);
+        out.extend_from_slice(f.key(6));
         time(out, &task.updated_at);
-        out.extend_from_slice(&f.completed_at);
+        out.extend_from_slice(f.key(7));
         match &task.completed_at {
             Some(t) => time(out, t),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(&f.tags);
+        out.extend_from_slice(f.key(8));
         for (i, tag) in task.tags.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -322,12 +326,12 @@ mod task_json {
             string(out, tag)?;
         }
         out.push(b']');
-        out.extend_from_slice(&f.remind_at);
+        out.extend_from_slice(f.key(9));
         match &task.remind_at {
             Some(t) => time(out, t),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(&f.recurrence);
+        out.extend_from_slice(f.key(10));
         match &task.recurrence {
             Some(r) => string(out, r)?,
             None => out.extend_from_slice(b"null"),
@@ -337,27 +341,108 @@ mod task_json {
     }
 }
 
-/// The bytes of a task's JSON that a dialect changes, prepared once: each key with its
-/// punctuation, the `completed`/`status` pair and the priority word for each value, and
-/// whether a due date is written as a date alone.
+/// The bytes of a task's JSON a dialect may change: each key with its punctuation, the
+/// `completed`/`status` pair and the priority word for each value, and whether a due date is
+/// written as a date alone. The writer is monomorphised for each implementation, so the API's
+/// own spelling ([`ApiSpelling`]) is written from constants.
+trait Fragments {
+    /// Key `i` of [`KEYS`] with the punctuation before it (and `[` after `tags`).
+    fn key(&self, i: usize) -> &[u8];
+    /// `,"completed":...,"status":"..."` for `done`.
+    fn completed(&self, done: bool) -> &[u8];
+    /// `,"priority":"..."` for `p`.
+    fn priority(&self, p: todo_core::Priority) -> &[u8];
+    /// Whether `due_date` is written as `YYYY-MM-DD`.
+    fn date_only_due(&self) -> bool;
+}
+
+/// The keys of a task's JSON, in order, with the punctuation before them (`{` or `,`) and after
+/// them (`[` for `tags`), in the API's own spelling.
+const KEYS: [(&str, &str, &str); 11] = [
+    ("{", "id", ""),
+    (",", "user_id", ""),
+    (",", "title", ""),
+    (",", "description", ""),
+    (",", "due_date", ""),
+    (",", "created_at", ""),
+    (",", "updated_at", ""),
+    (",", "completed_at", ""),
+    (",", "tags", "["),
+    (",", "remind_at", ""),
+    (",", "recurrence", ""),
+];
+
+/// The API's own spelling, from constants.
+struct ApiSpelling;
+
+impl Fragments for ApiSpelling {
+    fn key(&self, i: usize) -> &[u8] {
+        const BYTES: [&[u8]; 11] = [
+            b"{\"id\":",
+            b",\"user_id\":",
+            b",\"title\":",
+            b",\"description\":",
+            b",\"due_date\":",
+            b",\"created_at\":",
+            b",\"updated_at\":",
+            b",\"completed_at\":",
+            b",\"tags\":[",
+            b",\"remind_at\":",
+            b",\"recurrence\":",
+        ];
+        BYTES[i]
+    }
+
+    fn completed(&self, done: bool) -> &[u8] {
+        if done {
+            b",\"completed\":true,\"status\":\"completed\""
+        } else {
+            b",\"completed\":false,\"status\":\"pending\""
+        }
+    }
+
+    fn priority(&self, p: todo_core::Priority) -> &[u8] {
+        match p {
+            todo_core::Priority::Low => b",\"priority\":\"low\"",
+            todo_core::Priority::Medium => b",\"priority\":\"medium\"",
+            todo_core::Priority::High => b",\"priority\":\"high\"",
+        }
+    }
+
+    fn date_only_due(&self) -> bool {
+        false
+    }
+}
+
+/// A dialect's task bytes, prepared once at start.
 #[derive(Debug, Clone)]
 pub struct TaskFormat {
-    id: Box<[u8]>,
-    user_id: Box<[u8]>,
-    title: Box<[u8]>,
-    description: Box<[u8]>,
+    /// Whether this is the API's own spelling (then the writer uses [`ApiSpelling`]).
+    own: bool,
+    keys: [Box<[u8]>; 11],
     /// For `completed` false, then true.
     completed: [Box<[u8]>; 2],
     /// By priority rank (low, medium, high).
     priority: [Box<[u8]>; 3],
-    due_date: Box<[u8]>,
-    created_at: Box<[u8]>,
-    updated_at: Box<[u8]>,
-    completed_at: Box<[u8]>,
-    tags: Box<[u8]>,
-    remind_at: Box<[u8]>,
-    recurrence: Box<[u8]>,
     date_only_due: bool,
+}
+
+impl Fragments for TaskFormat {
+    fn key(&self, i: usize) -> &[u8] {
+        &self.keys[i]
+    }
+
+    fn completed(&self, done: bool) -> &[u8] {
+        &self.completed[usize::from(done)]
+    }
+
+    fn priority(&self, p: todo_core::Priority) -> &[u8] {
+        &self.priority[p.rank() as usize]
+    }
+
+    fn date_only_due(&self) -> bool {
+        self.date_only_due
+    }
 }
 
 impl TaskFormat {
@@ -380,20 +465,22 @@ impl TaskFormat {
         };
         let priority = |w: &str| key(",", "priority", &format!("\"{}\"", word(w)));
         Self {
-            id: key("{", "id", ""),
-            user_id: key(",", "user_id", ""),
-            title: key(",", "title", ""),
-            description: key(",", "description", ""),
+            own: case == JsonCase::Snake
+                && enums == EnumCase::Lower
+                && due == DueDateFormat::Datetime,
+            keys: KEYS.map(|(lead, name, tail)| key(lead, name, tail)),
             completed: [completed(false, "pending"), completed(true, "completed")],
             priority: [priority("low"), priority("medium"), priority("high")],
-            due_date: key(",", "due_date", ""),
-            created_at: key(",", "created_at", ""),
-            updated_at: key(",", "updated_at", ""),
-            completed_at: key(",", "completed_at", ""),
-            tags: key(",", "tags", "["),
-            remind_at: key(",", "remind_at", ""),
-            recurrence: key(",", "recurrence", ""),
             date_only_due: due == DueDateFormat::Date,
+        }
+    }
+
+    /// Appends `task`'s JSON object to `out` in this format.
+    fn write(&self, out: &mut Vec<u8>, task: &Task) -> serde_json::Result<()> {
+        if self.own {
+            task_json::write(out, task, &ApiSpelling)
+        } else {
+            task_json::write(out, task, self)
         }
     }
 }
@@ -420,10 +507,8 @@ impl TaskJson {
         let d = &*self.dialect;
         let mut out = Vec::with_capacity(task_json::size_hint(&self.task));
         match &d.task {
-            None => task_json::write(&mut out, &self.task, &d.format)?,
-            Some(t) => t.write(&mut out, |_, out| {
-                task_json::write(out, &self.task, &d.format)
-            })?,
+            None => d.format.write(&mut out, &self.task)?,
+            Some(t) => t.write(&mut out, |_, out| d.format.write(out, &self.task))?,
         }
         Ok(out)
     }
@@ -446,8 +531,11 @@ macro_rules! written_payload {
 
         impl poem::IntoResponse for $body {
             fn into_response(self) -> poem::Response {
+                let marks = self.dialect.rewrites_answers();
                 let mut resp = json_response(self.to_bytes());
-                resp.extensions_mut().insert(Written);
+                if marks {
+                    resp.extensions_mut().insert(Written);
+                }
                 resp
             }
         }
@@ -488,7 +576,7 @@ impl TaskListJson {
             if i > 0 {
                 out.push(b',');
             }
-            task_json::write(out, task, &self.dialect.format)?;
+            self.dialect.format.write(out, task)?;
         }
         out.push(b']');
         Ok(())
@@ -1156,6 +1244,25 @@ mod tests {
                 prop_assert_eq!(written, serde_json::json!({"task": want, "ok": 1}));
             }
         }
+    }
+
+    /// The constants the default writer uses are the bytes a dialect's format makes for the
+    /// API's own spelling, so the two writers cannot drift apart.
+    #[test]
+    fn the_api_spelling_constants_are_the_default_formats_bytes() {
+        use super::{ApiSpelling, Fragments, KEYS, TaskFormat};
+        use todo_core::Priority;
+        let f = TaskFormat::default();
+        for i in 0..KEYS.len() {
+            assert_eq!(ApiSpelling.key(i), f.key(i), "key {i}");
+        }
+        for done in [false, true] {
+            assert_eq!(ApiSpelling.completed(done), f.completed(done));
+        }
+        for p in [Priority::Low, Priority::Medium, Priority::High] {
+            assert_eq!(ApiSpelling.priority(p), f.priority(p));
+        }
+        assert!(!f.date_only_due() && f.own);
     }
 
     fn obj(v: Value) -> Map<String, Value> {

@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use poem::middleware::{Cors, NormalizePath, TrailingSlash};
 use poem::web::Json as PoemJson;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
+use poem::{
+    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, get, handler,
+};
 use poem_openapi::OpenApiService;
 use todo_core::{
     Authenticator, DynTaskStore, JwtAuthenticator, JwtRules, StoreOptions, TokenIssuer,
@@ -251,7 +253,10 @@ pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use
             Route::new().at("/", ui).map_to_response().boxed(),
         )
     };
-    let service = state.dialect.middleware(service);
+    let service = service.into_endpoint().with_if(
+        state.dialect.rewrites_answers(),
+        dialect::Rewrite(state.dialect.clone()),
+    );
     let cors = Cors::new()
         .allow_origins(cors_origins.iter().map(String::as_str))
         .allow_credentials(true)
