@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Instructions the server executes per request, counted by valgrind's callgrind: repeatable for the
-# same binary and requests, whatever else the machine is doing, so two builds can be compared
+# same binary and requests within about 1% (the database's answers and the scheduler still vary a
+# little), whatever else the machine is doing, so two builds can be compared
 # without the machine's noise (which is often ±15% in requests per second here). Counts the
 # server process only; the database's own work is not in it.
 #
