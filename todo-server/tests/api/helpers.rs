@@ -134,3 +134,18 @@ pub async fn create(app: &TestApp, user: &str, token: &str, body: Value) -> Valu
     assert_eq!(resp.0.status(), 201, "{}", app.name);
     json(resp).await
 }
+
+/// Registers a fresh built-in account (password `correct horse`, name `Ada`): its email and the
+/// registration's answer.
+pub async fn register(app: &TestApp) -> (String, Value) {
+    use rand::Rng;
+    let email = format!("ada.{:x}@example.com", rand::thread_rng().r#gen::<u64>());
+    let resp = app
+        .client
+        .post("/api/auth/register")
+        .body_json(&serde_json::json!({"email": email, "password": "correct horse", "name": "Ada"}))
+        .send()
+        .await;
+    assert_eq!(resp.0.status(), 201, "{}", app.name);
+    (email, json(resp).await)
+}

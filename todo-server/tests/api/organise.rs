@@ -817,16 +817,8 @@ async fn skip_and_offset_page_in_order_with_category_and_tags_as_tag_filters() {
 
 #[tokio::test]
 async fn fastapi_form_logins_with_username_and_password_get_an_access_token() {
-    use rand::Rng;
     for app in apps().await {
-        let email = format!("ada.{:x}@example.com", rand::thread_rng().r#gen::<u64>());
-        let resp = app
-            .client
-            .post("/api/auth/register")
-            .body_json(&json!({"email": email, "password": "correct horse", "name": "Ada"}))
-            .send()
-            .await;
-        assert_eq!(resp.0.status(), 201, "{}", app.name);
+        let (email, _) = crate::helpers::register(&app).await;
         let form = |body: String| {
             app.client
                 .post("/api/auth/login")

@@ -238,17 +238,8 @@ async fn an_idempotent_retry_returns_the_same_task_and_a_different_body_is_422()
 
 #[tokio::test]
 async fn built_in_accounts_register_and_log_in_with_tokens_that_work_on_the_task_routes() {
-    use rand::Rng;
     for app in apps().await {
-        let email = format!("ada.{:x}@example.com", rand::thread_rng().r#gen::<u64>());
-        let resp = app
-            .client
-            .post("/api/auth/register")
-            .body_json(&json!({"email": email, "password": "correct horse", "name": "Ada"}))
-            .send()
-            .await;
-        assert_eq!(resp.0.status(), 201, "{}", app.name);
-        let reg = json(resp).await;
+        let (email, reg) = crate::helpers::register(&app).await;
         assert_eq!(reg["token_type"], "Bearer");
         assert!(reg["expires_in"].as_u64().unwrap() > 0);
         assert_eq!(reg["user"]["email"], email.as_str());
