@@ -307,6 +307,28 @@ impl AuthApi {
         gate: Gate,
         body: JsonOrFormBody<LoginDoc, LoginFormDoc>,
     ) -> Result<TokenResponse, ApiError> {
+        self.sign_in(gate, body).await
+    }
+
+    /// `/api/auth/login` where FastAPI's OAuth2 tutorial puts its token route (`tokenUrl`):
+    /// the same form or JSON, the same answer.
+    #[oai(path = "/auth/token", method = "post", operation_id = "token")]
+    async fn token(
+        &self,
+        gate: Gate,
+        body: JsonOrFormBody<LoginDoc, LoginFormDoc>,
+    ) -> Result<TokenResponse, ApiError> {
+        self.sign_in(gate, body).await
+    }
+}
+
+impl AuthApi {
+    /// A login: JSON `email` (or `username`) and `password`, or the form.
+    async fn sign_in(
+        &self,
+        gate: Gate,
+        body: JsonOrFormBody<LoginDoc, LoginFormDoc>,
+    ) -> Result<TokenResponse, ApiError> {
         let accounts = self.accounts()?;
         let mut errors = ValidationError::default();
         let name = if body.form

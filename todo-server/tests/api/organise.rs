@@ -840,6 +840,17 @@ async fn fastapi_form_logins_with_username_and_password_get_an_access_token() {
         let (status, me) = get(&app, "/api/auth/me", &token).await;
         assert_eq!((status, me["email"].as_str()), (200, Some(email.as_str())));
 
+        // `/api/auth/token`, where FastAPI's tutorial puts it, is the same sign-in.
+        let resp = app
+            .client
+            .post("/api/auth/token")
+            .content_type("application/x-www-form-urlencoded")
+            .body(format!("username={}&password=correct+horse", enc(&email)))
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), 200, "{}", app.name);
+        assert!(json(resp).await["access_token"].is_string());
+
         // JSON with `username` signs in too.
         let resp = app
             .client
