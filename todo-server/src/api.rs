@@ -17,7 +17,6 @@ use todo_core::{
 };
 
 use crate::AppState;
-use crate::dialect::Slot;
 use crate::dto::{
     CompleteDoc, Deleted, ListMeta, TagCountDto, TagRenameDoc, TaskCreateDoc, TaskJson,
     TaskListJson, TaskStatsDto, TaskUpdateDoc, parse_complete, parse_create, parse_instant_text,
@@ -390,6 +389,13 @@ fn parse_bound(
     }
 }
 
+/// An integer parameter, trimmed.
+fn parse_integer(name: &str, raw: &str) -> Result<i64, ValidationError> {
+    raw.trim()
+        .parse::<i64>()
+        .map_err(|_| ValidationError::field(name, "must be an integer"))
+}
+
 /// A yes-or-no parameter: `true`/`1`, `false`/`0`, absent or empty meaning no.
 fn parse_flag(name: &'static str, raw: Option<&str>) -> Result<bool, ValidationError> {
     match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
@@ -432,20 +438,12 @@ impl ListParams {
             None => Some(SortOrder::default()),
         };
         let limit = match self.limit.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => errors.collect(
-                s.trim()
-                    .parse::<i64>()
-                    .map_err(|_| ValidationError::field("limit", "must be an integer"))
-                    .and_then(Limit::new),
-            ),
+            Some(s) => errors.collect(parse_integer("limit", s).and_then(Limit::new)),
             None => Some(Limit::default()),
         };
         let offset = match first_set([("offset", &self.offset), ("skip", &self.skip)]) {
             Some((name, s)) => errors.collect(
-                s.trim()
-                    .parse::<i64>()
-                    .map_err(|_| ValidationError::field(name, "must be an integer"))
-                    .and_then(|n| Offset::new(n).map_err(|e| named(name, e))),
+                parse_integer(name, s).and_then(|n| Offset::new(n).map_err(|e| named(name, e))),
             ),
             None => Some(Offset::default()),
         };
@@ -565,16 +563,10 @@ impl<'a> Ops<'a> {
     async fn list(&self, params: ListParams) -> Result<ListResponse, ApiError> {
         let query = params.parse().map_err(|e| ApiError::validation(&e))?;
         let dialect = &self.state.dialect;
-        // Counts are read only when the list envelope shows them.
-        let counts = match &dialect.list {
-            Some(t)
-                if t.uses(Slot::Total)
-                    || t.uses(Slot::CompletedCount)
-                    || t.uses(Slot::PendingCount) =>
-            {
-                Some(self.state.store.count(&self.who, &query).await?)
-            }
-            _ => None,
+        let counts = if dialect.list_shows_counts() {
+            Some(self.state.store.count(&self.who, &query).await?)
+        } else {
+            None
         };
         let page = self.state.store.list(&self.who, &query).await?;
         let link = page

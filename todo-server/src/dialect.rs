@@ -452,6 +452,14 @@ impl Dialect {
         self.error.is_some() || self.json_case == JsonCase::Camel
     }
 
+    /// Whether the list envelope shows counts (`$total`, `$completed_count`,
+    /// `$pending_count`): only then does a list count what its filters match.
+    pub fn list_shows_counts(&self) -> bool {
+        self.list.as_ref().is_some_and(|t| {
+            t.uses(Slot::Total) || t.uses(Slot::CompletedCount) || t.uses(Slot::PendingCount)
+        })
+    }
+
     /// Whether any setting differs from the API's own shape.
     pub fn is_default(&self) -> bool {
         self.list.is_none()

@@ -251,6 +251,39 @@ impl SqliteStore {
         }
     }
 
+    /// The rows of a statement [`statements::list`] or [`statements::count`] built, each
+    /// decoded by `read` (from a file's connection) or `decode` (in memory): on a file where
+    /// `placement` says, in memory on the one connection.
+    async fn list_rows<T: Send + 'static>(
+        &self,
+        sql: statements::ListSql,
+        placement: Placement,
+        read: impl Fn(&rusqlite::Row<'_>) -> Result<T> + Send + Sync + Copy + 'static,
+        decode: impl Fn(&SqliteRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        match &self.conns {
+            Conns::File { reads, .. } => {
+                let run =
+                    move |c: &rusqlite::Connection| all(c, &sql.text, &list_args(&sql.args), read);
+                match placement {
+                    Placement::Inline => reads.inline(run).await,
+                    Placement::Blocking => reads.blocking(run).await,
+                }
+            }
+            Conns::Memory(pool) => {
+                let args: SqliteArguments<'_> = sql.args.to_sqlx()?;
+                let mut conn = pool.get().await?;
+                let result = sqlx::query_with(&sql.text, args)
+                    .fetch_all(&mut *conn)
+                    .await;
+                settled(conn, result, breaks_connection, from_sqlx)?
+                    .iter()
+                    .map(decode)
+                    .collect()
+            }
+        }
+    }
+
     /// [`retag::retag`] in a transaction on the transactions' connection, on one of the
     /// user's turns.
     async fn retag(&self, who: &Principal, from: &Tag, to: Option<&Tag>) -> Result<u64> {
@@ -344,28 +377,9 @@ impl TaskStore for SqliteStore {
         )?;
         // A list that may read all the user's tasks waits for one of the user's turns.
         let _turn = self.common.scan_turn(who, query).await?;
-        let rows = match &self.conns {
-            Conns::File { reads, .. } => {
-                let read = move |c: &rusqlite::Connection| {
-                    all(c, &sql.text, &list_args(&sql.args), |r| row::task(r))
-                };
-                match schedule::placement(query) {
-                    Placement::Inline => reads.inline(read).await?,
-                    Placement::Blocking => reads.blocking(read).await?,
-                }
-            }
-            Conns::Memory(pool) => {
-                let args: SqliteArguments<'_> = sql.args.to_sqlx()?;
-                let mut conn = pool.get().await?;
-                let result = sqlx::query_with(&sql.text, args)
-                    .fetch_all(&mut *conn)
-                    .await;
-                settled(conn, result, breaks_connection, from_sqlx)?
-                    .iter()
-                    .map(row::task)
-                    .collect::<Result<_>>()?
-            }
-        };
+        let rows = self
+            .list_rows(sql, schedule::placement(query), |r| row::task(r), row::task)
+            .await?;
         Ok(self.common.page(who, query, rows))
     }
 
@@ -471,26 +485,9 @@ impl TaskStore for SqliteStore {
         let user = who.user_id().as_str();
         let count = statements::count(POSITION_FN, user, query, now())?;
         let _turn = self.common.tag_turn(user).await?;
-        let rows = match &self.conns {
-            Conns::File { reads, .. } => {
-                reads
-                    .blocking(move |c| {
-                        all(c, &count.text, &list_args(&count.args), |r| row::counts(r))
-                    })
-                    .await?
-            }
-            Conns::Memory(pool) => {
-                let args: SqliteArguments<'_> = count.args.to_sqlx()?;
-                let mut conn = pool.get().await?;
-                let result = sqlx::query_with(&count.text, args)
-                    .fetch_all(&mut *conn)
-                    .await;
-                settled(conn, result, breaks_connection, from_sqlx)?
-                    .iter()
-                    .map(row::counts)
-                    .collect::<Result<Vec<_>>>()?
-            }
-        };
+        let rows = self
+            .list_rows(count, Placement::Blocking, |r| row::counts(r), row::counts)
+            .await?;
         Ok(rows.into_iter().next().unwrap_or_default())
     }
 
