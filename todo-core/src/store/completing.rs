@@ -11,11 +11,13 @@ use crate::error::{Error, Result};
 use crate::model::{Task, now};
 
 /// In `tx`: runs `write`, decodes the task it returned with `task`, and when that task calls
-/// for a next occurrence ([`statements::spawn_args`]) inserts it ([`statements::SPAWN_NEXT`]).
+/// for a next occurrence ([`statements::spawn_args`]) inserts it with `spawn`, the backend's
+/// [`statements::SPAWN_NEXT`] or [`statements::SPAWN_NEXT_MARKING`].
 /// Commits, and returns the written task, if any; on an error `tx` is dropped, which rolls back.
 pub(crate) async fn write<'q, C>(
     mut tx: Tx<C>,
     write: Query<'q, C::Database, <C::Database as Database>::Arguments<'q>>,
+    spawn: &'static str,
     task: fn(&<C::Database as Database>::Row) -> Result<Task>,
     from_sqlx: fn(sqlx::Error) -> Error,
 ) -> Result<Option<Task>>
@@ -30,12 +32,12 @@ where
 {
     let row = write.fetch_optional(tx.conn()?).await.map_err(from_sqlx)?;
     let written = row.as_ref().map(task).transpose()?;
-    let spawn = match &written {
+    let next = match &written {
         Some(t) => statements::spawn_args::<<C::Database as Database>::Arguments<'_>>(t, now())?,
         None => None,
     };
-    if let Some(args) = spawn {
-        sqlx::query_with(statements::SPAWN_NEXT, args)
+    if let Some(args) = next {
+        sqlx::query_with(spawn, args)
             .execute(tx.conn()?)
             .await
             .map_err(from_sqlx)?;

@@ -117,6 +117,14 @@ pub(crate) const PATCH_TASK_NOT_RECURRING: &str = concat!(
     task_columns!()
 );
 
+/// The columns a next occurrence is inserted with, in [`SPAWN_NEXT`]'s order.
+macro_rules! spawn_columns {
+    () => {
+        r"user_id, title, title_key, description, description_key, completed, priority, due_date,
+     created_at, updated_at, version, tags, tag_keys, remind_at, recurrence, spawned_from"
+    };
+}
+
 /// The assignments and condition of [`SET_COMPLETED`].
 macro_rules! set_completed {
     () => {
@@ -140,16 +148,36 @@ pub(crate) const SET_COMPLETED_NOT_RECURRING: &str = concat!(
     task_columns!()
 );
 
-/// The next occurrence of task `$1` of user `$2`, which must be completed: a copy of it, pending,
-/// due at `$3`, created at `$4`, reminding at `$5`, with the rule `$6`. At most one per completed
-/// task (`spawned_from` is unique): a second attempt inserts nothing.
-pub(crate) const SPAWN_NEXT: &str = r"insert into tasks
-    (user_id, title, title_key, description, description_key, completed, priority, due_date,
-     created_at, updated_at, version, tags, tag_keys, remind_at, recurrence, spawned_from)
+/// The next occurrence of task `$1` of user `$2`, which must be completed and must not have
+/// created one before (`spawned`): a copy of it, pending, due at `$3`, created at `$4`, reminding
+/// at `$5`, with the rule `$6`. SQLite's trigger `tasks_spawned` marks the task in the same
+/// statement, so a task creates at most one next occurrence in its life, even after that one is
+/// deleted; `spawned_from` is unique besides, so a second attempt inserts nothing.
+pub(crate) const SPAWN_NEXT: &str = concat!(
+    r"insert into tasks (",
+    spawn_columns!(),
+    r")
     select user_id, title, title_key, description, description_key, false, priority, $3,
      $4, $4, 1, tags, tag_keys, $5, $6, id
-    from tasks where id = $1 and user_id = $2 and completed
-    on conflict (spawned_from) where spawned_from is not null do nothing";
+    from tasks where id = $1 and user_id = $2 and completed and not spawned
+    on conflict (spawned_from) where spawned_from is not null do nothing"
+);
+
+/// [`SPAWN_NEXT`] that marks the task itself, in a data-modifying `with` (PostgreSQL's; it
+/// keeps a trigger, and the cost of its condition, off every other insert).
+pub(crate) const SPAWN_NEXT_MARKING: &str = concat!(
+    r"with done as (
+    update tasks set spawned = true
+    where id = $1 and user_id = $2 and completed and not spawned
+    returning user_id, title, title_key, description, description_key, priority, tags, tag_keys, id)
+    insert into tasks (",
+    spawn_columns!(),
+    r")
+    select user_id, title, title_key, description, description_key, false, priority, $3,
+     $4, $4, 1, tags, tag_keys, $5, $6, id
+    from done
+    on conflict (spawned_from) where spawned_from is not null do nothing"
+);
 
 /// Returns the deleted task.
 pub(crate) const DELETE_TASK: &str = concat!(

@@ -258,6 +258,98 @@ async fn retries_reopenings_and_concurrent_completions_create_one_occurrence() {
 }
 
 #[tokio::test]
+async fn a_task_whose_occurrence_was_deleted_does_not_create_it_again() {
+    for b in backends().await {
+        let alice = user("alice");
+        let task = b
+            .store
+            .create(
+                &alice,
+                NewTask::new(Title::parse("Water the plants").unwrap()),
+                None,
+            )
+            .await
+            .unwrap()
+            .task;
+        // A replace that completes it and makes it repeat creates its next occurrence...
+        let replacement = Replacement {
+            title: Title::parse("Water the plants").unwrap(),
+            description: None,
+            completed: true,
+            priority: Priority::Medium,
+            due_date: Some(at(2030, 1, 1, 9)),
+            tags: Tags::default(),
+            remind_at: None,
+            recurrence: Some(Recurrence::parse("FREQ=DAILY").unwrap()),
+        };
+        b.store
+            .replace(&alice, task.id, replacement.clone(), None)
+            .await
+            .unwrap();
+        let next = the_new_one(&b.store, &alice, &[task.id]).await.unwrap();
+        // ...which the user deletes. Completing the task again, by every way there is, and
+        // reopening it between, creates nothing.
+        b.store.delete(&alice, next.id, None).await.unwrap();
+        b.store
+            .set_completed(&alice, task.id, Some(true), None)
+            .await
+            .unwrap();
+        let complete = TaskPatch {
+            completed: Some(true),
+            ..TaskPatch::default()
+        };
+        b.store
+            .patch(&alice, task.id, complete.clone(), None)
+            .await
+            .unwrap();
+        b.store
+            .replace(&alice, task.id, replacement, None)
+            .await
+            .unwrap();
+        b.store
+            .set_completed(&alice, task.id, Some(false), None)
+            .await
+            .unwrap();
+        b.store
+            .toggle_completed(&alice, task.id, None)
+            .await
+            .unwrap();
+        b.store
+            .patch(&alice, task.id, complete, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            the_new_one(&b.store, &alice, &[task.id]).await,
+            None,
+            "{}",
+            b.name
+        );
+        // A task created by the same rule is no different: it creates its own next occurrence.
+        let other = b
+            .store
+            .create(
+                &alice,
+                recurring("Feed the cat", "FREQ=DAILY", at(2030, 1, 1, 9)),
+                None,
+            )
+            .await
+            .unwrap()
+            .task;
+        b.store
+            .set_completed(&alice, other.id, Some(true), None)
+            .await
+            .unwrap();
+        let its_next = the_new_one(&b.store, &alice, &[task.id, other.id]).await;
+        assert_eq!(
+            its_next.and_then(|t| t.due_date),
+            Some(at(2030, 1, 2, 9)),
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_rule_needs_a_due_date_and_a_refused_write_changes_nothing() {
     for b in backends().await {
         let alice = user("alice");

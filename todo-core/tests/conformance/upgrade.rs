@@ -1,6 +1,7 @@
 //! A database written by the previous release (migrations 0001 to 0003, tasks inserted the way
 //! that release wrote them) opens under this code: every task is intact, with no tags and no
-//! reminder, and the new fields and filters work on them.
+//! reminder, and the new fields and filters work on them. A database of the first release with
+//! recurring tasks (migrations to 0005) keeps each completed task's next occurrence its only one.
 
 use std::borrow::Cow;
 
@@ -13,12 +14,20 @@ use crate::helpers::{pg_url, user};
 /// The last migration of the previous release.
 const PREVIOUS_RELEASE: i64 = 3;
 
+/// The last migration of the first release with recurring tasks.
+const RECURRENCE_RELEASE: i64 = 5;
+
 /// `migrator` cut back to the previous release's migrations.
-fn previous(mut migrator: Migrator) -> Migrator {
+fn previous(migrator: Migrator) -> Migrator {
+    up_to(migrator, PREVIOUS_RELEASE)
+}
+
+/// `migrator` cut back to the migrations up to `last`.
+fn up_to(mut migrator: Migrator, last: i64) -> Migrator {
     let kept: Vec<_> = migrator
         .migrations
         .iter()
-        .filter(|m| m.version <= PREVIOUS_RELEASE)
+        .filter(|m| m.version <= last)
         .cloned()
         .collect();
     migrator.migrations = Cow::Owned(kept);
@@ -136,12 +145,11 @@ async fn a_sqlite_database_of_the_previous_release_opens_with_every_task_intact(
     check_upgraded(&url, &who).await;
 }
 
-#[tokio::test]
-async fn a_postgres_database_of_the_previous_release_opens_with_every_task_intact() {
-    let Some(admin_url) = pg_url() else { return };
+/// A fresh PostgreSQL database named `name` on the test server, dropped first: a run that
+/// failed half-way leaves nothing behind for long. Its URL, or `None` with no test server.
+async fn fresh_pg_database(name: &str) -> Option<String> {
+    let admin_url = pg_url()?;
     let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
-    // One name, dropped first: a run that failed half-way leaves nothing behind for long.
-    let name = "todo_upgrade_test";
     sqlx::query(&format!("drop database if exists {name} with (force)"))
         .execute(&admin)
         .await
@@ -150,12 +158,30 @@ async fn a_postgres_database_of_the_previous_release_opens_with_every_task_intac
         .execute(&admin)
         .await
         .unwrap();
+    admin.close().await;
     let (base, query) = admin_url.split_once('?').unwrap_or((&admin_url, ""));
     let server = &base[..base.rfind('/').unwrap()];
-    let url = if query.is_empty() {
+    Some(if query.is_empty() {
         format!("{server}/{name}")
     } else {
         format!("{server}/{name}?{query}")
+    })
+}
+
+/// Drops the database `name` made by [`fresh_pg_database`].
+async fn drop_pg_database(name: &str) {
+    let admin = sqlx::PgPool::connect(&pg_url().unwrap()).await.unwrap();
+    sqlx::query(&format!("drop database if exists {name} with (force)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_postgres_database_of_the_previous_release_opens_with_every_task_intact() {
+    let name = "todo_upgrade_test";
+    let Some(url) = fresh_pg_database(name).await else {
+        return;
     };
     let who = user("alice");
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
@@ -182,8 +208,88 @@ async fn a_postgres_database_of_the_previous_release_opens_with_every_task_intac
     }
     pool.close().await;
     check_upgraded(&url, &who).await;
-    sqlx::query(&format!("drop database if exists {name} with (force)"))
-        .execute(&admin)
+    drop_pg_database(name).await;
+}
+
+/// A completed daily task and its next occurrence, inserted the way the first release with
+/// recurring tasks wrote them: `$1` the user, `$2` the task's due date, `$3` the next one's.
+const OLD_SERIES: [&str; 2] = [
+    "insert into tasks (user_id, title, title_key, completed, due_date, created_at, updated_at, \
+     recurrence, completed_at) values ($1, 'water', 'water', true, $2, $2, $2, 'FREQ=DAILY', $2)",
+    "insert into tasks (user_id, title, title_key, completed, due_date, created_at, updated_at, \
+     recurrence, spawned_from) select user_id, title, title_key, false, $3, $2, $2, recurrence, id \
+     from tasks where user_id = $1",
+];
+
+/// Opens the upgraded database at `url` with `user`'s old series: deleting the next occurrence
+/// and completing the task again creates no other.
+async fn check_series_upgraded(url: &str, who: &todo_core::Principal) {
+    let store = todo_core::open(url, todo_core::StoreOptions::default())
+        .await
+        .expect("the database opens");
+    let tasks = store.list(who, &ListQuery::default()).await.unwrap().tasks;
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    let done = tasks.iter().find(|t| t.completed).unwrap();
+    let next = tasks.iter().find(|t| !t.completed).unwrap();
+    store.delete(who, next.id, None).await.unwrap();
+    store.toggle_completed(who, done.id, None).await.unwrap();
+    store.toggle_completed(who, done.id, None).await.unwrap();
+    let left = store.list(who, &ListQuery::default()).await.unwrap().tasks;
+    assert_eq!(left.len(), 1, "the occurrence was created again: {left:?}");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_sqlite_database_with_a_completed_series_does_not_repeat_it_after_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("series.db").display());
+    let who = user("alice");
+    {
+        let options = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        up_to(sqlx::migrate!("./migrations/sqlite"), RECURRENCE_RELEASE)
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in OLD_SERIES {
+            sqlx::query(sql)
+                .bind(who.user_id().as_str())
+                .bind(1_900_000_000_000_000_i64)
+                .bind(1_900_086_400_000_000_i64)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }
+    check_series_upgraded(&url, &who).await;
+}
+
+#[tokio::test]
+async fn a_postgres_database_with_a_completed_series_does_not_repeat_it_after_upgrade() {
+    let name = "todo_upgrade_series_test";
+    let Some(url) = fresh_pg_database(name).await else {
+        return;
+    };
+    let who = user("alice");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    up_to(sqlx::migrate!("./migrations/postgres"), RECURRENCE_RELEASE)
+        .run(&pool)
         .await
         .unwrap();
+    let due = DateTime::<Utc>::from_timestamp_micros(1_900_000_000_000_000).unwrap();
+    for sql in OLD_SERIES {
+        sqlx::query(sql)
+            .bind(who.user_id().as_str())
+            .bind(due)
+            .bind(due + chrono::Duration::days(1))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    check_series_upgraded(&url, &who).await;
+    drop_pg_database(name).await;
 }

@@ -216,9 +216,10 @@ impl PgStore {
     /// Runs `query`, a write that may complete a task, in a transaction with the task's next
     /// occurrence when it repeats ([`completing::write`]): the task it returned, if any. A
     /// concurrent completion of the same task waits for this one's row lock, then finds the
-    /// next occurrence there (`spawned_from` is unique) and creates none.
+    /// task marked as having created its next occurrence and creates none.
     async fn write_completing(&self, query: Query<'_>) -> Result<Option<Task>> {
-        completing::write(self.begin().await?, query, row::task, from_sqlx).await
+        let spawn = statements::SPAWN_NEXT_MARKING;
+        completing::write(self.begin().await?, query, spawn, row::task, from_sqlx).await
     }
 
     /// The task a write returned, or why it returned none.

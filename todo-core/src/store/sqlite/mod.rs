@@ -214,7 +214,7 @@ impl SqliteStore {
             Conns::Memory(pool) => {
                 let tx = Tx::begin(pool, "begin immediate", from_sqlx).await?;
                 let write = sqlx::query_with(sql, args);
-                completing::write(tx, write, row::task, from_sqlx).await
+                completing::write(tx, write, statements::SPAWN_NEXT, row::task, from_sqlx).await
             }
         }
     }
