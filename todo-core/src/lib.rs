@@ -67,9 +67,9 @@ use std::sync::Arc;
 ///   one writer, and reads run on read-only rusqlite connections: lookups by key and plain list
 ///   pages on the calling task (they take microseconds), searches and filtered lists on tokio's
 ///   blocking threads.
-/// - `postgres://` or `postgresql://` URLs: a connection pool for writes, and reads pipelined on
-///   a few shared connections ([`StoreOptions::read_connections`]); TLS through rustls, so
-///   `sslmode=require` works.
+/// - `postgres://` or `postgresql://` URLs: a connection pool for writes, reads pipelined on a
+///   few shared connections ([`StoreOptions::read_connections`]) and, with them, creates
+///   group-committed on two more; TLS through rustls, so `sslmode=require` works.
 ///
 /// Fails with [`Error::Config`] for an unknown scheme or a malformed URL, and with
 /// [`Error::Unavailable`] when the database cannot be reached.

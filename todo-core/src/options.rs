@@ -10,8 +10,10 @@ pub struct StoreOptions {
     /// filters and reads that met a locked file theirs); there is always exactly one writer.
     pub max_connections: Option<u32>,
     /// PostgreSQL: how many connections, shared by all callers, reads are pipelined on (default:
-    /// the number of CPUs, at least 2 and at most 8). `Some(0)` runs reads on the pool like
-    /// writes. Pipelining needs only settings sqlx and tokio-postgres both understand; with
+    /// the number of CPUs, at least 2 and at most 8). With them, creates without a quota or an
+    /// idempotency key are group-committed on two more connections (many creates, one
+    /// transaction, each acknowledged only once it committed). `Some(0)` runs reads and creates
+    /// on the pool like the other writes. Pipelining needs only settings sqlx and tokio-postgres both understand; with
     /// `sslmode=verify-ca`, or certificates of one's own, reads stay on the pool.
     pub read_connections: Option<u32>,
     /// How long a call waits for a free connection before failing with

@@ -129,7 +129,8 @@ pub struct Config {
     pub database_max_connections: Option<u32>,
 
     /// PostgreSQL: connections that reads are pipelined on, shared by all requests (default:
-    /// the number of CPUs, 2 to 8). 0 runs reads on the pool.
+    /// the number of CPUs, 2 to 8); creates are then group-committed on 2 more. 0 runs reads
+    /// and creates on the pool.
     #[arg(long, env = "DATABASE_READ_CONNECTIONS")]
     pub database_read_connections: Option<u32>,
 

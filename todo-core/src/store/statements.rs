@@ -268,6 +268,56 @@ where
     args.add(value).map_err(Error::Storage)
 }
 
+/// A new task's column values, in `insert_values!`'s placeholder order, checked and owned:
+/// what each driver binds for [`INSERT_TASK`].
+pub(crate) struct InsertValues {
+    pub(crate) user: String,
+    pub(crate) title: String,
+    pub(crate) title_key: String,
+    pub(crate) description: Option<String>,
+    pub(crate) description_key: Option<String>,
+    pub(crate) priority: i16,
+    pub(crate) due_date: Option<DateTime<Utc>>,
+    /// Both the creation and the update time.
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) tag_keys: Vec<String>,
+    pub(crate) remind_at: Option<DateTime<Utc>>,
+    pub(crate) recurrence: Option<String>,
+}
+
+impl InsertValues {
+    /// The values of `task`, created by `user` at `now`; a due date or reminder outside what
+    /// both backends store is a validation error.
+    pub(crate) fn new(user: &str, task: &NewTask, now: DateTime<Utc>) -> Result<Self> {
+        let NewTask {
+            title,
+            description,
+            priority,
+            due_date,
+            tags,
+            remind_at,
+            recurrence,
+        } = task;
+        Ok(Self {
+            user: user.to_owned(),
+            title: title.as_str().to_owned(),
+            title_key: fold_case(title.as_str()),
+            description: description.as_ref().map(|d| d.as_str().to_owned()),
+            description_key: description.as_ref().map(|d| fold_case(d.as_str())),
+            priority: priority.rank(),
+            due_date: due_date.map(check_due_date).transpose()?,
+            now,
+            tags: tags.names(),
+            tag_keys: tags.keys(),
+            remind_at: remind_at
+                .map(|r| check_instant("remind_at", r))
+                .transpose()?,
+            recurrence: recurrence.as_ref().map(ToString::to_string),
+        })
+    }
+}
+
 /// The arguments of [`INSERT_TASK`] (and, with `quota`, of [`INSERT_TASK_WITHIN_QUOTA`]) for
 /// `task`, created by `user` at `now`. Owned, so they can wait in a queue.
 pub(crate) fn insert_args<'q, A>(
@@ -286,38 +336,20 @@ where
     Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
     TextList: 'q + Encode<'q, A::Database> + Type<A::Database>,
 {
-    let NewTask {
-        title,
-        description,
-        priority,
-        due_date,
-        tags,
-        remind_at,
-        recurrence,
-    } = task;
-    let due_date = due_date.map(check_due_date).transpose()?;
-    let remind_at = remind_at
-        .map(|r| check_instant("remind_at", r))
-        .transpose()?;
+    let v = InsertValues::new(user, task, now)?;
     let mut args = A::default();
-    push(&mut args, user.to_owned())?;
-    push(&mut args, title.as_str().to_owned())?;
-    push(&mut args, fold_case(title.as_str()))?;
-    push(
-        &mut args,
-        description.as_ref().map(|d| d.as_str().to_owned()),
-    )?;
-    push(
-        &mut args,
-        description.as_ref().map(|d| fold_case(d.as_str())),
-    )?;
-    push(&mut args, priority.rank())?;
-    push(&mut args, due_date.map(Stamp))?;
-    push(&mut args, Stamp(now))?;
-    push(&mut args, TextList(tags.names()))?;
-    push(&mut args, TextList(tags.keys()))?;
-    push(&mut args, remind_at.map(Stamp))?;
-    push(&mut args, recurrence.as_ref().map(ToString::to_string))?;
+    push(&mut args, v.user)?;
+    push(&mut args, v.title)?;
+    push(&mut args, v.title_key)?;
+    push(&mut args, v.description)?;
+    push(&mut args, v.description_key)?;
+    push(&mut args, v.priority)?;
+    push(&mut args, v.due_date.map(Stamp))?;
+    push(&mut args, Stamp(v.now))?;
+    push(&mut args, TextList(v.tags))?;
+    push(&mut args, TextList(v.tag_keys))?;
+    push(&mut args, v.remind_at.map(Stamp))?;
+    push(&mut args, v.recurrence)?;
     if let Some(limit) = quota {
         push(&mut args, quota_arg(Some(limit)))?;
     }

@@ -22,9 +22,11 @@ use crate::model::{
 use crate::options::StoreOptions;
 use crate::principal::Principal;
 use error::{breaks_connection, from_migrate, from_sqlx};
+use group_commit::GroupInserts;
 use pipeline::PipelinedReads;
 
 pub(crate) mod error;
+mod group_commit;
 mod pipeline;
 mod row;
 
@@ -33,6 +35,10 @@ const NAME: &str = "postgres";
 
 /// PostgreSQL's substring-position function, for list searches.
 const POSITION_FN: &str = "strpos";
+
+/// How many connections group-commit creates ([`GroupInserts`]): two, so one batch's commit
+/// flush overlaps the next batch's inserts.
+const INSERT_CONNECTIONS: usize = 2;
 
 /// A transaction-scoped advisory lock on the user's id `$1` (the first key, `'todo'` as an
 /// integer, keeps it apart from other applications' advisory locks): a user's quota-checked
@@ -50,6 +56,9 @@ pub(crate) struct PgStore {
     pool: Pool<PgConnection>,
     /// Where reads go, when the connection settings allow it (see [`PipelinedReads::new`]).
     reads: Option<PipelinedReads>,
+    /// Creates without a quota or an idempotency key, group-committed on connections of their
+    /// own; present exactly when `reads` is (same settings). Otherwise they run on the pool.
+    inserts: Option<GroupInserts>,
     /// Cursors, hashing, turns and quotas.
     common: Common,
 }
@@ -81,9 +90,16 @@ impl PgStore {
             .map_err(from_migrate)?;
         drop(conn);
         let reads = open_reads(&connect, options).await;
+        let inserts = match &reads {
+            Some(_) => pipeline::config(&connect, false).map(|(config, tls)| {
+                GroupInserts::start(config, tls, INSERT_CONNECTIONS, options.acquire_timeout)
+            }),
+            None => None,
+        };
         Ok(Self {
             pool,
             reads,
+            inserts,
             // A quota takes the user's advisory lock ([`USER_LOCK`]).
             common: Common::new(cursor_secret, options, true),
         })
@@ -343,6 +359,14 @@ impl TaskStore for PgStore {
                 task
             }
             (None, None) => {
+                if let Some(inserts) = &self.inserts {
+                    let values = statements::InsertValues::new(user, &task, now())?;
+                    let task = inserts.insert(values).await?;
+                    return Ok(Created {
+                        task,
+                        replayed: false,
+                    });
+                }
                 let row = self.row(insert_query(user, &task, now(), None)?).await?;
                 common::inserted(row.as_ref().map(row::task).transpose()?, None)?
             }
@@ -506,6 +530,9 @@ impl TaskStore for PgStore {
     }
 
     async fn close(&self) {
+        if let Some(inserts) = &self.inserts {
+            inserts.close().await;
+        }
         if let Some(reads) = &self.reads {
             reads.close();
         }

@@ -136,7 +136,7 @@ impl PipelinedReads {
         connections: usize,
         wait: Duration,
     ) -> Option<Self> {
-        let (config, tls) = config(options)?;
+        let (config, tls) = config(options, true)?;
         Some(Self {
             config,
             tls,
@@ -299,7 +299,10 @@ fn closed() -> Error {
 }
 
 /// Opens a connection and runs its I/O on a task of its own until every handle to it is dropped.
-async fn open<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client, tokio_postgres::Error>
+pub(super) async fn open<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+) -> Result<Client, tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket>,
     T::Stream: Send + 'static,
@@ -388,8 +391,9 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 
 /// The connection settings sqlx would use, for tokio-postgres, with the TLS connector its
 /// `sslmode` needs (`None`: plain); `None` when reads must stay on sqlx (see [`PipelinedReads::new`]).
-fn config(
+pub(super) fn config(
     options: &PgConnectOptions,
+    read_only: bool,
 ) -> Option<(tokio_postgres::Config, Option<MakeRustlsConnect>)> {
     // sqlx's own resolved settings: the password after `?password=`, `PGPASSWORD` and the
     // password file; certificate paths under any of their spellings or environment variables.
@@ -446,13 +450,18 @@ fn config(
     if let Some(name) = options.get_application_name() {
         config.application_name(name);
     }
-    // The server itself refuses writes on these sessions (SQLSTATE 25006), so a write sent to
-    // a reader by mistake fails instead of possibly running twice when a read is repeated.
-    let read_only = "-c default_transaction_read_only=on";
-    match options.get_options() {
-        Some(extra) => config.options(format!("{extra} {read_only}")),
-        None => config.options(read_only),
+    // The server itself refuses writes on readers' sessions (SQLSTATE 25006), so a write sent
+    // to a reader by mistake fails instead of possibly running twice when a read is repeated.
+    let read_only = if read_only {
+        " -c default_transaction_read_only=on"
+    } else {
+        ""
     };
+    let extra = options.get_options().unwrap_or_default();
+    let all = format!("{extra}{read_only}");
+    if !all.trim().is_empty() {
+        config.options(all.trim());
+    }
     if let Some(password) = resolved.password() {
         let password = percent_encoding::percent_decode_str(password)
             .decode_utf8()
@@ -464,7 +473,7 @@ fn config(
 
 /// `e` with its causes, for logs: "error connecting to server: Connection refused (os error
 /// 111)". No setting (and so no password) is part of any of them.
-fn describe(e: &tokio_postgres::Error) -> String {
+pub(super) fn describe(e: &tokio_postgres::Error) -> String {
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
@@ -736,7 +745,7 @@ mod tests {
     }
 
     fn parsed(url: &str) -> Option<tokio_postgres::Config> {
-        config(&PgConnectOptions::from_str(url).unwrap()).map(|(config, _)| config)
+        config(&PgConnectOptions::from_str(url).unwrap(), true).map(|(config, _)| config)
     }
 
     #[test]
