@@ -201,14 +201,18 @@ impl Writer {
             return;
         }
         // Alone: a single create, or the creates of a batch that was not committed.
+        let mut sound = true;
         for job in batch.drain(..) {
             let result = session
                 .client
                 .query_opt(&session.insert, &params(&job.values))
                 .await;
+            sound &= result.as_ref().err().is_none_or(refused_row);
             let _ = job.reply.send(inserted(result));
         }
-        if session.client.is_closed() {
+        // A failure that is not about a row's values (the connection, or a session that lost
+        // its statements) is not left to fail the next batch too: that one opens a new session.
+        if !sound || session.client.is_closed() {
             self.session = None;
         }
     }
@@ -282,6 +286,13 @@ impl Session {
         }
         false
     }
+}
+
+/// Whether `e` is PostgreSQL refusing the row's values (a data exception or a constraint:
+/// SQLSTATE classes 22 and 23), which says nothing against the session.
+fn refused_row(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| matches!(db.code().code().get(..2), Some("22" | "23")))
 }
 
 /// The task an insert returned, or why there is none.
@@ -519,6 +530,39 @@ mod tests {
         )
         .await;
         assert!(third.iter().all(Result::is_ok), "{third:?}");
+    }
+
+    #[tokio::test]
+    async fn a_session_that_lost_its_statements_is_replaced_for_the_next_batch() {
+        let Some((url, app)) = setup("gc-reset").await else {
+            return;
+        };
+        let mut writer = writer(&url, &app);
+        let first = run_batch(
+            &mut writer,
+            (0..3).map(|i| job(&app, i, titled(i))).collect(),
+        )
+        .await;
+        assert!(first.iter().all(Result::is_ok));
+        let session = writer.session.as_ref().unwrap();
+        session
+            .client
+            .batch_execute("deallocate all")
+            .await
+            .unwrap();
+        let second = run_batch(
+            &mut writer,
+            (3..6).map(|i| job(&app, i, titled(i))).collect(),
+        )
+        .await;
+        assert!(second.iter().all(Result::is_err), "{second:?}");
+        let third = run_batch(
+            &mut writer,
+            (6..9).map(|i| job(&app, i, titled(i))).collect(),
+        )
+        .await;
+        assert!(third.iter().all(Result::is_ok), "{third:?}");
+        assert_eq!(written(&url, &app).await.0, 6);
     }
 
     #[tokio::test]
