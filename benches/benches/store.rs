@@ -457,8 +457,8 @@ fn bench_fixture(c: &mut Criterion, rt: &Runtime, group_name: &str, f: &Arc<Fixt
         });
     });
 
-    // Completing a daily task creates its next occurrence in the same transaction; reopening it
-    // (not timed) leaves the occurrence in place, so every completion timed creates one.
+    // Completing a daily task creates its next occurrence in the same transaction; each round
+    // creates fresh daily tasks (not timed), so every completion timed creates one.
     group.bench_function("complete_recurring", |b| {
         on_worker(b, rt, f, |f, iters| async move {
             let mut timed = Duration::ZERO;
