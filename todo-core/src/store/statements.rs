@@ -599,12 +599,16 @@ fn filtered(
             " and ({position_fn}(title_key, ${s}) > 0 or {position_fn}(coalesce(description_key, ''), ${s}) > 0)"
         );
     }
-    // Each tag is a lookup in `task_tags` by its primary key, led by the owner.
+    // Each tag is a lookup in `task_tags` by its primary key, led by the owner, for each of
+    // the user's rows in the sort's order until the page is full. A scalar subquery rather than
+    // `exists`: PostgreSQL turns `exists` into a join whose plan follows the table's statistics,
+    // and so other users' rows (with a million of them it read all the user's tagged rows and
+    // sorted them). Its value is true or null, which drops the row.
     for _ in &tags {
         let k = next();
         let _ = write!(
             sql,
-            " and exists (select 1 from task_tags g where g.user_id = $1 and g.tag_key = ${k} and g.task_id = tasks.id)"
+            " and (select true from task_tags g where g.user_id = $1 and g.tag_key = ${k} and g.task_id = tasks.id)"
         );
     }
     let mut ranks: Vec<i16> = query.priorities.iter().map(|p| p.rank()).collect();
