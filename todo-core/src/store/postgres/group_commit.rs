@@ -447,6 +447,7 @@ mod tests {
             assert_eq!(task.title.as_str(), format!("t{i}"));
             ids.push(task.id);
         }
+        ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), 50);
         assert_eq!(
