@@ -8,10 +8,12 @@
 //! caller once the commit is acknowledged: one round trip and one flush for the whole batch. A
 //! writer that finds a single create sends it alone, so a create never waits for others.
 //!
-//! Nothing is acknowledged that was not committed:
-//! - when an insert of a batch fails, PostgreSQL aborts the transaction (its `commit` rolls
-//!   back), and the writer runs the batch's inserts again one at a time, each answered with its
-//!   own outcome;
+//! Nothing is acknowledged that was not committed, and nothing is written twice
+//! ([`Session::together`]):
+//! - when PostgreSQL refuses an insert of a batch, it aborts the transaction (its `commit`
+//!   rolls back), and the writer runs the batch's inserts again one at a time, each answered
+//!   with its own outcome;
+//! - when `begin` fails, each insert ran (or failed) on its own, and is answered as it ran;
 //! - when the connection is lost during a batch, every caller of the batch hears
 //!   [`Error::Unavailable`] (the outcome unknown, as for an insert whose pooled connection is lost
 //!   under it), and the next batch opens a new connection.
@@ -52,6 +54,9 @@ const INSERT_TYPES: [Type; 12] = [
     Type::TIMESTAMPTZ,
     Type::TEXT,
 ];
+
+/// A result of tokio-postgres.
+type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 
 /// One create and its caller.
 struct Job {
@@ -197,10 +202,18 @@ impl Writer {
                 return;
             }
         };
-        if batch.len() > 1 && session.together(batch).await {
-            return;
+        if batch.len() > 1 {
+            match session.together(batch).await {
+                Batch::Answered { reset } => {
+                    if reset || session.client.is_closed() {
+                        self.session = None;
+                    }
+                    return;
+                }
+                Batch::RolledBack => {}
+            }
         }
-        // Alone: a single create, or the creates of a batch that was not committed.
+        // Alone: a single create, or the creates of a batch that rolled back.
         let mut sound = true;
         for job in batch.drain(..) {
             let result = session
@@ -251,11 +264,26 @@ impl Writer {
     }
 }
 
+/// How a batch sent together ended.
+enum Batch {
+    /// Every caller has its answer; with `reset`, the session is not to be used again.
+    Answered { reset: bool },
+    /// PostgreSQL rolled the transaction back; nothing of it was written, no caller answered.
+    RolledBack,
+}
+
 impl Session {
-    /// Runs `batch`'s inserts in one transaction, pipelined. When it commits, answers every
-    /// caller, empties `batch` and returns true; otherwise answers the callers only if the
-    /// connection was lost (the outcome unknown) and returns whether it did.
-    async fn together(&self, batch: &mut Vec<Job>) -> bool {
+    /// Sends `begin`, `batch`'s inserts and `commit`, pipelined, and answers the callers when
+    /// it can tell each one's outcome (emptying `batch`):
+    /// - `begin` failed: there was no transaction, each insert that ran committed or failed on
+    ///   its own, and each caller hears its own result;
+    /// - the commit succeeded and PostgreSQL refused none of the inserts: each insert that was
+    ///   sent is in (one refused by the driver before it went out is not), as its caller hears;
+    /// - PostgreSQL refused an insert or the commit: the transaction rolled back, nothing of it
+    ///   was written, and no caller is answered ([`Batch::RolledBack`]);
+    /// - otherwise (the connection lost, or a commit whose failure is not PostgreSQL's answer)
+    ///   the outcome is unknown, and every caller hears [`Error::Unavailable`].
+    async fn together(&self, batch: &mut Vec<Job>) -> Batch {
         let values: Vec<_> = batch.iter().map(|job| params(&job.values)).collect();
         let mut calls = Vec::with_capacity(batch.len() + 2);
         calls.push(self.client.query(&self.begin, &[]));
@@ -264,27 +292,36 @@ impl Session {
         let mut results = in_order(calls).await;
         let commit = results.pop();
         let began = results.remove(0);
-        let committed =
-            matches!(commit, Some(Ok(_))) && began.is_ok() && results.iter().all(Result::is_ok);
-        if committed {
+        let refused = |r: &PgResult<Vec<Row>>| r.as_ref().is_err_and(|e| e.as_db_error().is_some());
+        let aborted = results.iter().any(refused);
+        let answer_each = |batch: &mut Vec<Job>, results: Vec<PgResult<Vec<Row>>>| {
             for (job, rows) in batch.drain(..).zip(results) {
                 let row = rows.map(|mut rows| rows.pop());
                 let _ = job.reply.send(inserted(row));
             }
-            return true;
+        };
+        if began.is_err() {
+            answer_each(batch, results);
+            return Batch::Answered { reset: true };
         }
-        if self.client.is_closed() {
-            let e = commit
-                .and_then(Result::err)
-                .map_or_else(|| "the connection closed".to_owned(), |e| describe(&e));
-            tracing::debug!(error = %e, size = batch.len(), "a batch of creates lost its connection");
-            let text = format!("the connection closed under a batch of creates: {e}");
-            for job in batch.drain(..) {
-                let _ = job.reply.send(Err(Error::Unavailable(text.clone().into())));
-            }
-            return true;
+        let committed = matches!(commit, Some(Ok(_)));
+        if committed && !aborted {
+            answer_each(batch, results);
+            return Batch::Answered { reset: false };
         }
-        false
+        let commit_refused = commit.as_ref().is_some_and(refused);
+        if (aborted || commit_refused) && !self.client.is_closed() {
+            return Batch::RolledBack;
+        }
+        let e = commit
+            .and_then(Result::err)
+            .map_or_else(|| "the connection closed".to_owned(), |e| describe(&e));
+        tracing::debug!(error = %e, size = batch.len(), "a batch of creates ended unknown");
+        let text = format!("a batch of creates ended without a known outcome: {e}");
+        for job in batch.drain(..) {
+            let _ = job.reply.send(Err(Error::Unavailable(text.clone().into())));
+        }
+        Batch::Answered { reset: true }
     }
 }
 
@@ -296,7 +333,7 @@ fn refused_row(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The task an insert returned, or why there is none.
-fn inserted(result: std::result::Result<Option<Row>, tokio_postgres::Error>) -> Result<Task> {
+fn inserted(result: PgResult<Option<Row>>) -> Result<Task> {
     match result.map_err(from_pg)? {
         Some(row) => row::task(&row),
         None => Err(Error::Storage("an insert returned no row".into())),
@@ -564,6 +601,50 @@ mod tests {
         .await;
         assert!(third.iter().all(Result::is_ok), "{third:?}");
         assert_eq!(written(&url, &app).await.0, 6);
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_begin_fails_answers_each_create_as_it_ran_and_repeats_none() {
+        let Some((url, app)) = setup("gc-begin").await else {
+            return;
+        };
+        let mut writer = writer(&url, &app);
+        let first = run_batch(
+            &mut writer,
+            (0..2).map(|i| job(&app, i, titled(i))).collect(),
+        )
+        .await;
+        assert!(first.iter().all(Result::is_ok));
+        // The session loses its `begin` alone: the inserts then run, each committing on its own.
+        let session = writer.session.as_ref().unwrap();
+        let name: String = session
+            .client
+            .query_one(
+                "select name from pg_prepared_statements where statement = 'begin'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        session
+            .client
+            .batch_execute(&format!("deallocate \"{name}\""))
+            .await
+            .unwrap();
+        let second = run_batch(
+            &mut writer,
+            (2..7).map(|i| job(&app, i, titled(i))).collect(),
+        )
+        .await;
+        assert!(second.iter().all(Result::is_ok), "{second:?}");
+        assert_eq!(written(&url, &app).await.0, 7, "each create written once");
+        let third = run_batch(
+            &mut writer,
+            (7..9).map(|i| job(&app, i, titled(i))).collect(),
+        )
+        .await;
+        assert!(third.iter().all(Result::is_ok), "{third:?}");
+        assert_eq!(written(&url, &app).await.0, 9);
     }
 
     #[tokio::test]
