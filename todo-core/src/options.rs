@@ -13,8 +13,9 @@ pub struct StoreOptions {
     /// the number of CPUs, at least 2 and at most 8). With them, creates without a quota or an
     /// idempotency key are group-committed on two more connections (many creates, one
     /// transaction, each acknowledged only once it committed). `Some(0)` runs reads and creates
-    /// on the pool like the other writes. Pipelining needs only settings sqlx and tokio-postgres both understand; with
-    /// `sslmode=verify-ca`, or certificates of one's own, reads stay on the pool.
+    /// on the pool like the other writes. Pipelining needs only settings sqlx and tokio-postgres
+    /// both understand; with `sslmode=verify-ca`, or certificates of one's own, reads and creates
+    /// stay on the pool.
     pub read_connections: Option<u32>,
     /// How long a call waits for a free connection before failing with
     /// [`Error::Unavailable`](crate::Error::Unavailable) (default 3 s). It also bounds how long a

@@ -125,6 +125,16 @@ macro_rules! spawn_columns {
     };
 }
 
+/// What a next occurrence is inserted with, from the completed row (or the row `done` that
+/// marked it): the copy's columns in [`spawn_columns!`]'s order, `$3` to `$6` as in
+/// [`SPAWN_NEXT`].
+macro_rules! spawn_values {
+    () => {
+        r"select user_id, title, title_key, description, description_key, false, priority, $3,
+     $4, $4, 1, tags, tag_keys, $5, $6, id"
+    };
+}
+
 /// The assignments and condition of [`SET_COMPLETED`].
 macro_rules! set_completed {
     () => {
@@ -156,9 +166,9 @@ pub(crate) const SET_COMPLETED_NOT_RECURRING: &str = concat!(
 pub(crate) const SPAWN_NEXT: &str = concat!(
     r"insert into tasks (",
     spawn_columns!(),
-    r")
-    select user_id, title, title_key, description, description_key, false, priority, $3,
-     $4, $4, 1, tags, tag_keys, $5, $6, id
+    ") ",
+    spawn_values!(),
+    r"
     from tasks where id = $1 and user_id = $2 and completed and not spawned
     on conflict (spawned_from) where spawned_from is not null do nothing"
 );
@@ -172,9 +182,9 @@ pub(crate) const SPAWN_NEXT_MARKING: &str = concat!(
     returning user_id, title, title_key, description, description_key, priority, tags, tag_keys, id)
     insert into tasks (",
     spawn_columns!(),
-    r")
-    select user_id, title, title_key, description, description_key, false, priority, $3,
-     $4, $4, 1, tags, tag_keys, $5, $6, id
+    ") ",
+    spawn_values!(),
+    r"
     from done
     on conflict (spawned_from) where spawned_from is not null do nothing"
 );

@@ -26,11 +26,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::error::{from_pg, from_pg_connect};
-use super::pipeline::{describe, open};
+use super::pipeline::{connect, describe};
 use super::row;
 use crate::error::{Error, Result};
 use crate::model::Task;
@@ -195,11 +195,7 @@ impl Writer {
         let session = match self.session().await {
             Ok(session) => session,
             Err(e) => {
-                let text = format!("no connection for the insert queue: {e}");
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(Error::Unavailable(text.clone().into())));
-                }
-                return;
+                return unavailable(batch, &format!("no connection for the insert queue: {e}"));
             }
         };
         if batch.len() > 1 {
@@ -237,11 +233,9 @@ impl Writer {
         }
         if self.session.is_none() {
             let open = async {
-                let client = match &self.tls {
-                    Some(tls) => open(&self.config, tls.clone()).await,
-                    None => open(&self.config, NoTls).await,
-                }
-                .map_err(from_pg_connect)?;
+                let client = connect(&self.config, self.tls.as_ref())
+                    .await
+                    .map_err(from_pg_connect)?;
                 let begin = client.prepare("begin").await.map_err(from_pg)?;
                 let insert = client
                     .prepare_typed(statements::INSERT_TASK, &INSERT_TYPES)
@@ -292,8 +286,10 @@ impl Session {
         let mut results = in_order(calls).await;
         let commit = results.pop();
         let began = results.remove(0);
-        let refused = |r: &PgResult<Vec<Row>>| r.as_ref().is_err_and(|e| e.as_db_error().is_some());
-        let aborted = results.iter().any(refused);
+        // PostgreSQL's own answer, as opposed to the driver's or the connection's.
+        let from_server =
+            |r: &PgResult<Vec<Row>>| r.as_ref().is_err_and(|e| e.as_db_error().is_some());
+        let aborted = results.iter().any(from_server);
         let answer_each = |batch: &mut Vec<Job>, results: Vec<PgResult<Vec<Row>>>| {
             for (job, rows) in batch.drain(..).zip(results) {
                 let row = rows.map(|mut rows| rows.pop());
@@ -309,7 +305,7 @@ impl Session {
             answer_each(batch, results);
             return Batch::Answered { reset: false };
         }
-        let commit_refused = commit.as_ref().is_some_and(refused);
+        let commit_refused = commit.as_ref().is_some_and(from_server);
         if (aborted || commit_refused) && !self.client.is_closed() {
             return Batch::RolledBack;
         }
@@ -317,11 +313,20 @@ impl Session {
             .and_then(Result::err)
             .map_or_else(|| "the connection closed".to_owned(), |e| describe(&e));
         tracing::debug!(error = %e, size = batch.len(), "a batch of creates ended unknown");
-        let text = format!("a batch of creates ended without a known outcome: {e}");
-        for job in batch.drain(..) {
-            let _ = job.reply.send(Err(Error::Unavailable(text.clone().into())));
-        }
+        unavailable(
+            batch,
+            &format!("a batch of creates ended without a known outcome: {e}"),
+        );
         Batch::Answered { reset: true }
+    }
+}
+
+/// Answers every caller of `batch` with [`Error::Unavailable`] saying `why`; empties it.
+fn unavailable(batch: &mut Vec<Job>, why: &str) {
+    for job in batch.drain(..) {
+        let _ = job
+            .reply
+            .send(Err(Error::Unavailable(why.to_owned().into())));
     }
 }
 
@@ -417,12 +422,17 @@ mod tests {
         Some((url, app))
     }
 
-    /// A writer whose connections are named `app`.
-    fn writer(url: &str, app: &str) -> Writer {
+    /// The writers' connection settings for `url`, their connections named `app`.
+    fn settings(url: &str, app: &str) -> (tokio_postgres::Config, Option<MakeRustlsConnect>) {
         let options = PgConnectOptions::from_str(url)
             .unwrap()
             .application_name(app);
-        let (config, tls) = super::super::pipeline::config(&options, false).unwrap();
+        super::super::pipeline::config(&options, false).unwrap()
+    }
+
+    /// A writer whose connections are named `app`.
+    fn writer(url: &str, app: &str) -> Writer {
+        let (config, tls) = settings(url, app);
         Writer {
             config,
             tls,
@@ -652,10 +662,7 @@ mod tests {
         let Some((url, app)) = setup("gc-queue").await else {
             return;
         };
-        let options = PgConnectOptions::from_str(&url)
-            .unwrap()
-            .application_name(&app);
-        let (config, tls) = super::super::pipeline::config(&options, false).unwrap();
+        let (config, tls) = settings(&url, &app);
         let inserts =
             std::sync::Arc::new(GroupInserts::start(config, tls, 2, Duration::from_secs(5)));
         let mut calls = tokio::task::JoinSet::new();

@@ -358,18 +358,16 @@ impl TaskStore for PgStore {
                 tx.commit().await?;
                 task
             }
-            (None, None) => {
-                if let Some(inserts) = &self.inserts {
+            (None, None) => match &self.inserts {
+                Some(inserts) => {
                     let values = statements::InsertValues::new(user, &task, now())?;
-                    let task = inserts.insert(values).await?;
-                    return Ok(Created {
-                        task,
-                        replayed: false,
-                    });
+                    inserts.insert(values).await?
                 }
-                let row = self.row(insert_query(user, &task, now(), None)?).await?;
-                common::inserted(row.as_ref().map(row::task).transpose()?, None)?
-            }
+                None => {
+                    let row = self.row(insert_query(user, &task, now(), None)?).await?;
+                    common::inserted(row.as_ref().map(row::task).transpose()?, None)?
+                }
+            },
         };
         Ok(Created {
             task,

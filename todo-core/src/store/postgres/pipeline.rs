@@ -175,13 +175,7 @@ impl PipelinedReads {
         if let Some(session) = slot.live() {
             return Ok(session);
         }
-        let connect = async {
-            match &self.tls {
-                Some(tls) => open(&self.config, tls.clone()).await,
-                None => open(&self.config, NoTls).await,
-            }
-        };
-        let client = tokio::time::timeout(self.wait, connect)
+        let client = tokio::time::timeout(self.wait, connect(&self.config, self.tls.as_ref()))
             .await
             .map_err(|e| Error::Unavailable(Box::new(e)))?
             .map_err(from_pg_connect)?;
@@ -298,11 +292,20 @@ fn closed() -> Error {
     Error::Unavailable("the pipelined reads are closed".into())
 }
 
-/// Opens a connection and runs its I/O on a task of its own until every handle to it is dropped.
-pub(super) async fn open<T>(
+/// Opens a connection with `config`, over `tls` when given ([`config`] says whether), and runs
+/// its I/O on a task of its own until every handle to it is dropped.
+pub(super) async fn connect(
     config: &tokio_postgres::Config,
-    tls: T,
-) -> Result<Client, tokio_postgres::Error>
+    tls: Option<&MakeRustlsConnect>,
+) -> Result<Client, tokio_postgres::Error> {
+    match tls {
+        Some(tls) => open(config, tls.clone()).await,
+        None => open(config, NoTls).await,
+    }
+}
+
+/// [`connect`] with the TLS connector `tls`.
+async fn open<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client, tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket>,
     T::Stream: Send + 'static,
@@ -452,16 +455,12 @@ pub(super) fn config(
     }
     // The server itself refuses writes on readers' sessions (SQLSTATE 25006), so a write sent
     // to a reader by mistake fails instead of possibly running twice when a read is repeated.
-    let read_only = if read_only {
-        " -c default_transaction_read_only=on"
-    } else {
-        ""
+    let read_only = read_only.then_some("-c default_transaction_read_only=on");
+    match (options.get_options(), read_only) {
+        (Some(extra), Some(read_only)) => config.options(format!("{extra} {read_only}")),
+        (Some(one), None) | (None, Some(one)) => config.options(one),
+        (None, None) => &mut config,
     };
-    let extra = options.get_options().unwrap_or_default();
-    let all = format!("{extra}{read_only}");
-    if !all.trim().is_empty() {
-        config.options(all.trim());
-    }
     if let Some(password) = resolved.password() {
         let password = percent_encoding::percent_decode_str(password)
             .decode_utf8()
