@@ -7,8 +7,7 @@ use crate::accounts::{Account, Hasher};
 use crate::cursor::{CursorCodec, Key, Position};
 use crate::error::{Error, Quota, Result};
 use crate::model::{
-    Created, ListQuery, Page, SortField, SortOrder, StatusFilter, Tag, Tags, Task, UserId,
-    fold_case,
+    Created, ListQuery, Page, SortField, SortOrder, StatusFilter, Task, UserId, fold_case,
 };
 use crate::options::StoreOptions;
 use crate::principal::Principal;
@@ -210,23 +209,6 @@ pub(crate) fn position_after(task: &Task, sort: SortField, order: SortOrder) -> 
         key,
         id: task.id,
     }
-}
-
-/// The tags `names` (a task's, as stored) with `from` replaced by `to` in its place, or removed
-/// when `to` is `None`; a task that carried both keeps the first of them.
-pub(crate) fn retagged(names: &[String], from: &Tag, to: Option<&Tag>) -> Result<Tags> {
-    let from = from.key();
-    let mut tags = Vec::with_capacity(names.len());
-    for name in names {
-        // Stored tags were valid when written; one that no longer parses is a storage fault.
-        let tag = Tag::parse(name).map_err(|e| Error::Storage(Box::new(e)))?;
-        if tag.key() != from {
-            tags.push(tag);
-        } else if let Some(to) = to {
-            tags.push(to.clone());
-        }
-    }
-    Tags::new(tags).map_err(|e| Error::Storage(Box::new(e)))
 }
 
 /// The task an insert returned; none means the task quota `max_tasks` refused it

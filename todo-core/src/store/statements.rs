@@ -215,25 +215,6 @@ pub(crate) const TASK_STATS: &str = r"select count(*),
     coalesce(sum(case when priority = 2 then 1 else 0 end), 0)
     from tasks where user_id = $1";
 
-/// The user `$1`'s tasks that carry the tag with key `$2`.
-pub(crate) const TAGGED_TASKS: &str = concat!(
-    "select ",
-    task_columns!(),
-    r"
-    from tasks
-    where user_id = $1
-      and id in (select task_id from task_tags where user_id = $1 and tag_key = $2)
-    order by id"
-);
-
-/// Sets task `$1` of user `$2`'s tags to `$3` (keys `$4`) at `$5`.
-pub(crate) const SET_TAGS: &str = r"update tasks set
-    tags = $3,
-    tag_keys = $4,
-    updated_at = $5,
-    version = version + 1
-    where id = $1 and user_id = $2";
-
 pub(crate) const PURGE_IDEMPOTENCY_KEYS: &str =
     r"delete from idempotency_keys where created_at < $1";
 

@@ -13,6 +13,7 @@ mod paging;
 mod quotas;
 mod recovery;
 mod recurrence;
+mod retag;
 mod scans;
 mod stats;
 mod upgrade;

@@ -149,3 +149,39 @@ pub async fn register(app: &TestApp) -> (String, Value) {
     assert_eq!(resp.0.status(), 201, "{}", app.name);
     (email, json(resp).await)
 }
+
+/// GETs `path` as `token`'s user: the status and the body.
+pub async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let resp = app
+        .client
+        .get(path)
+        .header("authorization", bearer(token))
+        .send()
+        .await;
+    let status = resp.0.status().as_u16();
+    (status, json(resp).await)
+}
+
+/// Sends `body` to `path` with `method` as `token`'s user: the status and the body.
+pub async fn send(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (u16, Value) {
+    let req = match method {
+        "PATCH" => app.client.patch(path),
+        "PUT" => app.client.put(path),
+        "DELETE" => app.client.delete(path),
+        _ => app.client.post(path),
+    };
+    let req = req.header("authorization", bearer(token));
+    let resp = if body.is_null() {
+        req.send().await
+    } else {
+        req.body_json(&body).send().await
+    };
+    let status = resp.0.status().as_u16();
+    (status, json(resp).await)
+}

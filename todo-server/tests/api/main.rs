@@ -8,4 +8,5 @@ mod errors;
 mod hardening;
 mod helpers;
 mod organise;
+mod races;
 mod tasks;

@@ -3,37 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, apps, bearer, create, json, user};
-
-/// GETs `path` as `token`'s user: the status and the body.
-async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
-    let resp = app
-        .client
-        .get(path)
-        .header("authorization", bearer(token))
-        .send()
-        .await;
-    let status = resp.0.status().as_u16();
-    (status, json(resp).await)
-}
-
-/// Sends `body` to `path` with `method` as `token`'s user: the status and the body.
-async fn send(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let req = match method {
-        "PATCH" => app.client.patch(path),
-        "PUT" => app.client.put(path),
-        "DELETE" => app.client.delete(path),
-        _ => app.client.post(path),
-    };
-    let req = req.header("authorization", bearer(token));
-    let resp = if body.is_null() {
-        req.send().await
-    } else {
-        req.body_json(&body).send().await
-    };
-    let status = resp.0.status().as_u16();
-    (status, json(resp).await)
-}
+use crate::helpers::{apps, bearer, create, get, json, send, user};
 
 /// The field names a 422 problem lists.
 fn fields(body: &Value) -> Vec<String> {

@@ -191,12 +191,20 @@ impl PgStore {
         rows.iter().map(row::task).collect()
     }
 
-    /// [`retag::retag`] in a transaction, on one of the user's turns.
+    /// Rewrites every task of the user that carries `from` in one statement
+    /// ([`retag::PG_RETAG`]), on one of the user's turns: how many changed;
+    /// [`Error::NotFound`] when none carries it.
     async fn retag(&self, who: &Principal, from: &Tag, to: Option<&Tag>) -> Result<u64> {
         let user = who.user_id().as_str();
         let _turn = self.common.tag_turn(user).await?;
-        let tx = self.begin().await?;
-        retag::retag(tx, user, from, to, row::task, from_sqlx).await
+        let args = retag::args::<PgArguments>(user, from, to, now(), 0, None)?;
+        match self
+            .execute(sqlx::query_with(retag::PG_RETAG, args))
+            .await?
+        {
+            0 => Err(Error::NotFound),
+            changed => Ok(changed),
+        }
     }
 
     /// Takes the user's advisory lock ([`USER_LOCK`]) inside `tx` when a quota is on, so the

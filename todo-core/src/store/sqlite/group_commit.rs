@@ -30,6 +30,13 @@ use crate::error::{Error, Result};
 /// Most writes committed together.
 pub(crate) const MAX_BATCH: usize = 256;
 
+/// The turn to hold a database file's write lock, shared by the writer and the store's
+/// transactions' connection: each round of the writer and each write on that connection takes
+/// it first, in the order they asked (tokio's mutex is fair). Without it, a connection that
+/// takes the lock again at once after each short transaction would keep the other waiting in
+/// SQLite's busy handler, which polls with growing sleeps and can miss every gap.
+pub(crate) type WriteTurn = Arc<tokio::sync::Mutex<()>>;
+
 /// How a queue reads the row a write returns (`returning ...`): for the store, a task.
 pub(crate) type Decode<T> = fn(&SqliteRow) -> Result<T>;
 
@@ -71,10 +78,11 @@ fn not_committed(e: &Error) -> Error {
 }
 
 impl<T: Send + 'static> GroupCommit<T> {
-    /// Starts the writer task on its own connection; `decode` reads the row each write returns.
-    pub(crate) fn start(conn: SqliteConnection, decode: Decode<T>) -> Self {
+    /// Starts the writer task on its own connection; `decode` reads the row each write returns;
+    /// each round takes `turn` while it holds the write lock.
+    pub(crate) fn start(conn: SqliteConnection, decode: Decode<T>, turn: WriteTurn) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let writer = Writer::new(conn, decode);
+        let writer = Writer::new(conn, decode, turn);
         #[cfg(test)]
         let rounds = Arc::clone(&writer.rounds);
         tokio::spawn(run(writer, rx));
@@ -154,6 +162,8 @@ impl<T> Ran<T> {
 struct Writer<T> {
     conn: SqliteConnection,
     decode: Decode<T>,
+    /// Taken for each round, from before its `begin` until it has committed or rolled back.
+    turn: WriteTurn,
     /// Set by the rollback hook whenever a transaction on `conn` is rolled back: by SQLite
     /// itself after a failed statement, or by our own `rollback`. A statement-level rollback
     /// (a constraint error under the default `abort`) does not set it. Cleared as each round
@@ -168,10 +178,11 @@ struct Writer<T> {
 }
 
 impl<T> Writer<T> {
-    fn new(conn: SqliteConnection, decode: Decode<T>) -> Self {
+    fn new(conn: SqliteConnection, decode: Decode<T>, turn: WriteTurn) -> Self {
         Self {
             conn,
             decode,
+            turn,
             rolled_back: Arc::new(AtomicBool::new(false)),
             hooked: false,
             #[cfg(test)]
@@ -258,6 +269,8 @@ impl<T> Writer<T> {
         // Each round either commits or answers one job with the failure that ended it, so there
         // are at most as many rounds as jobs.
         while !batch.is_empty() {
+            let turn = Arc::clone(&self.turn);
+            let _turn = turn.lock().await;
             if let Err(e) = self.begin().await {
                 for job in batch.drain(..) {
                     let _ = job.reply.send(Err(not_committed(&e)));
@@ -413,7 +426,7 @@ mod tests {
     async fn queue_on(path: &Path, max_pages: Option<u64>) -> GroupCommit<i64> {
         let options = file_options(path, max_pages);
         let conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
-        GroupCommit::start(conn, integer)
+        GroupCommit::start(conn, integer, WriteTurn::default())
     }
 
     /// Queues `jobs` together, then waits for their answers. Every job is queued before this
@@ -634,7 +647,7 @@ mod tests {
         conn.execute("create table t (k integer); begin; insert into t values (0)")
             .await
             .unwrap();
-        let queue = GroupCommit::start(conn, integer);
+        let queue = GroupCommit::start(conn, integer, WriteTurn::default());
         let (answers, rounds) = batch(&queue, &["insert into t values (1)"]).await;
         assert_eq!(answers, [Answer::Done(None)]);
         assert_eq!(rounds, 1);

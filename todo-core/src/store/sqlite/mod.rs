@@ -8,6 +8,7 @@
 //! drivers' errors are mapped in one place (`error.rs`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Execute as _, Sqlite};
+use tokio::sync::OwnedMutexGuard;
 
 use super::common::Common;
 use super::completing;
@@ -32,7 +34,7 @@ use crate::options::StoreOptions;
 use crate::principal::Principal;
 use error::{breaks_connection, from_migrate, from_sqlx};
 use file_reads::{FileReads, all, first, list_args};
-use group_commit::GroupCommit;
+use group_commit::{GroupCommit, WriteTurn};
 use schedule::Placement;
 
 mod error;
@@ -68,8 +70,11 @@ enum Conns {
     File {
         /// Single-statement task writes, group-committed.
         queue: GroupCommit<Task>,
-        /// Write transactions (keyed creates) and account writes, on one connection.
+        /// Write transactions (keyed creates, tag renames) and account writes, on one
+        /// connection.
         transactions: Pool<SqliteConnection>,
+        /// Taken by `queue`'s rounds and by each write on `transactions`, in turn.
+        turn: WriteTurn,
         /// Every read, on read-only rusqlite connections.
         reads: FileReads,
     },
@@ -173,9 +178,11 @@ impl SqliteStore {
         let queue_conn = sqlx::ConnectOptions::connect(&connect)
             .await
             .map_err(from_sqlx)?;
+        let turn = WriteTurn::default();
         Ok(Self {
             conns: Conns::File {
-                queue: GroupCommit::start(queue_conn, row::task),
+                queue: GroupCommit::start(queue_conn, row::task, Arc::clone(&turn)),
+                turn,
                 transactions,
                 reads,
             },
@@ -191,6 +198,24 @@ impl SqliteStore {
                 transactions: pool, ..
             } => pool,
         }
+    }
+
+    /// The turn to write on the transactions' connection: on a file, taken in order with the
+    /// group commit's rounds ([`WriteTurn`]) and held until the guard is dropped; in memory
+    /// nothing (the one connection is taken in order already).
+    async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.conns {
+            Conns::File { turn, .. } => Some(Arc::clone(turn).lock_owned().await),
+            Conns::Memory(_) => None,
+        }
+    }
+
+    /// A write transaction on the transactions' connection, and the turn it holds
+    /// ([`SqliteStore::write_turn`]); keep the turn until the transaction has ended.
+    async fn begin_write(&self) -> Result<(Option<OwnedMutexGuard<()>>, Tx<SqliteConnection>)> {
+        let turn = self.write_turn().await;
+        let tx = Tx::begin(self.transactions(), "begin immediate", from_sqlx).await?;
+        Ok((turn, tx))
     }
 
     /// Runs one statement that writes and returns at most one task: group-committed on a file,
@@ -284,13 +309,35 @@ impl SqliteStore {
         }
     }
 
-    /// [`retag::retag`] in a transaction on the transactions' connection, on one of the
-    /// user's turns.
+    /// Rewrites every task of the user that carries `from`, [`retag::SQLITE_CHUNK`] tasks per
+    /// write transaction ([`retag::SQLITE_RETAG`]), each in its write turn, so other writes run
+    /// between them; on one of the user's scan turns. How many changed; [`Error::NotFound`]
+    /// when none carries it. Each chunk is kept or not as a whole: a failure leaves the chunks
+    /// before it done, and running the same request again finishes the rest.
     async fn retag(&self, who: &Principal, from: &Tag, to: Option<&Tag>) -> Result<u64> {
         let user = who.user_id().as_str();
-        let _turn = self.common.tag_turn(user).await?;
-        let tx = Tx::begin(self.transactions(), "begin immediate", from_sqlx).await?;
-        retag::retag(tx, user, from, to, row::task, from_sqlx).await
+        let _scan = self.common.tag_turn(user).await?;
+        let mut changed = 0u64;
+        let mut after = 0;
+        loop {
+            let chunk = Some(retag::SQLITE_CHUNK);
+            let args = retag::args::<Args>(user, from, to, now(), after, chunk)?;
+            let (_turn, mut tx) = self.begin_write().await?;
+            let ids: Vec<i64> = sqlx::query_scalar_with(retag::SQLITE_RETAG, args)
+                .fetch_all(tx.conn()?)
+                .await
+                .map_err(from_sqlx)?;
+            tx.commit().await?;
+            changed += ids.len() as u64;
+            match ids.iter().max() {
+                Some(&last) if ids.len() as i64 == retag::SQLITE_CHUNK => after = last,
+                _ => break,
+            }
+        }
+        match changed {
+            0 => Err(Error::NotFound),
+            changed => Ok(changed),
+        }
     }
 
     /// A create with an idempotency key ([`keyed::create`]), in a transaction on the
@@ -301,7 +348,7 @@ impl SqliteStore {
         task: &NewTask,
         key: &IdempotencyKey,
     ) -> Result<Created> {
-        let tx = Tx::begin(self.transactions(), "begin immediate", from_sqlx).await?;
+        let (_turn, tx) = self.begin_write().await?;
         let create = KeyedCreate::new(&self.common, user, task, key);
         keyed::create(tx, create, row::KEYED, from_sqlx).await
     }
@@ -548,6 +595,7 @@ impl TaskStore for SqliteStore {
                 queue,
                 transactions,
                 reads,
+                turn: _,
             } => {
                 queue.close().await;
                 reads.close();
@@ -575,6 +623,7 @@ impl AccountStore for SqliteStore {
             .bind(reg.name.as_deref())
             .bind(&hash)
             .bind(Stamp(now()));
+        let _turn = self.write_turn().await;
         let mut conn = self.transactions().get().await?;
         let result = query.execute(&mut *conn).await;
         settle(conn, result.as_ref().err().is_some_and(breaks_connection));
