@@ -883,3 +883,30 @@ async fn fastapi_form_logins_with_username_and_password_get_an_access_token() {
         assert_eq!(resp.0.status(), 415, "{}", app.name);
     }
 }
+
+#[tokio::test]
+async fn an_until_with_a_leap_second_or_a_year_outside_1_to_9999_is_a_422_on_recurrence() {
+    for app in apps().await {
+        let (u, t) = user();
+        for rule in [
+            "FREQ=DAILY;UNTIL=20240110T235960Z",
+            "FREQ=DAILY;UNTIL=00000101T000000Z",
+            "FREQ=DAILY;UNTIL=00000101",
+        ] {
+            let body =
+                json!({"title": "x", "due_date": "2024-01-01T09:00:00Z", "recurrence": rule});
+            let (status, problem) = send(&app, "POST", &format!("/api/{u}/tasks"), &t, body).await;
+            assert_eq!(status, 422, "{rule} on {}", app.name);
+            assert_eq!(fields(&problem), ["recurrence"], "{rule}");
+            assert!(
+                problem["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("UNTIL"),
+                "{problem}"
+            );
+        }
+        let (_, list) = get(&app, &format!("/api/{u}/tasks"), &t).await;
+        assert_eq!(list, json!([]), "{}", app.name);
+    }
+}
