@@ -411,7 +411,7 @@ impl TodoMcp {
             query.search = SearchText::parse(q).map_err(|e| invalid(&e))?;
         }
         if let Some(t) = text("tag")? {
-            query.tags = vec![Tag::parse_for("tag", t).map_err(|e| invalid(&e))?];
+            query.tags = vec![Tag::parse_stored("tag", t).map_err(|e| invalid(&e))?];
         }
         match args.get("limit") {
             None | Some(Value::Null) => {}
