@@ -195,14 +195,78 @@ pub fn check_instant(
     }
 }
 
-/// A valid tag: trimmed, 1 to 50 Unicode characters, no control characters.
+/// Characters that draw nothing and are not of category Cf (which a tag may not contain at
+/// all): the other `Default_Ignorable_Code_Point`s of Unicode's DerivedCoreProperties.txt
+/// (the combining grapheme joiner U+034F, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0,
+/// the Khmer inherent vowels U+17B4..U+17B5, the Mongolian free variation selectors
+/// U+180B..U+180D and U+180F, the variation selectors U+FE00..U+FE0F and U+E0100..U+E01EF, and
+/// the ranges reserved as ignorable: U+2065, U+FFF0..U+FFF8, U+E0000..U+E0FFF), and U+2800
+/// BRAILLE PATTERN BLANK, which renders as a blank. Inside a visible name they are harmless
+/// (an emoji's U+FE0F); a name made only of them, and spaces, cannot be seen.
+const INVISIBLE: [(char, char); 12] = [
+    ('\u{034F}', '\u{034F}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180D}'),
+    ('\u{180F}', '\u{180F}'),
+    ('\u{2065}', '\u{2065}'),
+    ('\u{2800}', '\u{2800}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF0}', '\u{FFF8}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// Whether `c` draws nothing on its own ([`INVISIBLE`], or white space).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || INVISIBLE
+            .iter()
+            .any(|(from, to)| (*from..=*to).contains(&c))
+}
+
+/// A valid tag: trimmed, 1 to 50 Unicode characters, no control characters, no format
+/// characters (general category Cf: zero-width spaces and joiners, byte order marks,
+/// bidirectional overrides and isolates, soft hyphens, tag characters), and at least one
+/// character that can be seen. Two tags that look the same are then the same tag, and a tag
+/// cannot reverse what follows it in a list.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tag(String);
 
 impl Tag {
     /// Trims `raw` and checks it; the error names `field` (`tags` in a task, `tag` in a filter,
-    /// `name` in a rename).
+    /// `name` in a rename) and says why.
     pub fn parse_for(field: &'static str, raw: &str) -> Result<Self, ValidationError> {
+        use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+        let tag = Self::parse_stored(field, raw)?;
+        if let Some(c) = tag
+            .0
+            .chars()
+            .find(|c| c.general_category() == GeneralCategory::Format)
+        {
+            return Err(ValidationError::field(
+                field,
+                format!(
+                    "must not contain invisible formatting characters (U+{:04X})",
+                    u32::from(c)
+                ),
+            ));
+        }
+        if tag.0.chars().all(is_invisible) {
+            return Err(ValidationError::field(
+                field,
+                "must contain a visible character",
+            ));
+        }
+        Ok(tag)
+    }
+
+    /// Trims `raw` and checks it only as tags were checked when they were first stored (1 to 50
+    /// characters, no control characters): for naming a tag that may already be stored (the
+    /// tag a rename or delete acts on, a filter), so a tag written before the format and
+    /// visibility rules can still be found, renamed and removed. Never for a name to write.
+    pub fn parse_stored(field: &'static str, raw: &str) -> Result<Self, ValidationError> {
         let trimmed = raw.trim();
         char_len_between(field, trimmed, 1, TAG_MAX_CHARS)?;
         if trimmed.chars().any(char::is_control) {
@@ -878,5 +942,73 @@ mod tests {
             b.fingerprint(),
             "bcde744584501b9f9df820b201c742da53dda0c88d623bbb89e9b6952bb20de7"
         );
+    }
+
+    #[test]
+    fn a_tag_with_a_format_character_or_only_invisible_characters_is_refused_naming_why() {
+        let formats = [
+            "\u{200b}",
+            "\u{feff}",
+            "\u{202e}gpj.exe",
+            "soft\u{00ad}hyphen",
+            "\u{2066}isolate\u{2069}",
+            "zero\u{200d}joiner",
+            "tag\u{e0041}",
+            "\u{180e}",
+            "\u{061c}x",
+        ];
+        for raw in formats {
+            let e = Tag::parse(raw).unwrap_err();
+            assert_eq!(e.errors[0].field, "tags", "{raw:?}");
+            assert!(
+                e.errors[0]
+                    .message
+                    .contains("invisible formatting character"),
+                "{raw:?}: {e}"
+            );
+        }
+        let invisible = [
+            "\u{3164}",
+            "\u{115f}\u{1160}",
+            "\u{ffa0}",
+            "\u{2800}",
+            "\u{034f}",
+            "\u{fe0f}",
+            "\u{3164} \u{2800}",
+        ];
+        for raw in invisible {
+            let e = Tag::parse(raw).unwrap_err();
+            assert_eq!(e.errors[0].field, "tags", "{raw:?}");
+            assert!(
+                e.errors[0].message.contains("visible character"),
+                "{raw:?}: {e}"
+            );
+        }
+        // The field named is the caller's; visible names with marks and selectors stay valid.
+        assert_eq!(
+            Tag::parse_for("name", "\u{200b}").unwrap_err().errors[0].field,
+            "name"
+        );
+        for ok in [
+            "work",
+            "日本語",
+            "cafe\u{0301}",
+            "\u{2764}\u{fe0f}",
+            "a\u{3164}b",
+            "😀",
+        ] {
+            assert!(Tag::parse(ok).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn a_tag_stored_before_the_rules_can_still_be_named_but_not_written() {
+        assert_eq!(
+            Tag::parse_stored("name", " \u{200b} ").map(|t| t.as_str().to_owned()),
+            Ok("\u{200b}".to_owned())
+        );
+        assert!(Tag::parse_stored("name", "a\u{0007}").is_err());
+        assert!(Tag::parse_stored("name", &"x".repeat(51)).is_err());
+        assert!(Tag::parse("\u{200b}").is_err());
     }
 }

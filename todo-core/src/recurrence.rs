@@ -4,9 +4,10 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc, Weekday};
 
 use crate::error::ValidationError;
+use crate::model::{DUE_DATE_MAX_YEAR, DUE_DATE_MIN_YEAR};
 
 /// Largest `INTERVAL` accepted.
 pub const RECURRENCE_MAX_INTERVAL: u32 = 1000;
@@ -91,15 +92,30 @@ fn weekday_code(day: Weekday) -> &'static str {
 }
 
 /// `UNTIL` as RFC 5545 writes it: `20300101T000000Z`, or a date (`20300101`), which here means
-/// the end of that day in UTC.
+/// the end of that day in UTC. Exactly those digits: years 1 to 9999 (what the stored form
+/// and RFC 3339 can write), seconds 00 to 59 (a leap second, `60`, is no instant the calendar
+/// arithmetic can reach, and would end the series unseen).
 fn until(value: &str) -> Option<DateTime<Utc>> {
-    if let Some(text) = value.strip_suffix('Z')
-        && let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%S")
-    {
-        return Some(t.and_utc());
+    let (date, time) = match value.split_once('T') {
+        Some((date, time)) => (date, time.strip_suffix('Z')?),
+        None => (value, "235959"),
+    };
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(date, 8) || !digits(time, 6) {
+        return None;
     }
-    let date = NaiveDate::parse_from_str(value, "%Y%m%d").ok()?;
-    Some(date.and_hms_opt(23, 59, 59)?.and_utc())
+    let number = |s: &str| s.parse::<u32>().ok();
+    let year = i32::try_from(number(&date[..4])?).ok()?;
+    if !(DUE_DATE_MIN_YEAR..=DUE_DATE_MAX_YEAR).contains(&year) {
+        return None;
+    }
+    let day = NaiveDate::from_ymd_opt(year, number(&date[4..6])?, number(&date[6..])?)?;
+    let at = day.and_hms_opt(
+        number(&time[..2])?,
+        number(&time[2..4])?,
+        number(&time[4..])?,
+    )?;
+    Some(at.and_utc())
 }
 
 impl Recurrence {
@@ -198,7 +214,10 @@ impl Recurrence {
                 }
                 "UNTIL" => {
                     let t = until(value).ok_or_else(|| {
-                        invalid("UNTIL must be a UTC date-time (20300101T000000Z) or a date")
+                        invalid(
+                            "UNTIL must be a UTC date-time (20300101T000000Z) or a date \
+                             (20300101), in the years 1 to 9999",
+                        )
                     })?;
                     if until_at.replace(t).is_some() {
                         return Err(repeated());
@@ -224,13 +243,19 @@ impl Recurrence {
             (None, Some(t)) => Some(RecurrenceEnd::Until(t)),
             (None, None) => None,
         };
-        Ok(Self {
+        let rule = Self {
             freq,
             interval: interval.unwrap_or(1),
             by_day: by_day.unwrap_or_default(),
             by_month_day: by_month_day.unwrap_or_default(),
             end,
-        })
+        };
+        // The stored form is what `next` hands the calendar crate: a rule it could not read
+        // would end its series silently at the next completion, so it is refused here.
+        rule.to_string()
+            .parse::<rrule::RRule<rrule::Unvalidated>>()
+            .map_err(|e| invalid(format!("is not supported ({e})")))?;
+        Ok(rule)
     }
 
     /// The error for a rule on a task that has no due date (a series needs a start): names
@@ -446,5 +471,66 @@ mod tests {
         let due = at(2024, 1, 1, 9) + chrono::Duration::microseconds(123_456);
         let (t, _) = Recurrence::parse("FREQ=DAILY").unwrap().next(due).unwrap();
         assert_eq!(t, due + chrono::Duration::days(1));
+    }
+
+    #[test]
+    fn an_until_with_a_leap_second_or_a_year_outside_1_to_9999_is_refused() {
+        let bad = [
+            "FREQ=DAILY;UNTIL=20240110T235960Z",
+            "FREQ=DAILY;UNTIL=20161231T235960Z",
+            "FREQ=DAILY;UNTIL=00000101T000000Z",
+            "FREQ=DAILY;UNTIL=00000101",
+            "FREQ=DAILY;UNTIL=+20240101T000000Z",
+            "FREQ=DAILY;UNTIL=-00010101",
+            "FREQ=DAILY;UNTIL=100000101T000000Z",
+            "FREQ=DAILY;UNTIL=2024011T000000Z",
+            "FREQ=DAILY;UNTIL=20240110T2359Z",
+        ];
+        for raw in bad {
+            let e = Recurrence::parse(raw).expect_err(raw);
+            assert_eq!(e.errors[0].field, "recurrence", "{raw}");
+            assert!(e.errors[0].message.contains("UNTIL"), "{raw}: {e}");
+        }
+        // The edges of the range are kept, and say what they are.
+        for (raw, canonical) in [
+            (
+                "FREQ=DAILY;UNTIL=00010101T000000Z",
+                "FREQ=DAILY;UNTIL=00010101T000000Z",
+            ),
+            (
+                "FREQ=DAILY;UNTIL=99991231",
+                "FREQ=DAILY;UNTIL=99991231T235959Z",
+            ),
+            (
+                "FREQ=DAILY;UNTIL=20240110T235959Z",
+                "FREQ=DAILY;UNTIL=20240110T235959Z",
+            ),
+        ] {
+            assert_eq!(
+                Recurrence::parse(raw).unwrap().to_string(),
+                canonical,
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_stored_form_of_every_accepted_rule_reads_back_the_same_and_repeats() {
+        let rules = [
+            "FREQ=DAILY",
+            "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE",
+            "FREQ=MONTHLY;BYMONTHDAY=31,-1;COUNT=5",
+            "FREQ=YEARLY;UNTIL=20300101T000000Z",
+            "FREQ=DAILY;UNTIL=99991231",
+            "FREQ=DAILY;UNTIL=20240110T235959Z",
+        ];
+        for raw in rules {
+            let rule = Recurrence::parse(raw).unwrap();
+            let stored = rule.to_string();
+            assert_eq!(Recurrence::parse(&stored).as_ref(), Ok(&rule), "{raw}");
+            let parsed: Result<rrule::RRule<rrule::Unvalidated>, _> = stored.parse();
+            assert!(parsed.is_ok(), "{stored}: {parsed:?}");
+            assert!(rule.next(at(2024, 1, 1, 9)).is_some(), "{raw}");
+        }
     }
 }

@@ -459,7 +459,8 @@ impl ListParams {
             if name != "tag" && raw.trim().is_empty() {
                 continue;
             }
-            if let Some(tag) = errors.collect(Tag::parse_for(name, raw)) {
+            // A filter names tags that may be stored already, whatever rules came later.
+            if let Some(tag) = errors.collect(Tag::parse_stored(name, raw)) {
                 tags.push(tag);
             }
         }
@@ -727,7 +728,7 @@ impl Ops<'_> {
         body: JsonBody<TagRenameDoc>,
     ) -> Result<TagResponse, ApiError> {
         let mut errors = ValidationError::default();
-        let from = errors.collect(Tag::parse_for("name", name));
+        let from = errors.collect(Tag::parse_stored("name", name));
         let to = errors.collect(parse_rename(&body.fields));
         errors.into_result().map_err(|e| ApiError::validation(&e))?;
         let (Some(from), Some(to)) = (from, to) else {
@@ -746,7 +747,7 @@ impl Ops<'_> {
     }
 
     async fn delete_tag(&self, name: &str) -> Result<TagResponse, ApiError> {
-        let tag = Tag::parse_for("name", name).map_err(|e| ApiError::validation(&e))?;
+        let tag = Tag::parse_stored("name", name).map_err(|e| ApiError::validation(&e))?;
         let count = self
             .state
             .store

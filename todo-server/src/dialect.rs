@@ -135,30 +135,69 @@ pub const ERROR_SLOTS: &[Slot] = &[
     Slot::Errors,
 ];
 
-/// The codes `"$code"` takes, by status; any other status is `error`.
+/// The codes `"$code"` takes, by status: every status of the IANA HTTP status code registry
+/// has its own, its RFC 9110 name in snake_case, except the few this API has always named
+/// itself (`payload_too_large`, `validation_error`, `rate_limited`, `internal_error`,
+/// `unavailable`). A status outside the registry is `client_error` or `server_error`
+/// ([`error_code`]).
 pub const ERROR_CODES: &[(u16, &str)] = &[
     (400, "bad_request"),
     (401, "unauthorized"),
+    (402, "payment_required"),
     (403, "forbidden"),
     (404, "not_found"),
+    (405, "method_not_allowed"),
+    (406, "not_acceptable"),
+    (407, "proxy_authentication_required"),
     (408, "request_timeout"),
     (409, "conflict"),
+    (410, "gone"),
+    (411, "length_required"),
     (412, "precondition_failed"),
     (413, "payload_too_large"),
+    (414, "uri_too_long"),
     (415, "unsupported_media_type"),
+    (416, "range_not_satisfiable"),
+    (417, "expectation_failed"),
+    (418, "im_a_teapot"),
+    (421, "misdirected_request"),
     (422, "validation_error"),
+    (423, "locked"),
+    (424, "failed_dependency"),
+    (425, "too_early"),
+    (426, "upgrade_required"),
+    (428, "precondition_required"),
     (429, "rate_limited"),
+    (431, "request_header_fields_too_large"),
+    (451, "unavailable_for_legal_reasons"),
     (500, "internal_error"),
+    (501, "not_implemented"),
+    (502, "bad_gateway"),
     (503, "unavailable"),
+    (504, "gateway_timeout"),
+    (505, "http_version_not_supported"),
+    (506, "variant_also_negotiates"),
     (507, "insufficient_storage"),
+    (508, "loop_detected"),
+    (510, "not_extended"),
+    (511, "network_authentication_required"),
 ];
 
-/// The `"$code"` of a status.
+/// The codes of statuses outside [`ERROR_CODES`], by class.
+pub const CLASS_CODES: [&str; 2] = ["client_error", "server_error"];
+
+/// The `"$code"` of a status: its own from [`ERROR_CODES`], else its class's.
 pub fn error_code(status: u16) -> &'static str {
-    ERROR_CODES
-        .iter()
-        .find(|(s, _)| *s == status)
-        .map_or("error", |(_, c)| c)
+    ERROR_CODES.iter().find(|(s, _)| *s == status).map_or_else(
+        || {
+            if status >= 500 {
+                CLASS_CODES[1]
+            } else {
+                CLASS_CODES[0]
+            }
+        },
+        |(_, c)| c,
+    )
 }
 
 /// A piece of a compiled template.
@@ -182,45 +221,120 @@ fn looks_like_placeholder(s: &str) -> bool {
     })
 }
 
+/// The three envelopes a dialect may set: each is one setting, with the placeholders it may use
+/// and the rules its template must follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// `LIST_ENVELOPE`, around a page of tasks.
+    List,
+    /// `TASK_ENVELOPE`, around a single task.
+    Task,
+    /// `ERROR_ENVELOPE`, around every error.
+    Error,
+}
+
+impl Envelope {
+    /// The setting's name, as an environment variable.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Self::List => "LIST_ENVELOPE",
+            Self::Task => "TASK_ENVELOPE",
+            Self::Error => "ERROR_ENVELOPE",
+        }
+    }
+
+    /// The placeholders the template may use.
+    pub fn slots(self) -> &'static [Slot] {
+        match self {
+            Self::List => LIST_SLOTS,
+            Self::Task => TASK_SLOTS,
+            Self::Error => ERROR_SLOTS,
+        }
+    }
+
+    /// The placeholders of which the template must use at least one: a list envelope that
+    /// drops the tasks, or an error envelope that says neither what went wrong nor its kind,
+    /// would answer nothing.
+    fn required(self) -> &'static [Slot] {
+        match self {
+            Self::List => &[Slot::Tasks],
+            Self::Task => &[Slot::Task],
+            Self::Error => &[Slot::Detail, Slot::Code],
+        }
+    }
+
+    /// Whether the template must be a JSON object (an error answer must be one to be read as an
+    /// error by the frontends that set this).
+    fn must_be_object(self) -> bool {
+        self == Self::Error
+    }
+}
+
+impl Slot {
+    /// Whether the slot may appear only once in a template: each copy of the tasks repeats the
+    /// whole page (a hundred `"$tasks"` made one list answer 127 MB).
+    fn at_most_once(self) -> bool {
+        matches!(self, Self::Tasks | Self::Task)
+    }
+}
+
 impl Template {
-    /// Compiles `text` for the setting `setting`: it must be JSON, use only the `allowed`
-    /// placeholders, and contain `required` when one is given. The error is one line naming
-    /// the setting.
-    pub fn compile(
-        setting: &str,
-        text: &str,
-        allowed: &[Slot],
-        required: Option<Slot>,
-    ) -> Result<Self, String> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| format!("{setting} is not valid JSON ({e})"))?;
+    /// Compiles `text` for `envelope`: it must be JSON with no key repeated in one object, use
+    /// only the envelope's placeholders, each of the tasks or the task at most once, and the
+    /// ones it requires. The error is one line naming the setting.
+    pub fn compile(envelope: Envelope, text: &str) -> Result<Self, String> {
+        let setting = envelope.setting();
+        let allowed = envelope.slots();
+        let may_use = || {
+            let names: Vec<&str> = allowed.iter().map(|s| s.placeholder()).collect();
+            names.join(", ")
+        };
+        let value = serde_json::from_str::<StrictValue>(text)
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => format!("{setting} has {e}"),
+                _ => format!("{setting} is not valid JSON ({e})"),
+            })?
+            .0;
+        if envelope.must_be_object() && !value.is_object() {
+            return Err(format!("{setting} must be a JSON object"));
+        }
         let mut pieces = Vec::new();
         let mut bytes = Vec::new();
         let mut used = Vec::new();
         compile_value(&value, &mut bytes, &mut pieces, &mut used).map_err(|bad| {
-            let names: Vec<&str> = allowed.iter().map(|s| s.placeholder()).collect();
             format!(
                 "{setting} uses the unknown placeholder \"{bad}\" (it may use: {})",
-                names.join(", ")
+                may_use()
             )
         })?;
         if !bytes.is_empty() {
             pieces.push(Piece::Bytes(bytes.into_boxed_slice()));
         }
         if let Some(bad) = used.iter().find(|s| !allowed.contains(s)) {
-            let names: Vec<&str> = allowed.iter().map(|s| s.placeholder()).collect();
             return Err(format!(
                 "{setting} uses the placeholder \"{}\", which it cannot fill (it may use: {})",
                 bad.placeholder(),
-                names.join(", ")
+                may_use()
             ));
         }
-        if let Some(required) = required
-            && !used.contains(&required)
-        {
+        for slot in allowed.iter().filter(|s| s.at_most_once()) {
+            let n = used.iter().filter(|s| *s == slot).count();
+            if n > 1 {
+                return Err(format!(
+                    "{setting} uses the placeholder \"{}\" {n} times (at most once)",
+                    slot.placeholder()
+                ));
+            }
+        }
+        let required = envelope.required();
+        if !required.iter().any(|s| used.contains(s)) {
+            let names: Vec<String> = required
+                .iter()
+                .map(|s| format!("\"{}\"", s.placeholder()))
+                .collect();
             return Err(format!(
-                "{setting} must contain the placeholder \"{}\"",
-                required.placeholder()
+                "{setting} must contain the placeholder {}",
+                names.join(" or ")
             ));
         }
         Ok(Self { pieces, value })
@@ -262,6 +376,74 @@ impl Template {
     /// The template's JSON Schema, each slot's from `slot`.
     fn schema(&self, slot: &impl Fn(Slot) -> Value) -> Value {
         schema_of(&self.value, slot)
+    }
+}
+
+/// A JSON value read from a template, as `serde_json::Value` reads it, except that a key given
+/// twice in one object is an error naming the key (`Value` keeps the last one silently, and the
+/// template then lacks what the first one said).
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {} twice in one object",
+                    Value::String(key)
+                )));
+            }
+            let StrictValue(value) = map.next_value()?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -409,32 +591,17 @@ impl Dialect {
     /// Compiles `settings`; an empty template means unset. The error is one line naming the
     /// setting that is wrong.
     pub fn new(settings: &DialectSettings) -> Result<Self, String> {
-        let compile = |setting: &str, text: &Option<String>, allowed, required| {
+        let compile = |envelope: Envelope, text: &Option<String>| {
             text.as_deref()
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .map(|t| Template::compile(setting, t, allowed, required))
+                .map(|t| Template::compile(envelope, t))
                 .transpose()
         };
         Ok(Self {
-            list: compile(
-                "LIST_ENVELOPE",
-                &settings.list_envelope,
-                LIST_SLOTS,
-                Some(Slot::Tasks),
-            )?,
-            task: compile(
-                "TASK_ENVELOPE",
-                &settings.task_envelope,
-                TASK_SLOTS,
-                Some(Slot::Task),
-            )?,
-            error: compile(
-                "ERROR_ENVELOPE",
-                &settings.error_envelope,
-                ERROR_SLOTS,
-                None,
-            )?,
+            list: compile(Envelope::List, &settings.list_envelope)?,
+            task: compile(Envelope::Task, &settings.task_envelope)?,
+            error: compile(Envelope::Error, &settings.error_envelope)?,
             json_case: settings.json_case,
             enum_case: settings.enum_case,
             due_date_format: settings.due_date_format,
@@ -552,7 +719,7 @@ impl Dialect {
                 Slot::Title | Slot::Detail => json!({"type": "string"}),
                 Slot::Code => {
                     let mut codes: Vec<&str> = ERROR_CODES.iter().map(|(_, c)| *c).collect();
-                    codes.push("error");
+                    codes.extend(CLASS_CODES);
                     json!({"type": "string", "enum": codes})
                 }
                 Slot::Errors => json!({
@@ -762,10 +929,8 @@ mod tests {
     #[test]
     fn templates_compile_to_literals_and_slots_and_write_exact_json() {
         let t = Template::compile(
-            "LIST_ENVELOPE",
+            Envelope::List,
             r#"{"data": {"tasks": "$tasks", "total": "$total"}, "ok": true, "price": "$5 off"}"#,
-            LIST_SLOTS,
-            Some(Slot::Tasks),
         )
         .unwrap();
         assert!(t.uses(Slot::Total) && !t.uses(Slot::PendingCount));
@@ -787,48 +952,102 @@ mod tests {
     #[test]
     fn a_bad_template_is_one_line_naming_its_setting() {
         let bad = [
+            (Envelope::List, "{\"items\": \"$tasks\"", "not valid JSON"),
             (
-                "LIST_ENVELOPE",
-                "{\"items\": \"$tasks\"",
-                LIST_SLOTS,
-                Some(Slot::Tasks),
-                "not valid JSON",
-            ),
-            (
-                "LIST_ENVELOPE",
+                Envelope::List,
                 r#"{"items": "$taks"}"#,
-                LIST_SLOTS,
-                Some(Slot::Tasks),
                 "unknown placeholder \"$taks\"",
             ),
             (
-                "LIST_ENVELOPE",
+                Envelope::List,
                 r#"{"items": []}"#,
-                LIST_SLOTS,
-                Some(Slot::Tasks),
                 "must contain the placeholder \"$tasks\"",
             ),
-            (
-                "TASK_ENVELOPE",
-                r#"{"task": "$tasks"}"#,
-                TASK_SLOTS,
-                Some(Slot::Task),
-                "cannot fill",
-            ),
-            (
-                "ERROR_ENVELOPE",
-                r#"{"error": "$task"}"#,
-                ERROR_SLOTS,
-                None,
-                "cannot fill",
-            ),
+            (Envelope::Task, r#"{"task": "$tasks"}"#, "cannot fill"),
+            (Envelope::Error, r#"{"error": "$task"}"#, "cannot fill"),
         ];
-        for (setting, text, allowed, required, says) in bad {
-            let e = Template::compile(setting, text, allowed, required).unwrap_err();
+        for (envelope, text, says) in bad {
+            let e = Template::compile(envelope, text).unwrap_err();
             assert!(
-                e.starts_with(setting) && e.contains(says) && !e.contains('\n'),
+                e.starts_with(envelope.setting()) && e.contains(says) && !e.contains('\n'),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn a_template_that_repeats_the_tasks_or_a_key_or_an_error_envelope_that_says_nothing_is_refused_with_its_reason()
+     {
+        let bad = [
+            (
+                Envelope::List,
+                r#"{"items": "$tasks", "again": "$tasks"}"#,
+                "uses the placeholder \"$tasks\" 2 times (at most once)",
+            ),
+            (
+                Envelope::List,
+                r#"["$tasks", ["$tasks", "$tasks"]]"#,
+                "uses the placeholder \"$tasks\" 3 times (at most once)",
+            ),
+            (
+                Envelope::Task,
+                r#"{"data": "$task", "copy": {"task": "$task"}}"#,
+                "uses the placeholder \"$task\" 2 times (at most once)",
+            ),
+            (
+                Envelope::List,
+                r#"{"items": "$tasks", "items": []}"#,
+                "has the key \"items\" twice in one object",
+            ),
+            (
+                Envelope::Error,
+                r#"{"error": {"code": "$code", "code": "$detail"}}"#,
+                "has the key \"code\" twice in one object",
+            ),
+            (Envelope::Error, "null", "must be a JSON object"),
+            (Envelope::Error, r#"["$detail"]"#, "must be a JSON object"),
+            (
+                Envelope::Error,
+                "{}",
+                "must contain the placeholder \"$detail\" or \"$code\"",
+            ),
+            (
+                Envelope::Error,
+                r#"{"ok": false, "status": "$status"}"#,
+                "must contain the placeholder \"$detail\" or \"$code\"",
+            ),
+        ];
+        for (envelope, text, says) in bad {
+            let e = Template::compile(envelope, text).unwrap_err();
+            assert!(
+                e.starts_with(envelope.setting()) && e.contains(says) && !e.contains('\n'),
+                "{text}: {e}"
+            );
+        }
+        // Small slots may repeat; an error envelope with either of its two words is enough.
+        let total_twice = r#"{"items": "$tasks", "total": "$total", "count": "$total"}"#;
+        assert!(Template::compile(Envelope::List, total_twice).is_ok());
+        for ok in [r#"{"message": "$detail"}"#, r#"{"e": {"code": "$code"}}"#] {
+            assert!(Template::compile(Envelope::Error, ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn every_status_has_its_own_code() {
+        assert_eq!(error_code(405), "method_not_allowed");
+        assert_eq!(error_code(406), "not_acceptable");
+        assert_eq!(error_code(422), "validation_error");
+        let mut seen = std::collections::HashSet::new();
+        for status in 400..=599u16 {
+            if poem::http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .is_some()
+            {
+                let code = error_code(status);
+                assert_ne!(code, "error", "{status}");
+                assert!(seen.insert(code), "{status} shares its code {code}");
+            }
         }
     }
 

@@ -15,16 +15,26 @@
 //! A tool's failure (not found, invalid input, a `user_id` that is not the caller) is a tool
 //! result with `isError: true` and a sentence the model can act on, never a protocol error.
 //! Another user's task is "not found", as in REST.
+//!
+//! A message that is not one JSON-RPC 2.0 message MCP allows is a protocol error, answered over
+//! HTTP with the JSON-RPC error the specification names and status 400 (`check_message`):
+//! `-32700` for a body that is not JSON, `-32600` for a batch, a null or fractional `id`, a
+//! `jsonrpc` other than `"2.0"`, `-32602` for params a method cannot take (tool arguments that
+//! are not an object). The transport's own refusals (405, 406, 413, 415) carry a JSON-RPC error
+//! body too (`as_jsonrpc`).
 
 use std::sync::Arc;
 
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::web::Json as PoemJson;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, handler};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, RequestBody, Response, handler};
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, JsonObject, ServerCapabilities, ServerConfig,
+    CallToolRequestMethod, CallToolResult, ClientJsonRpcMessage, ClientRequest, ConstString,
+    ContentBlock, DiscoverRequestMethod, ErrorData, Implementation, InitializeResultMethod,
+    JsonObject, JsonRpcError, ListToolsRequestMethod, PingRequestMethod, RequestId,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -411,7 +421,7 @@ impl TodoMcp {
             query.search = SearchText::parse(q).map_err(|e| invalid(&e))?;
         }
         if let Some(t) = text("tag")? {
-            query.tags = vec![Tag::parse_for("tag", t).map_err(|e| invalid(&e))?];
+            query.tags = vec![Tag::parse_stored("tag", t).map_err(|e| invalid(&e))?];
         }
         match args.get("limit") {
             None | Some(Value::Null) => {}
@@ -568,7 +578,221 @@ pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
             // server runs under real host names behind proxies.
             .disable_allowed_hosts(),
     );
-    poem::endpoint::TowerCompatExt::compat(service).around(authenticate)
+    poem::endpoint::TowerCompatExt::compat(service)
+        .around(jsonrpc_guard)
+        .around(authenticate)
+}
+
+/// The methods this server answers whose params rmcp reads into its own types. A request for
+/// one of them whose params do not fit those types falls through rmcp to a custom request,
+/// answered "method not found"; [`check_message`] answers it as the invalid params it is.
+const METHODS: [&str; 5] = [
+    InitializeResultMethod::VALUE,
+    PingRequestMethod::VALUE,
+    DiscoverRequestMethod::VALUE,
+    ListToolsRequestMethod::VALUE,
+    CallToolRequestMethod::VALUE,
+];
+
+/// A message refused before rmcp reads it: the HTTP status, the request's id when it could be
+/// read, and the JSON-RPC error.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    id: Option<RequestId>,
+    error: ErrorData,
+}
+
+impl Refusal {
+    fn new(id: Option<RequestId>, error: ErrorData) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            id,
+            error,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        jsonrpc_error(self.status, self.id, self.error)
+    }
+}
+
+/// A JSON-RPC error response with `status`; no `id` when it could not be read (as MCP writes
+/// such errors).
+fn jsonrpc_error(status: StatusCode, id: Option<RequestId>, error: ErrorData) -> Response {
+    let body = serde_json::to_vec(&JsonRpcError::new(id, error)).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(body)
+}
+
+/// Checks that `body` is one JSON-RPC 2.0 message MCP allows: JSON (else `-32700`), one object
+/// rather than a batch, an `id` that is a string or an integer (MCP forbids null),
+/// `"jsonrpc": "2.0"`, a string `method` (else `-32600`), `params` an object, and for a method
+/// this server answers, params rmcp can read (else `-32602`). Returns the message's id.
+fn check_message(body: &[u8]) -> Result<Option<RequestId>, Refusal> {
+    let invalid = |id: Option<RequestId>, message: String| {
+        Refusal::new(id, ErrorData::invalid_request(message, None))
+    };
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        Refusal::new(
+            None,
+            ErrorData::parse_error(format!("the body is not JSON: {e}"), None),
+        )
+    })?;
+    let message = match value {
+        Value::Object(message) => message,
+        Value::Array(_) => {
+            return Err(invalid(
+                None,
+                "JSON-RPC batches are not supported: send one message per request".to_owned(),
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                None,
+                "the body must be one JSON-RPC message, an object".to_owned(),
+            ));
+        }
+    };
+    let id = match message.get("id") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .map(|s| RequestId::String(s.into()))
+                .or_else(|| v.as_i64().map(RequestId::Number))
+                .ok_or_else(|| invalid(None, "id must be a string or an integer".to_owned()))?,
+        ),
+    };
+    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(invalid(id, "jsonrpc must be \"2.0\"".to_owned()));
+    }
+    let params = message.get("params").filter(|p| !p.is_null()).cloned();
+    match message.get("method") {
+        Some(Value::String(method)) if params.as_ref().is_some_and(|p| !p.is_object()) => {
+            return Err(Refusal::new(
+                id,
+                ErrorData::invalid_params(
+                    format!("the params of {method} must be an object"),
+                    None,
+                ),
+            ));
+        }
+        Some(Value::String(_)) | None => {}
+        Some(_) => return Err(invalid(id, "method must be a string".to_owned())),
+    }
+    let parsed: ClientJsonRpcMessage =
+        serde_json::from_value(Value::Object(message)).map_err(|e| {
+            invalid(
+                id.clone(),
+                format!("not a JSON-RPC message MCP defines: {e}"),
+            )
+        })?;
+    if let ClientJsonRpcMessage::Request(request) = &parsed
+        && let ClientRequest::CustomRequest(custom) = &request.request
+        && METHODS.contains(&custom.method.as_str())
+    {
+        let why = params_problem(&custom.method, params.as_ref());
+        return Err(Refusal::new(id, ErrorData::invalid_params(why, None)));
+    }
+    Ok(id)
+}
+
+/// What is wrong with the params of a request for one of [`METHODS`] that rmcp could not read.
+fn params_problem(method: &str, params: Option<&Value>) -> String {
+    if method == CallToolRequestMethod::VALUE {
+        let name = params.and_then(|p| p.get("name"));
+        let arguments = params.and_then(|p| p.get("arguments"));
+        if !name.is_some_and(Value::is_string) {
+            return "tools/call needs params.name, the tool's name".to_owned();
+        }
+        if arguments.is_some_and(|a| !a.is_object() && !a.is_null()) {
+            return "tools/call arguments must be an object".to_owned();
+        }
+    }
+    format!("the params of {method} do not match its schema")
+}
+
+/// In front of rmcp: a POST with a JSON body has it read within the body limits (64 KiB) and
+/// checked as one JSON-RPC message ([`check_message`]); and every refusal is a JSON-RPC error
+/// ([`as_jsonrpc`]).
+async fn jsonrpc_guard<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let mut id = None;
+    let mut _share = None;
+    if req.method() == Method::POST && req.content_type().is_some_and(crate::payload::is_json) {
+        let mut body = RequestBody::new(req.take_body());
+        let (bytes, share) = match crate::payload::read_bytes(&req, &mut body, MAX_BODY_BYTES).await
+        {
+            Ok(read) => read,
+            Err(e) => return Ok(as_jsonrpc(e.into_response(), None).await),
+        };
+        match check_message(&bytes) {
+            Ok(found) => id = found,
+            Err(refusal) => return Ok(refusal.into_response()),
+        }
+        // Held until rmcp has answered (it parses the bytes again).
+        _share = share;
+        req.set_body(bytes);
+    }
+    let resp = next.call(req).await?.into_response();
+    Ok(as_jsonrpc(resp, id).await)
+}
+
+/// `resp` unchanged unless it is a refusal without a JSON body (rmcp's plain-text 405, 406,
+/// 415 or 500, or a problem document from the body limits: 408, 413, 503); then the same
+/// status and headers with a JSON-RPC error: `-32600` for a 4xx, `-32603` for a 5xx (whose
+/// cause is logged, never sent).
+async fn as_jsonrpc(resp: Response, id: Option<RequestId>) -> Response {
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if !(status.is_client_error() || status.is_server_error())
+        || content_type.starts_with("application/json")
+    {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = body.into_string().await.unwrap_or_default();
+    let problem = content_type
+        .starts_with(crate::problem::PROBLEM_JSON)
+        .then(|| serde_json::from_str::<Value>(&text).ok())
+        .flatten();
+    let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ErrorData::invalid_request(
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            None,
+        )
+    } else if let Some(detail) = problem.as_ref().and_then(|p| p["detail"].as_str()) {
+        if status.is_server_error() {
+            ErrorData::internal_error(detail.to_owned(), None)
+        } else {
+            ErrorData::invalid_request(detail.to_owned(), None)
+        }
+    } else if status.is_server_error() {
+        ErrorData::internal_error("an unexpected error occurred", None)
+    } else if text.trim().is_empty() {
+        let reason = status
+            .canonical_reason()
+            .unwrap_or("the request was refused");
+        ErrorData::invalid_request(reason, None)
+    } else {
+        ErrorData::invalid_request(text.trim().to_owned(), None)
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut out = jsonrpc_error(status, id, error);
+    let content_type = out.headers().get(header::CONTENT_TYPE).cloned();
+    for (name, value) in parts.headers.iter() {
+        out.headers_mut().insert(name.clone(), value.clone());
+    }
+    if let Some(content_type) = content_type {
+        out.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    }
+    out
 }
 
 /// Authenticates an `/mcp` request like a REST request; the caller rides in the request's
@@ -641,12 +865,17 @@ pub fn resource_metadata(req: &Request) -> Response {
     resp
 }
 
-/// Serves the tools over stdin/stdout for `user` until the client closes stdin.
+/// Serves the tools over stdin/stdout for `user` until the client closes stdin; a client that
+/// closes it before the handshake ends (or an empty stdin) is a quiet end, not an error.
 pub async fn serve_stdio(state: Arc<AppState>, user: Principal) -> Result<(), String> {
-    let running = TodoMcp::new(state, Some(user))
+    let running = match TodoMcp::new(state, Some(user))
         .serve(rmcp::transport::stdio())
         .await
-        .map_err(|e| format!("MCP over stdio could not start: {e}"))?;
+    {
+        Ok(running) => running,
+        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
+        Err(e) => return Err(format!("MCP over stdio could not start: {e}")),
+    };
     running
         .waiting()
         .await

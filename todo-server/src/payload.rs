@@ -58,26 +58,30 @@ impl Default for BodyLimits {
     }
 }
 
-/// Reads the whole body within the body limits: 413 past [`MAX_BODY_BYTES`], 503 when a large
-/// body cannot get its share of the budget, 408 when it does not arrive in time. The share comes
-/// back with the bytes, to be held until they have been parsed. hyper serves HTTP/1.1 only
-/// ([`crate::net`]), where a body has a `Content-Length`, is chunked, or is empty.
-async fn read_bytes(
+/// Reads the whole body within the body limits: 413 past `max` bytes (at most
+/// [`MAX_BODY_BYTES`]), 503 when a large body cannot get its share of the budget, 408 when it
+/// does not arrive in time. The share comes back with the bytes, to be held until they have
+/// been parsed. hyper serves HTTP/1.1 only ([`crate::net`]), where a body has a
+/// `Content-Length`, is chunked, or is empty. The errors are problem documents; `/mcp` turns
+/// them into JSON-RPC errors by their status.
+pub(crate) async fn read_bytes(
     request: &Request,
     body: &mut RequestBody,
+    max: usize,
 ) -> poem::Result<(bytes::Bytes, Option<tokio::sync::OwnedSemaphorePermit>)> {
+    let max = max.min(MAX_BODY_BYTES);
     let headers = request.headers();
     let declared = headers
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|n| n > max as u64) {
         return Err(ApiError::payload_too_large().into_poem());
     }
     let chunked = headers.contains_key(poem::http::header::TRANSFER_ENCODING);
     let size = match declared {
         Some(n) if !chunked => n as usize,
-        _ if chunked => MAX_BODY_BYTES,
+        _ if chunked => max,
         _ => 0,
     };
     let limits = request
@@ -101,7 +105,7 @@ async fn read_bytes(
     } else {
         None
     };
-    let read = body.take()?.into_bytes_limit(MAX_BODY_BYTES);
+    let read = body.take()?.into_bytes_limit(max);
     match tokio::time::timeout(limits.read_timeout, read).await {
         Ok(Ok(bytes)) => Ok((bytes, share)),
         Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => {
@@ -162,7 +166,7 @@ async fn read_fields(
 ) -> poem::Result<Option<Map<String, Value>>> {
     // The budget share is held until the body has been parsed (a JSON tree takes a few times
     // the bytes).
-    let (bytes, _share) = read_bytes(request, body).await?;
+    let (bytes, _share) = read_bytes(request, body, MAX_BODY_BYTES).await?;
     let content_type = request.content_type();
     if bytes.iter().all(u8::is_ascii_whitespace) && (!required || content_type.is_none()) {
         if required {

@@ -210,3 +210,39 @@ fn a_bad_configuration_stops_the_start_with_one_clear_line_and_a_failure_exit() 
     let (status, out, err) = run_failing_start(&["--database-url", &unreachable], &[]);
     assert_one_clear_line("unreachable PostgreSQL", status, &out, &err, "database");
 }
+
+#[test]
+fn a_template_that_repeats_the_tasks_or_a_key_or_an_error_envelope_that_says_nothing_stops_the_start()
+ {
+    for (env, value, says) in [
+        (
+            "LIST_ENVELOPE",
+            r#"{"a": "$tasks", "b": "$tasks"}"#,
+            "LIST_ENVELOPE uses the placeholder \"$tasks\" 2 times",
+        ),
+        (
+            "TASK_ENVELOPE",
+            r#"["$task", "$task"]"#,
+            "TASK_ENVELOPE uses the placeholder \"$task\" 2 times",
+        ),
+        (
+            "LIST_ENVELOPE",
+            r#"{"items": "$tasks", "items": []}"#,
+            "LIST_ENVELOPE has the key \"items\" twice",
+        ),
+        (
+            "ERROR_ENVELOPE",
+            "{}",
+            "ERROR_ENVELOPE must contain the placeholder",
+        ),
+        (
+            "ERROR_ENVELOPE",
+            "null",
+            "ERROR_ENVELOPE must be a JSON object",
+        ),
+    ] {
+        let (status, out, err) =
+            run_failing_start(&["--database-url", "sqlite::memory:"], &[(env, value)]);
+        assert_one_clear_line(value, status, &out, &err, says);
+    }
+}

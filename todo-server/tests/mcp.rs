@@ -674,3 +674,203 @@ async fn a_client_of_the_newest_revision_works_without_initialize() {
     assert_eq!(listed["tasks"][0]["user_id"], id.as_str());
     client.cancel().await.unwrap();
 }
+
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+
+/// POSTs `body` (raw bytes) to `/mcp` as `token`'s user with these `Accept` and `Content-Type`:
+/// the status, the content type and the body (as JSON when it is).
+async fn post_raw(
+    served: &Served,
+    token: &str,
+    body: Vec<u8>,
+    accept: &str,
+    content_type: &str,
+) -> (u16, String, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/mcp", served.base))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", content_type)
+        .header("accept", accept)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, content_type, body)
+}
+
+/// Asserts `answer` is a JSON-RPC error response with `code`, and `id` (absent when `None`).
+fn assert_jsonrpc_error(
+    case: &str,
+    answer: &(u16, String, Value),
+    status: u16,
+    code: i64,
+    id: Option<Value>,
+) {
+    let (got_status, content_type, body) = answer;
+    assert_eq!(*got_status, status, "{case}: {body}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{case}: {content_type} {body}"
+    );
+    assert_eq!(body["jsonrpc"], "2.0", "{case}: {body}");
+    assert_eq!(body["error"]["code"], code, "{case}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{case}: {body}"
+    );
+    assert_eq!(body.get("id").cloned(), id, "{case}: {body}");
+}
+
+#[tokio::test]
+async fn a_malformed_or_unsupported_jsonrpc_message_gets_the_jsonrpc_error_the_spec_names() {
+    let served = serve("sqlite::memory:", None).await;
+    let (_, token) = user();
+    let cases: Vec<(&str, Vec<u8>, i64, Option<Value>)> = vec![
+        (
+            "malformed JSON",
+            br#"{"jsonrpc": "2.0", "id": 1, "method": "#.to_vec(),
+            -32700,
+            None,
+        ),
+        ("not JSON at all", b"ping".to_vec(), -32700, None),
+        (
+            "a batch",
+            br#"[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]"#.to_vec(),
+            -32600,
+            None,
+        ),
+        ("a bare string", br#""ping""#.to_vec(), -32600, None),
+        (
+            "a null id",
+            br#"{"jsonrpc": "2.0", "id": null, "method": "ping"}"#.to_vec(),
+            -32600,
+            None,
+        ),
+        (
+            "a fractional id",
+            br#"{"jsonrpc": "2.0", "id": 1.5, "method": "ping"}"#.to_vec(),
+            -32600,
+            None,
+        ),
+        (
+            "JSON-RPC 1.0",
+            br#"{"jsonrpc": "1.0", "id": 7, "method": "ping"}"#.to_vec(),
+            -32600,
+            Some(json!(7)),
+        ),
+        (
+            "no jsonrpc member",
+            br#"{"id": "a", "method": "ping"}"#.to_vec(),
+            -32600,
+            Some(json!("a")),
+        ),
+        (
+            "a method that is not a string",
+            br#"{"jsonrpc": "2.0", "id": 8, "method": 3}"#.to_vec(),
+            -32600,
+            Some(json!(8)),
+        ),
+        (
+            "arguments that are an array",
+            br#"{"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                 "params": {"name": "list_tasks", "arguments": [1]}}"#
+                .to_vec(),
+            -32602,
+            Some(json!(2)),
+        ),
+        (
+            "arguments that are a string",
+            br#"{"jsonrpc": "2.0", "id": "s", "method": "tools/call",
+                 "params": {"name": "list_tasks", "arguments": "x"}}"#
+                .to_vec(),
+            -32602,
+            Some(json!("s")),
+        ),
+        (
+            "params that are an array",
+            br#"{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": [1]}"#.to_vec(),
+            -32602,
+            Some(json!(3)),
+        ),
+    ];
+    for (case, body, code, id) in cases {
+        let answer = post_raw(&served, &token, body, ACCEPT_BOTH, "application/json").await;
+        assert_jsonrpc_error(case, &answer, 400, code, id);
+    }
+
+    // Refusals of the HTTP exchange itself are JSON-RPC errors too, with their own status.
+    let ping = br#"{"jsonrpc": "2.0", "id": 9, "method": "ping"}"#.to_vec();
+    let mut big = br#"{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": ""#.to_vec();
+    big.extend(std::iter::repeat_n(b'x', 70 * 1024));
+    big.extend(br#""}}"#);
+    let answer = post_raw(&served, &token, big, ACCEPT_BOTH, "application/json").await;
+    assert_jsonrpc_error("too large", &answer, 413, -32600, None);
+    let answer = post_raw(
+        &served,
+        &token,
+        ping.clone(),
+        "application/json",
+        "application/json",
+    )
+    .await;
+    assert_jsonrpc_error("not accepting SSE", &answer, 406, -32600, Some(json!(9)));
+    let answer = post_raw(&served, &token, ping.clone(), ACCEPT_BOTH, "text/plain").await;
+    assert_jsonrpc_error("not JSON", &answer, 415, -32600, None);
+    let resp = reqwest::Client::new()
+        .get(format!("{}/mcp", served.base))
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+
+    // A well-formed message is answered as before.
+    let (status, _, answer) =
+        post_raw(&served, &token, ping, ACCEPT_BOTH, "application/json").await;
+    assert_eq!((status, &answer["id"]), (200, &json!(9)), "{answer}");
+    assert_eq!(answer["result"], json!({}));
+}
+
+#[tokio::test]
+async fn stdio_mode_ends_quietly_with_status_0_when_stdin_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("todo.db").display());
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(support::bin())
+            .current_dir(dir.path())
+            .env_clear()
+            .env("DATABASE_URL", &url)
+            .env("BETTER_AUTH_SECRET", support::SECRET)
+            .env("RUST_LOG", "warn")
+            .args(["mcp", "--user", "desk-user"])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the server did not end on end of input")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -120,7 +120,7 @@ async fn a_list_envelope_fills_every_placeholder_and_counts_what_the_filters_mat
 #[tokio::test]
 async fn a_task_envelope_wraps_every_single_task_answer_and_nothing_else() {
     let settings = DialectSettings {
-        task_envelope: Some(r#"{"task": "$task", "data": ["$task"]}"#.to_owned()),
+        task_envelope: Some(r#"{"task": "$task", "data": ["ok"]}"#.to_owned()),
         list_envelope: Some(r#"{"data": {"tasks": "$tasks"}}"#.to_owned()),
         ..DialectSettings::default()
     };
@@ -132,7 +132,7 @@ async fn a_task_envelope_wraps_every_single_task_answer_and_nothing_else() {
         let inner = created["task"].clone();
         assert_eq!(
             created,
-            json!({"task": inner, "data": [inner]}),
+            json!({"task": inner, "data": ["ok"]}),
             "{}",
             app.name
         );
@@ -150,7 +150,7 @@ async fn a_task_envelope_wraps_every_single_task_answer_and_nothing_else() {
         ] {
             let (status, _, answer) = call(&app, method, &path, Some(&t), body).await;
             assert_eq!(status, 200, "{} {method} {path}", app.name);
-            assert_eq!(answer["data"][0], answer["task"], "{}", app.name);
+            assert_eq!(answer["data"], json!(["ok"]), "{}", app.name);
             assert_eq!(answer["task"]["id"], inner["id"], "{}", app.name);
         }
         let (_, _, listed) = call(&app, "GET", &base, Some(&t), Value::Null).await;
@@ -258,6 +258,33 @@ async fn an_error_envelope_answers_every_error_as_json_in_the_template() {
         )
         .await;
         assert_eq!((status, list), (200, json!([])), "{}", app.name);
+    }
+}
+
+#[tokio::test]
+async fn under_an_error_envelope_a_405_has_its_own_code() {
+    let settings = DialectSettings {
+        error_envelope: Some(r#"{"code": "$code", "status": "$status"}"#.to_owned()),
+        ..DialectSettings::default()
+    };
+    for app in apps_in_dialect(settings).await {
+        let (u, t) = user();
+        let (status, content_type, answer) = call(
+            &app,
+            "DELETE",
+            &format!("/api/{u}/tasks"),
+            Some(&t),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, 405, "{}", app.name);
+        assert_eq!(content_type, "application/json", "{}", app.name);
+        assert_eq!(
+            answer,
+            json!({"code": "method_not_allowed", "status": 405}),
+            "{}",
+            app.name
+        );
     }
 }
 

@@ -853,3 +853,71 @@ async fn fastapi_form_logins_with_username_and_password_get_an_access_token() {
         assert_eq!(resp.0.status(), 415, "{}", app.name);
     }
 }
+
+#[tokio::test]
+async fn an_until_with_a_leap_second_or_a_year_outside_1_to_9999_is_a_422_on_recurrence() {
+    for app in apps().await {
+        let (u, t) = user();
+        for rule in [
+            "FREQ=DAILY;UNTIL=20240110T235960Z",
+            "FREQ=DAILY;UNTIL=00000101T000000Z",
+            "FREQ=DAILY;UNTIL=00000101",
+        ] {
+            let body =
+                json!({"title": "x", "due_date": "2024-01-01T09:00:00Z", "recurrence": rule});
+            let (status, problem) = send(&app, "POST", &format!("/api/{u}/tasks"), &t, body).await;
+            assert_eq!(status, 422, "{rule} on {}", app.name);
+            assert_eq!(fields(&problem), ["recurrence"], "{rule}");
+            assert!(
+                problem["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("UNTIL"),
+                "{problem}"
+            );
+        }
+        let (_, list) = get(&app, &format!("/api/{u}/tasks"), &t).await;
+        assert_eq!(list, json!([]), "{}", app.name);
+    }
+}
+
+#[tokio::test]
+async fn a_tag_with_an_invisible_or_format_character_is_a_422_on_tags_naming_why() {
+    for app in apps().await {
+        let (u, t) = user();
+        let task = create(&app, &u, &t, json!({"title": "x", "tags": ["work"]})).await;
+        let path = format!("/api/{u}/tasks/{}", task["id"]);
+        for name in [
+            "\u{200b}",
+            "\u{feff}",
+            "\u{202e}gpj.exe",
+            "\u{3164}",
+            "soft\u{00ad}",
+        ] {
+            for (method, path, body) in [
+                (
+                    "POST",
+                    format!("/api/{u}/tasks"),
+                    json!({"title": "x", "tags": [name]}),
+                ),
+                ("PATCH", path.clone(), json!({"tags": ["ok", name]})),
+                ("PUT", path.clone(), json!({"title": "x", "tags": [name]})),
+            ] {
+                let (status, problem) = send(&app, method, &path, &t, body.clone()).await;
+                assert_eq!(status, 422, "{method} {body} on {}", app.name);
+                assert_eq!(fields(&problem), ["tags"], "{method} {body}");
+                let why = problem["errors"][0]["message"].as_str().unwrap();
+                assert!(why.contains("visible"), "{why}");
+            }
+            // Nor can a tag be renamed to it.
+            let (status, problem) =
+                send(&app, "PATCH", "/api/tags/work", &t, json!({"name": name})).await;
+            assert_eq!(status, 422, "rename to {name:?} on {}", app.name);
+            assert_eq!(fields(&problem), ["name"]);
+        }
+        let (_, unchanged) = get(&app, &path, &t).await;
+        assert_eq!(unchanged["tags"], json!(["work"]), "{}", app.name);
+        let (_, list) = get(&app, &format!("/api/{u}/tasks"), &t).await;
+        assert_eq!(list.as_array().unwrap().len(), 1, "{}", app.name);
+    }
+}
