@@ -622,22 +622,22 @@ pub struct TaskCreateDoc {
     /// Title: 1 to 200 characters after trimming.
     #[oai(validator(min_length = 1, max_length = 200))]
     pub title: String,
-    /// Description: at most 1000 characters.
+    /// Description: at most 1000 characters; `""` is none.
     #[oai(validator(max_length = 1000))]
     pub description: Option<String>,
     /// Priority (default `medium`).
     pub priority: Option<PriorityDto>,
-    /// Due date (RFC 3339).
+    /// Due date (RFC 3339); `""` is none, as an empty date input sends it.
     pub due_date: Option<DateTime<Utc>>,
     /// Tags: each 1 to 50 characters after trimming, no control characters; at most 20
     /// different ones. Tags that differ only in case are one tag, kept as first spelled.
     pub tags: Option<Vec<String>>,
-    /// When to remind the owner (RFC 3339).
+    /// When to remind the owner (RFC 3339); `""` is none.
     pub remind_at: Option<DateTime<Utc>>,
     /// How the task repeats: an iCalendar (RFC 5545) RRULE with `FREQ` `DAILY`, `WEEKLY`,
     /// `MONTHLY` or `YEARLY`, and optionally `INTERVAL`, `BYDAY` (weekly), `BYMONTHDAY`
     /// (monthly), `COUNT` or `UNTIL`. Needs a `due_date`. Completing the task creates its next
-    /// occurrence.
+    /// occurrence. `""` is none.
     #[oai(validator(max_length = 500))]
     pub recurrence: Option<String>,
     /// One tag, for frontends that have a category; `tags` wins when both are sent.
@@ -646,30 +646,30 @@ pub struct TaskCreateDoc {
 }
 
 /// The body of an update: absent fields are unchanged; `null` clears `description`,
-/// `due_date`, `tags` and `remind_at`.
+/// `due_date`, `tags`, `remind_at` and `recurrence`, and so does `""` for all of them but `tags`.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "TaskUpdate")]
 pub struct TaskUpdateDoc {
     /// New title: 1 to 200 characters after trimming.
     #[oai(validator(min_length = 1, max_length = 200))]
     pub title: Option<String>,
-    /// New description (at most 1000 characters), or null to clear it.
+    /// New description (at most 1000 characters), or null (or `""`) to clear it.
     #[oai(nullable, validator(max_length = 1000))]
     pub description: MaybeUndefined<String>,
     /// New completion state.
     pub completed: Option<bool>,
     /// New priority.
     pub priority: Option<PriorityDto>,
-    /// New due date (RFC 3339), or null to clear it.
+    /// New due date (RFC 3339), or null (or `""`) to clear it.
     #[oai(nullable)]
     pub due_date: MaybeUndefined<DateTime<Utc>>,
     /// New tags, replacing all of them (`[]` or null clears them); the rules of a create.
     #[oai(nullable)]
     pub tags: MaybeUndefined<Vec<String>>,
-    /// New reminder time (RFC 3339), or null to clear it.
+    /// New reminder time (RFC 3339), or null (or `""`) to clear it.
     #[oai(nullable)]
     pub remind_at: MaybeUndefined<DateTime<Utc>>,
-    /// New recurrence rule (as for a create), or null to stop the task repeating.
+    /// New recurrence rule (as for a create), or null (or `""`) to stop the task repeating.
     #[oai(nullable, validator(max_length = 500))]
     pub recurrence: MaybeUndefined<String>,
     /// The completion state as a word, for frontends that send a status; `completed` wins when
@@ -741,10 +741,16 @@ enum Field<'a> {
     Present(&'a Value),
 }
 
+/// The optional fields where `""` means no value, as `null` does: an HTML form's empty date or
+/// text input sends `""`, and the FastAPI backends these frontends were written for read it as
+/// `None`.
+const EMPTY_IS_NULL: [&str; 4] = ["description", "due_date", "remind_at", "recurrence"];
+
 fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Field<'a> {
     match map.get(name) {
         None => Field::Absent,
         Some(Value::Null) => Field::Null,
+        Some(Value::String(s)) if s.is_empty() && EMPTY_IS_NULL.contains(&name) => Field::Null,
         Some(v) => Field::Present(v),
     }
 }

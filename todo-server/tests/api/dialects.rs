@@ -691,3 +691,32 @@ async fn for_each_setting_the_published_contract_describes_the_answers() {
         }
     }
 }
+
+#[tokio::test]
+async fn under_json_case_camel_an_empty_string_in_an_optional_field_means_no_value() {
+    let settings = DialectSettings {
+        json_case: JsonCase::Camel,
+        ..DialectSettings::default()
+    };
+    for app in apps_in_dialect(settings).await {
+        let (u, t) = user();
+        let base = format!("/api/{u}/tasks");
+        let body = json!({"title": "a", "description": "", "dueDate": "", "remindAt": "",
+                          "recurrence": ""});
+        let (status, _, task) = call(&app, "POST", &base, Some(&t), body).await;
+        assert_eq!(status, 201, "{}: {task}", app.name);
+        for f in ["description", "dueDate", "remindAt", "recurrence"] {
+            assert_eq!(task[f], Value::Null, "{}: {f} in {task}", app.name);
+        }
+        let full =
+            json!({"title": "b", "dueDate": "2030-01-31", "remindAt": "2030-01-30T09:00:00Z"});
+        let (status, _, task) = call(&app, "POST", &base, Some(&t), full).await;
+        assert_eq!(status, 201, "{}: {task}", app.name);
+        let path = format!("{base}/{}", task["id"]);
+        let clear = json!({"dueDate": "", "remindAt": ""});
+        let (status, _, task) = call(&app, "PATCH", &path, Some(&t), clear).await;
+        assert_eq!(status, 200, "{}: {task}", app.name);
+        assert_eq!(task["dueDate"], Value::Null, "{}: {task}", app.name);
+        assert_eq!(task["remindAt"], Value::Null, "{}: {task}", app.name);
+    }
+}

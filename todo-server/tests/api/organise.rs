@@ -921,3 +921,52 @@ async fn a_tag_with_an_invisible_or_format_character_is_a_422_on_tags_naming_why
         assert_eq!(list.as_array().unwrap().len(), 1, "{}", app.name);
     }
 }
+
+#[tokio::test]
+async fn an_empty_string_in_an_optional_field_means_no_value_on_create_put_and_patch() {
+    for app in apps().await {
+        let (u, t) = user();
+        let base = format!("/api/{u}/tasks");
+        let cleared = |task: &Value| {
+            for f in ["description", "due_date", "remind_at", "recurrence"] {
+                assert_eq!(task[f], Value::Null, "{}: {f} in {task}", app.name);
+            }
+        };
+        for body in [
+            json!({"title": "a", "description": "", "due_date": "", "remind_at": "", "recurrence": ""}),
+            json!({"title": "b", "description": "", "dueDate": "", "remindAt": "", "recurrence": ""}),
+        ] {
+            let (status, task) = send(&app, "POST", &base, &t, body.clone()).await;
+            assert_eq!(status, 201, "{} {body}: {task}", app.name);
+            cleared(&task);
+        }
+        let full = json!({"title": "c", "description": "d", "due_date": "2030-01-31",
+                          "remind_at": "2030-01-30T09:00:00Z", "recurrence": "FREQ=DAILY"});
+        for (method, body) in [
+            (
+                "PATCH",
+                json!({"description": "", "dueDate": "", "remindAt": "", "recurrence": ""}),
+            ),
+            (
+                "PUT",
+                json!({"title": "c", "description": "", "due_date": "", "remind_at": "",
+                       "recurrence": ""}),
+            ),
+        ] {
+            let (status, task) = send(&app, "POST", &base, &t, full.clone()).await;
+            assert_eq!(status, 201, "{}: {task}", app.name);
+            assert_eq!(task["recurrence"], "FREQ=DAILY");
+            let path = format!("{base}/{}", task["id"]);
+            let (status, task) = send(&app, method, &path, &t, body.clone()).await;
+            assert_eq!(status, 200, "{} {method} {body}: {task}", app.name);
+            cleared(&task);
+            let (_, stored) = get(&app, &path, &t).await;
+            cleared(&stored);
+        }
+        // A required or non-text field is not made optional by it.
+        for body in [json!({"title": ""}), json!({"title": "x", "priority": ""})] {
+            let (status, problem) = send(&app, "POST", &base, &t, body.clone()).await;
+            assert_eq!(status, 422, "{} {body}: {problem}", app.name);
+        }
+    }
+}
