@@ -101,6 +101,12 @@ documented_text!(
 );
 
 documented_text!(
+    /// One of the list's `priority` values (any case).
+    PriorityParam,
+    one_of(&["low", "medium", "high"])
+);
+
+documented_text!(
     /// The list's `order`.
     OrderParam,
     one_of(&["asc", "desc"])
