@@ -641,6 +641,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn behind_a_transaction_pooler_unnamed_batches_commit_each_create_once() {
+        let Some((url, app)) = setup("gc-pooled").await else {
+            return;
+        };
+        let Ok(pooled) = std::env::var("TODO_TEST_POOLER_URL") else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: TODO_TEST_POOLER_URL is not set, pooled group commit test not run"
+            );
+            return;
+        };
+        let (config, tls) = settings(&pooled, &app);
+        let mut writer = Writer {
+            config,
+            tls,
+            wait: Duration::from_secs(5),
+            unnamed: true,
+            session: None,
+        };
+        for round in 0..5 {
+            let jobs = (0..40)
+                .map(|i| job(&app, round * 40 + i, titled(round * 40 + i)))
+                .collect();
+            let done = run_batch(&mut writer, jobs).await;
+            assert!(done.iter().all(Result::is_ok), "{done:?}");
+        }
+        let alone = run_batch(&mut writer, vec![job(&app, 200, titled(200))]).await;
+        assert!(alone.iter().all(Result::is_ok), "{alone:?}");
+        // 201 tasks in 6 transactions: each batch committed together.
+        assert_eq!(written(&url, &app).await, (201, 6));
+    }
+
+    #[tokio::test]
     async fn a_session_that_lost_its_statements_is_replaced_for_the_next_batch() {
         let Some((url, app)) = setup("gc-reset").await else {
             return;

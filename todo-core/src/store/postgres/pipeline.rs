@@ -577,6 +577,41 @@ mod tests {
 
     /// Hundreds of concurrent reads share the few connections, and each gets its own answer.
     #[tokio::test]
+    async fn behind_a_transaction_pooler_unnamed_pipelined_reads_each_get_their_own_answer() {
+        let Ok(url) = std::env::var("TODO_TEST_POOLER_URL") else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: TODO_TEST_POOLER_URL is not set, pooled reader test not run"
+            );
+            return;
+        };
+        let options = PgConnectOptions::from_str(&url)
+            .unwrap()
+            .application_name(&app("pipeline-pooled"));
+        let readers = Arc::new(PipelinedReads::new(&options, 2, Duration::from_secs(5), true).unwrap());
+        let mut reads = tokio::task::JoinSet::new();
+        for i in 0..500_i64 {
+            let readers = Arc::clone(&readers);
+            reads.spawn(async move {
+                let params: [Param<'_>; 2] = [(&i, Type::INT8), (&"x", Type::TEXT)];
+                let rows = readers
+                    .query("select $2 || $1::text, null::text", &params)
+                    .await
+                    .unwrap();
+                let got: Vec<(String, Option<String>)> =
+                    rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                assert_eq!(got, [(format!("x{i}"), None)]);
+            });
+        }
+        while let Some(read) = reads.join_next().await {
+            read.unwrap();
+        }
+        let refused = readers.query("update tasks set title = title where false", &[]).await;
+        assert!(matches!(refused, Err(Error::Storage(_))), "{refused:?}");
+        readers.close();
+    }
+
+    #[tokio::test]
     async fn concurrent_reads_share_two_connections_and_each_gets_its_own_answer() {
         let Some(url) = test_url() else { return };
         let app = app("pipeline-share");
