@@ -183,6 +183,11 @@ async fn behind_a_transaction_pooler_with_only_the_url_flag_nothing_answers_5xx_
         statuses.entry(what).or_default().push(status);
     }
 
+    eprintln!(
+        "behind the pooler: {} requests, {} acknowledged creates",
+        statuses.values().map(Vec::len).sum::<usize>(),
+        acknowledged.len()
+    );
     let failed: Vec<(&String, &u16)> = statuses
         .iter()
         .flat_map(|(what, all)| all.iter().map(move |s| (what, s)))
@@ -241,6 +246,7 @@ async fn behind_a_transaction_pooler_without_the_setting_errors_are_503_and_read
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = process.exited() {
+            eprintln!("the start failed, as it may: {}", process.stderr());
             assert!(!status.success());
             assert!(
                 process.stderr().contains("DATABASE_POOLER"),
@@ -288,6 +294,11 @@ async fn behind_a_transaction_pooler_without_the_setting_errors_are_503_and_read
         server.process.output()
     );
     let unavailable = all.iter().filter(|s| **s == 503).count();
+    eprintln!(
+        "not told: {unavailable} of {} requests answered 503, {} succeeded",
+        all.len(),
+        all.iter().filter(|s| **s < 300).count()
+    );
     assert!(
         unavailable > 0,
         "no request met the pooler: {all:?}\n{}",
