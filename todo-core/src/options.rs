@@ -279,7 +279,10 @@ impl std::fmt::Debug for StoreOptions {
                 &self.max_concurrent_scans_per_user,
             )
             .field("pooler", &self.pooler)
-            .field("direct_url", &self.direct_url.as_ref().map(|_| "<redacted>"))
+            .field(
+                "direct_url",
+                &self.direct_url.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

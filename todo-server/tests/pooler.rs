@@ -127,11 +127,7 @@ async fn behind_a_transaction_pooler_with_only_the_url_flag_nothing_answers_5xx_
         let req = client.get(format!("{tasks}{q}")).bearer_auth(&token);
         async move { ("list".to_owned(), send(req).await) }
     });
-    let (created, replayed, listed) = tokio::join!(
-        all(creates),
-        all(keyed),
-        all(lists),
-    );
+    let (created, replayed, listed) = tokio::join!(all(creates), all(keyed), all(lists),);
     let mut acknowledged: Vec<String> = Vec::new();
     for (title, (status, _)) in created.iter().chain(&replayed).chain(&listed) {
         statuses.entry(title.clone()).or_default().push(*status);
@@ -282,10 +278,7 @@ async fn behind_a_transaction_pooler_without_the_setting_errors_are_503_and_read
         let req = client.get(&tasks).bearer_auth(&token);
         async move { send(req).await.0 }
     });
-    let (a, b) = tokio::join!(
-        all(creates),
-        all(lists)
-    );
+    let (a, b) = tokio::join!(all(creates), all(lists));
     let all: Vec<u16> = a.into_iter().chain(b).collect();
     let other_5xx: Vec<&u16> = all.iter().filter(|s| **s >= 500 && **s != 503).collect();
     assert!(

@@ -33,7 +33,9 @@ where
 {
     let row = write
         .persistent(tx.persistent())
-        .fetch_optional(tx.conn()?).await.map_err(from_sqlx)?;
+        .fetch_optional(tx.conn()?)
+        .await
+        .map_err(from_sqlx)?;
     let written = row.as_ref().map(task).transpose()?;
     let next = match &written {
         Some(t) => statements::spawn_args::<<C::Database as Database>::Arguments<'_>>(t, now())?,

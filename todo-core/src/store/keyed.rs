@@ -106,7 +106,9 @@ where
     };
     let claimed = claim
         .persistent(tx.persistent())
-        .fetch_optional(tx.conn()?).await.map_err(from_sqlx)?;
+        .fetch_optional(tx.conn()?)
+        .await
+        .map_err(from_sqlx)?;
     if claimed.is_some() {
         let sql = match max_tasks {
             None => statements::INSERT_TASK,

@@ -756,8 +756,13 @@ mod tests {
             return;
         };
         let (config, tls) = settings(&url, &app);
-        let inserts =
-            std::sync::Arc::new(GroupInserts::start(config, tls, 2, Duration::from_secs(5)));
+        let inserts = std::sync::Arc::new(GroupInserts::start(
+            config,
+            tls,
+            2,
+            Duration::from_secs(5),
+            false,
+        ));
         let mut calls = tokio::task::JoinSet::new();
         for i in 0..300 {
             let inserts = std::sync::Arc::clone(&inserts);

@@ -379,9 +379,11 @@ async fn insert(
 
 /// sqlx's settings for `url` (without the parameters only a pooler reads) and `options`.
 fn connect_options(url: &str, options: &StoreOptions) -> Result<PgConnectOptions> {
-    Ok(PgConnectOptions::from_str(&Pooler::strip_url_parameters(url))
-        .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
-        .application_name(options.application_name.as_deref().unwrap_or("todo")))
+    Ok(
+        PgConnectOptions::from_str(&Pooler::strip_url_parameters(url))
+            .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
+            .application_name(options.application_name.as_deref().unwrap_or("todo")),
+    )
 }
 
 /// The embedded migrations.
@@ -431,13 +433,12 @@ async fn migrate(pool: &Pool<PgConnection>, pooler: Pooler, options: &StoreOptio
 /// read through `pool` in a transaction of its own (no session needed).
 async fn pending_migrations(pool: &Pool<PgConnection>) -> Result<Vec<i64>> {
     let mut tx = Tx::begin(pool, "begin", from_sqlx).await?;
-    let exists: Option<String> = sqlx::query_scalar(
-        r"select to_regclass('_sqlx_migrations')::text",
-    )
-    .persistent(false)
-    .fetch_one(tx.conn()?)
-    .await
-    .map_err(from_sqlx)?;
+    let exists: Option<String> =
+        sqlx::query_scalar(r"select to_regclass('_sqlx_migrations')::text")
+            .persistent(false)
+            .fetch_one(tx.conn()?)
+            .await
+            .map_err(from_sqlx)?;
     let applied: Vec<i64> = match exists {
         Some(_) => sqlx::query_scalar(r"select version from _sqlx_migrations where success")
             .persistent(false)

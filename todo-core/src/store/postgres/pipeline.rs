@@ -235,11 +235,14 @@ impl PipelinedReads {
         }
     }
 
-    /// The rows `sql` reads with `params`. Only a `select` is sent: the sessions may not be
-    /// read-only ones (behind a transaction pooler), and a read may be repeated.
+    /// The rows `sql` reads with `params`. Behind a transaction pooler, where the sessions are
+    /// not read-only ones, only a `select` is sent (a read may be repeated); elsewhere the
+    /// session itself refuses a write (SQLSTATE 25006).
     pub(crate) async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        if !is_select(sql) {
-            return Err(Error::Storage("only a select is sent to the pipelined reads".into()));
+        if self.unnamed && !is_select(sql) {
+            return Err(Error::Storage(
+                "only a select is sent to the pipelined reads".into(),
+            ));
         }
         self.run(|s| async move { s.query(sql, params).await })
             .await
@@ -588,7 +591,8 @@ mod tests {
         let options = PgConnectOptions::from_str(&url)
             .unwrap()
             .application_name(&app("pipeline-pooled"));
-        let readers = Arc::new(PipelinedReads::new(&options, 2, Duration::from_secs(5), true).unwrap());
+        let readers =
+            Arc::new(PipelinedReads::new(&options, 2, Duration::from_secs(5), true).unwrap());
         let mut reads = tokio::task::JoinSet::new();
         for i in 0..500_i64 {
             let readers = Arc::clone(&readers);
@@ -606,7 +610,9 @@ mod tests {
         while let Some(read) = reads.join_next().await {
             read.unwrap();
         }
-        let refused = readers.query("update tasks set title = title where false", &[]).await;
+        let refused = readers
+            .query("update tasks set title = title where false", &[])
+            .await;
         assert!(matches!(refused, Err(Error::Storage(_))), "{refused:?}");
         readers.close();
     }
