@@ -169,6 +169,60 @@ impl StoreOptions {
     }
 }
 
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            read_connections: None,
+            acquire_timeout: Duration::from_secs(3),
+            cursor_secret: None,
+            sqlite_synchronous_full: true,
+            application_name: None,
+            sqlite_max_size_bytes: None,
+            password_hash_concurrency: None,
+            password_hash_wait: None,
+            max_tasks_per_user: None,
+            max_idempotency_keys_per_user: None,
+            max_concurrent_scans_per_user: Some(2),
+            pooler: None,
+            direct_url: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("max_connections", &self.max_connections)
+            .field("read_connections", &self.read_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field(
+                "cursor_secret",
+                &self.cursor_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("sqlite_synchronous_full", &self.sqlite_synchronous_full)
+            .field("application_name", &self.application_name)
+            .field("sqlite_max_size_bytes", &self.sqlite_max_size_bytes)
+            .field("password_hash_concurrency", &self.password_hash_concurrency)
+            .field("password_hash_wait", &self.password_hash_wait)
+            .field("max_tasks_per_user", &self.max_tasks_per_user)
+            .field(
+                "max_idempotency_keys_per_user",
+                &self.max_idempotency_keys_per_user,
+            )
+            .field(
+                "max_concurrent_scans_per_user",
+                &self.max_concurrent_scans_per_user,
+            )
+            .field("pooler", &self.pooler)
+            .field(
+                "direct_url",
+                &self.direct_url.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,59 +284,5 @@ mod tests {
         assert_eq!("Transaction".parse::<Pooler>(), Ok(Pooler::Transaction));
         assert_eq!("none".parse::<Pooler>(), Ok(Pooler::None));
         assert!("session".parse::<Pooler>().is_err());
-    }
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            max_connections: None,
-            read_connections: None,
-            acquire_timeout: Duration::from_secs(3),
-            cursor_secret: None,
-            sqlite_synchronous_full: true,
-            application_name: None,
-            sqlite_max_size_bytes: None,
-            password_hash_concurrency: None,
-            password_hash_wait: None,
-            max_tasks_per_user: None,
-            max_idempotency_keys_per_user: None,
-            max_concurrent_scans_per_user: Some(2),
-            pooler: None,
-            direct_url: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for StoreOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreOptions")
-            .field("max_connections", &self.max_connections)
-            .field("read_connections", &self.read_connections)
-            .field("acquire_timeout", &self.acquire_timeout)
-            .field(
-                "cursor_secret",
-                &self.cursor_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("sqlite_synchronous_full", &self.sqlite_synchronous_full)
-            .field("application_name", &self.application_name)
-            .field("sqlite_max_size_bytes", &self.sqlite_max_size_bytes)
-            .field("password_hash_concurrency", &self.password_hash_concurrency)
-            .field("password_hash_wait", &self.password_hash_wait)
-            .field("max_tasks_per_user", &self.max_tasks_per_user)
-            .field(
-                "max_idempotency_keys_per_user",
-                &self.max_idempotency_keys_per_user,
-            )
-            .field(
-                "max_concurrent_scans_per_user",
-                &self.max_concurrent_scans_per_user,
-            )
-            .field("pooler", &self.pooler)
-            .field(
-                "direct_url",
-                &self.direct_url.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
     }
 }
