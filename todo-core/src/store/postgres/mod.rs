@@ -75,7 +75,7 @@ impl PgStore {
         options: &StoreOptions,
     ) -> Result<Self> {
         let pooler = options.pooler_for(url);
-        tracing::info!(pooler = pooler.as_str(), "PostgreSQL pooler setting");
+        tracing::debug!(pooler = pooler.as_str(), "PostgreSQL pooler setting");
         let connect = connect_options(url, options)?;
         let connect = match pooler {
             Pooler::None => connect.statement_cache_capacity(256),
