@@ -46,7 +46,7 @@ pub use model::{
     TAGS_MAX, TITLE_MAX_CHARS, Tag, Tags, Task, TaskId, TaskPatch, Title, USER_ID_MAX_CHARS,
     UserId, check_due_date, check_instant, fold_case, to_stored_precision,
 };
-pub use options::StoreOptions;
+pub use options::{Pooler, StoreOptions};
 pub use principal::Principal;
 pub use recurrence::{
     Frequency, RECURRENCE_MAX_CHARS, RECURRENCE_MAX_COUNT, RECURRENCE_MAX_INTERVAL, Recurrence,

@@ -61,6 +61,112 @@ pub struct StoreOptions {
     /// [`Error::Busy`](crate::Error::Busy); other users' lists never wait for these turns (they still
     /// share the read connections).
     pub max_concurrent_scans_per_user: Option<usize>,
+    /// PostgreSQL: what sits between the store and the database. `None` (the default) detects
+    /// it from the URL ([`Pooler::detect`]): Neon's `-pooler.` hosts, Supabase's pooler hosts
+    /// and the URL parameter `pgbouncer=true` mean [`Pooler::Transaction`], anything else
+    /// [`Pooler::None`]. `Some(_)` decides, whatever the URL says. Ignored on SQLite.
+    pub pooler: Option<Pooler>,
+    /// PostgreSQL: a URL that reaches the database without a transaction pooler (Neon's and
+    /// Prisma's "direct URL"). When set, migrations run on it (sqlx's migrator holds a
+    /// session-level advisory lock while it works). Without it, behind a transaction pooler,
+    /// no migration can run: the store opens if the schema is up to date and fails with
+    /// [`Error::Config`](crate::Error::Config) naming this setting if a migration is pending.
+    /// Never logged. Ignored on SQLite.
+    pub direct_url: Option<String>,
+}
+
+/// A connection pooler in front of PostgreSQL, and so what a session may be relied on for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooler {
+    /// Each connection of the store is a session of its own on the server (a direct
+    /// connection, or a pooler in session mode): named prepared statements are prepared once per
+    /// connection and reused, and the pipelined readers are opened read-only at start.
+    None,
+    /// A pooler in transaction mode (PgBouncer `pool_mode = transaction`, Neon's pooled URL,
+    /// Supabase's pooler on port 6543): consecutive transactions of one connection may run on
+    /// different server sessions, so nothing relies on the session. Statements are unnamed and
+    /// parsed in the transaction that runs them; a statement on the pool that is not in a
+    /// transaction runs in one of its own (`begin` ... `commit`: two more round trips);
+    /// pipelined reads and group-committed creates use unnamed statements too; no startup
+    /// `options`, no session `SET`, no session advisory lock, no `LISTEN`. The pipelined
+    /// readers are then not read-only sessions (that needed a startup option): only `select`
+    /// statements are sent to them.
+    Transaction,
+}
+
+impl Pooler {
+    /// The pooler a PostgreSQL URL names: [`Pooler::Transaction`] for the URL parameter
+    /// `pgbouncer=true` (Prisma's spelling), Neon's pooled hosts (`...-pooler.<region>...`) and
+    /// Supabase's pooler hosts (`...pooler.supabase.com`) on any port but 5432 (Supavisor's
+    /// session mode); otherwise [`Pooler::None`]. A URL that does not parse is `None`.
+    pub fn detect(url: &str) -> Self {
+        let Ok(parsed) = url::Url::parse(url) else {
+            return Self::None;
+        };
+        let flagged = parsed
+            .query_pairs()
+            .any(|(k, v)| k == "pgbouncer" && v.eq_ignore_ascii_case("true"));
+        let host = parsed.host_str().unwrap_or("").to_ascii_lowercase();
+        let neon = host.ends_with(".neon.tech") && host.contains("-pooler.");
+        let supabase = host.ends_with("pooler.supabase.com") && parsed.port() != Some(5432);
+        if flagged || neon || supabase {
+            Self::Transaction
+        } else {
+            Self::None
+        }
+    }
+
+    /// `url` without the parameters that only tell the pooler (`pgbouncer`), which neither
+    /// driver knows. Any other parameter, and the rest of the URL, is kept as written.
+    pub fn strip_url_parameters(url: &str) -> String {
+        let Ok(mut parsed) = url::Url::parse(url) else {
+            return url.to_owned();
+        };
+        if !parsed.query_pairs().any(|(k, _)| k == "pgbouncer") {
+            return url.to_owned();
+        }
+        let kept: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter(|(k, _)| k != "pgbouncer")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            parsed.set_query(None);
+        } else {
+            parsed.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        parsed.into()
+    }
+
+    /// The setting's value as `DATABASE_POOLER` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Transaction => "transaction",
+        }
+    }
+}
+
+impl std::str::FromStr for Pooler {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "transaction" => Ok(Self::Transaction),
+            other => Err(format!(
+                "unknown pooler {other:?}: expected none or transaction"
+            )),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// The pooler this store runs behind for `url`: [`StoreOptions::pooler`] when set, else
+    /// [`Pooler::detect`].
+    pub fn pooler_for(&self, url: &str) -> Pooler {
+        self.pooler.unwrap_or_else(|| Pooler::detect(url))
+    }
 }
 
 impl Default for StoreOptions {
@@ -78,6 +184,8 @@ impl Default for StoreOptions {
             max_tasks_per_user: None,
             max_idempotency_keys_per_user: None,
             max_concurrent_scans_per_user: Some(2),
+            pooler: None,
+            direct_url: None,
         }
     }
 }
@@ -106,6 +214,75 @@ impl std::fmt::Debug for StoreOptions {
                 "max_concurrent_scans_per_user",
                 &self.max_concurrent_scans_per_user,
             )
+            .field("pooler", &self.pooler)
+            .field(
+                "direct_url",
+                &self.direct_url.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_pooler_hosts_and_the_pgbouncer_parameter_mean_transaction_mode() {
+        let transaction = [
+            "postgres://u:p@ep-cool-123456-pooler.eu-central-1.aws.neon.tech/db?sslmode=require",
+            "postgresql://u:p@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
+            "postgres://u@127.0.0.1:6432/test?pgbouncer=true",
+            "postgres://u@db/test?sslmode=require&pgbouncer=TRUE",
+        ];
+        for url in transaction {
+            assert_eq!(Pooler::detect(url), Pooler::Transaction, "{url}");
+        }
+        let none = [
+            "postgres://u:p@ep-cool-123456.eu-central-1.aws.neon.tech/db?sslmode=require",
+            "postgresql://u:p@aws-0-eu-west-1.pooler.supabase.com:5432/postgres",
+            "postgres://u@127.0.0.1:6432/test?pgbouncer=false",
+            "postgres://u@127.0.0.1/test",
+            "sqlite::memory:",
+            "not a url",
+        ];
+        for url in none {
+            assert_eq!(Pooler::detect(url), Pooler::None, "{url}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_setting_wins_over_the_url() {
+        let options = StoreOptions {
+            pooler: Some(Pooler::None),
+            ..StoreOptions::default()
+        };
+        assert_eq!(
+            options.pooler_for("postgres://u@h/db?pgbouncer=true"),
+            Pooler::None
+        );
+    }
+
+    #[test]
+    fn the_pgbouncer_parameter_is_stripped_and_the_rest_kept() {
+        assert_eq!(
+            Pooler::strip_url_parameters("postgres://u:p%40ss@h:6432/db?pgbouncer=true"),
+            "postgres://u:p%40ss@h:6432/db"
+        );
+        assert_eq!(
+            Pooler::strip_url_parameters("postgres://u@h/db?sslmode=require&pgbouncer=true"),
+            "postgres://u@h/db?sslmode=require"
+        );
+        assert_eq!(
+            Pooler::strip_url_parameters("postgres://u@h/db?sslmode=require"),
+            "postgres://u@h/db?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn pooler_names_parse_as_the_setting_spells_them() {
+        assert_eq!("Transaction".parse::<Pooler>(), Ok(Pooler::Transaction));
+        assert_eq!("none".parse::<Pooler>(), Ok(Pooler::None));
+        assert!("session".parse::<Pooler>().is_err());
     }
 }

@@ -21,6 +21,11 @@ impl Secret {
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// The secret as text (a URL with a password in it).
+    pub fn expose_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -133,6 +138,18 @@ pub struct Config {
     /// and creates on the pool.
     #[arg(long, env = "DATABASE_READ_CONNECTIONS")]
     pub database_read_connections: Option<u32>,
+
+    /// PostgreSQL: the pooler between the server and the database: `none` (a direct connection
+    /// or a session-mode pooler) or `transaction` (PgBouncer in transaction mode, Neon's pooled
+    /// URL, Supabase's pooler on 6543). Default: `transaction` for Neon `-pooler.` hosts,
+    /// Supabase pooler hosts and URLs with `pgbouncer=true`, else `none`.
+    #[arg(long, env = "DATABASE_POOLER", value_parser = clap::value_parser!(todo_core::Pooler))]
+    pub database_pooler: Option<todo_core::Pooler>,
+
+    /// PostgreSQL: a URL to the database that bypasses the pooler (Neon's and Prisma's "direct
+    /// URL"); migrations run on it at start.
+    #[arg(long, env = "DATABASE_DIRECT_URL", hide_env_values = true)]
+    pub database_direct_url: Option<Secret>,
 
     /// Seconds a client has to send a request's headers in full (and, on a kept-alive
     /// connection, to start its next request) before the connection is closed.

@@ -430,6 +430,12 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
             .then_some(config.max_idempotency_keys_per_user),
         max_concurrent_scans_per_user: usize::try_from(config.max_concurrent_searches_per_user)
             .ok(),
+        pooler: config.database_pooler,
+        direct_url: config
+            .database_direct_url
+            .as_ref()
+            .map(|url| url.expose_str().to_owned())
+            .filter(|url| !url.is_empty()),
         ..StoreOptions::default()
     };
     let store = todo_core::open_store(config.database_url(), options)

@@ -96,6 +96,8 @@ const PROBES: &[Probe] = &[
     probe!("--sqlite-synchronous",              "SQLITE_SYNCHRONOUS",              sqlite_synchronous, alone),
     probe!("--database-max-connections",        "DATABASE_MAX_CONNECTIONS",        database_max_connections, alone),
     probe!("--database-read-connections",       "DATABASE_READ_CONNECTIONS",       database_read_connections),
+    probe!("--database-pooler",                 "DATABASE_POOLER",                 database_pooler),
+    probe!("--database-direct-url",             "DATABASE_DIRECT_URL",             database_direct_url),
     probe!("--header-read-timeout-secs",        "HEADER_READ_TIMEOUT_SECS",        header_read_timeout),
     probe!("--idle-timeout-secs",               "IDLE_TIMEOUT_SECS",               idle_timeout),
     probe!("--body-read-timeout-secs",          "BODY_READ_TIMEOUT_SECS",          body_read_timeout),
@@ -892,6 +894,78 @@ fn with_database(url: &str, name: &str) -> String {
     } else {
         format!("{server}/{name}?{query}")
     }
+}
+
+/// A fresh, empty database on the test server: its URL, and the name to drop.
+fn fresh_database(pg: &str, prefix: &str) -> (String, String) {
+    let db = unique(prefix).to_lowercase();
+    psql(pg, &format!("create database {db}"));
+    (with_database(pg, &db), db)
+}
+
+async fn database_pooler() {
+    let Some(pg) = pg_url("the --database-pooler probe") else {
+        return;
+    };
+    // Told it is behind a transaction pooler, the server will not migrate through it: on an
+    // empty database it refuses to start and names the setting that would.
+    let (url, db) = fresh_database(&pg, "todo_probe_pooler_");
+    let dir = tempfile::tempdir().unwrap();
+    let exit = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            run_to_exit(
+                dir.path(),
+                "pooler",
+                &["--database-url", &url, "--database-pooler", "transaction"],
+                &[("BETTER_AUTH_SECRET", SECRET)],
+                Duration::from_secs(20),
+            )
+        }
+    })
+    .await;
+    psql(&pg, &format!("drop database if exists {db} with (force)"));
+    exit.unwrap()
+        .assert_refused("pooler without a direct URL", "DATABASE_DIRECT_URL");
+}
+
+async fn database_direct_url() {
+    let Some(pg) = pg_url("the --database-direct-url probe") else {
+        return;
+    };
+    // The same empty database, with a direct URL: migrated there, then served.
+    let (url, db) = fresh_database(&pg, "todo_probe_direct_");
+    let outcome = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let dir = tempfile::tempdir().unwrap();
+            let server = start_with(
+                dir.path(),
+                "direct",
+                &[
+                    "--database-url",
+                    &url,
+                    "--database-pooler",
+                    "transaction",
+                    "--database-direct-url",
+                    &url,
+                ],
+                &[("BETTER_AUTH_SECRET", SECRET)],
+            )
+            .await;
+            let resp = http()
+                .post(server.url("/api/tasks"))
+                .bearer_auth(jwt("direct"))
+                .json(&json!({"title": "migrated on the direct URL"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201, "{}", server.process.output());
+        }
+    })
+    .await;
+    psql(&pg, &format!("drop database if exists {db} with (force)"));
+    outcome.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 }
 
 async fn database_read_connections() {

@@ -23,6 +23,7 @@ pub(crate) async fn write<'q, C>(
 ) -> Result<Option<Task>>
 where
     C: Connection + 'static,
+    C::Database: sqlx::database::HasStatementCache,
     for<'c> &'c mut C: Executor<'c, Database = C::Database>,
     for<'a> <C::Database as Database>::Arguments<'a>: IntoArguments<'a, C::Database>,
     for<'a> String: Encode<'a, C::Database> + Type<C::Database>,
@@ -30,7 +31,11 @@ where
     for<'a> Stamp: Encode<'a, C::Database> + Type<C::Database>,
     for<'a> Option<Stamp>: Encode<'a, C::Database> + Type<C::Database>,
 {
-    let row = write.fetch_optional(tx.conn()?).await.map_err(from_sqlx)?;
+    let row = write
+        .persistent(tx.persistent())
+        .fetch_optional(tx.conn()?)
+        .await
+        .map_err(from_sqlx)?;
     let written = row.as_ref().map(task).transpose()?;
     let next = match &written {
         Some(t) => statements::spawn_args::<<C::Database as Database>::Arguments<'_>>(t, now())?,
@@ -38,6 +43,7 @@ where
     };
     if let Some(args) = next {
         sqlx::query_with(spawn, args)
+            .persistent(tx.persistent())
             .execute(tx.conn()?)
             .await
             .map_err(from_sqlx)?;

@@ -63,6 +63,7 @@ pub(crate) async fn create<C>(
 ) -> Result<Created>
 where
     C: Connection + 'static,
+    C::Database: sqlx::database::HasStatementCache,
     for<'c> &'c mut C: Executor<'c, Database = C::Database>,
     for<'q> <C::Database as Database>::Arguments<'q>: IntoArguments<'q, C::Database>,
     for<'q> String: Encode<'q, C::Database> + Type<C::Database>,
@@ -85,6 +86,7 @@ where
     let cutoff = now - chrono::Duration::from_std(IDEMPOTENCY_KEY_TTL).unwrap_or_default();
     sqlx::query(statements::PURGE_IDEMPOTENCY_KEYS)
         .bind(Stamp(cutoff))
+        .persistent(tx.persistent())
         .execute(tx.conn()?)
         .await
         .map_err(from_sqlx)?;
@@ -102,7 +104,11 @@ where
         None => claim,
         Some(limit) => claim.bind(common::quota_arg(Some(limit))),
     };
-    let claimed = claim.fetch_optional(tx.conn()?).await.map_err(from_sqlx)?;
+    let claimed = claim
+        .persistent(tx.persistent())
+        .fetch_optional(tx.conn()?)
+        .await
+        .map_err(from_sqlx)?;
     if claimed.is_some() {
         let sql = match max_tasks {
             None => statements::INSERT_TASK,
@@ -112,6 +118,7 @@ where
             user, task, now, max_tasks,
         )?;
         let row = sqlx::query_with(sql, args)
+            .persistent(tx.persistent())
             .fetch_optional(tx.conn()?)
             .await
             .map_err(from_sqlx)?;
@@ -121,6 +128,7 @@ where
             .bind(user.to_owned())
             .bind(key.as_str().to_owned())
             .bind(response)
+            .persistent(tx.persistent())
             .execute(tx.conn()?)
             .await
             .map_err(from_sqlx)?;
@@ -133,6 +141,7 @@ where
     let held = sqlx::query(statements::GET_IDEMPOTENCY_KEY)
         .bind(user.to_owned())
         .bind(key.as_str().to_owned())
+        .persistent(tx.persistent())
         .fetch_optional(tx.conn()?)
         .await
         .map_err(from_sqlx)?

@@ -43,11 +43,20 @@ impl<C: Connection> managed::Manager for Manager<C> {
 }
 
 /// A pool of connections of one kind.
-pub(crate) struct Pool<C: Connection>(managed::Pool<Manager<C>>);
+pub(crate) struct Pool<C: Connection> {
+    inner: managed::Pool<Manager<C>>,
+    /// Whether statements may be named and kept on the connection (sqlx's `persistent`):
+    /// `false` behind a transaction pooler, where the next transaction may run on another
+    /// server session ([`crate::Pooler::Transaction`]).
+    persistent: bool,
+}
 
 impl<C: Connection> Clone for Pool<C> {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self {
+            inner: self.inner.clone(),
+            persistent: self.persistent,
+        }
     }
 }
 
@@ -61,14 +70,34 @@ impl<C: Connection> Pool<C> {
         let builder = managed::Pool::builder(Manager { options })
             .create_timeout(Some(wait))
             .recycle_timeout(Some(wait));
-        build(builder, max, wait).map(Self)
+        build(builder, max, wait).map(|inner| Self {
+            inner,
+            persistent: true,
+        })
+    }
+
+    /// This pool with statements that are never named nor kept on a connection (sqlx's
+    /// `persistent(false)`), for a transaction pooler: see [`Pool::persistent`].
+    pub(crate) fn unnamed(self) -> Self {
+        Self {
+            persistent: false,
+            ..self
+        }
+    }
+
+    /// Whether statements on this pool's connections may be prepared once, named, and reused
+    /// (`true`), or must be unnamed and parsed again in the transaction that runs them (`false`,
+    /// behind a transaction pooler). Every statement given to sqlx on these connections is
+    /// marked with `.persistent(pool.persistent())`.
+    pub(crate) fn persistent(&self) -> bool {
+        self.persistent
     }
 
     /// Takes a connection, opening one if none is free and the pool is not full;
     /// [`Error::Unavailable`] when none comes free in time, none can be opened, or the pool is
     /// closed.
     pub(crate) async fn get(&self) -> Result<Conn<C>, Error> {
-        self.0.get().await.map_err(unavailable)
+        self.inner.get().await.map_err(unavailable)
     }
 
     /// Closes idle connections cleanly, waits (a bounded time) for those in use to come back and
@@ -76,15 +105,15 @@ impl<C: Connection> Pool<C> {
     pub(crate) async fn close(&self) {
         let deadline = Instant::now() + CLOSE_WAIT;
         loop {
-            for conn in self.0.retain(|_, _| false).removed {
+            for conn in self.inner.retain(|_, _| false).removed {
                 let _ = conn.close().await;
             }
-            if self.0.status().size == 0 || Instant::now() >= deadline {
+            if self.inner.status().size == 0 || Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        self.0.close();
+        self.inner.close();
     }
 }
 
@@ -142,6 +171,8 @@ where
 {
     /// `None` once committed.
     conn: Option<Conn<C>>,
+    /// The pool's [`Pool::persistent`].
+    persistent: bool,
     /// The backend's error mapping.
     from_sqlx: fn(sqlx::Error) -> Error,
 }
@@ -159,10 +190,17 @@ where
     ) -> Result<Self, Error> {
         let mut tx = Self {
             conn: Some(pool.get().await?),
+            persistent: pool.persistent(),
             from_sqlx,
         };
         tx.conn()?.execute(begin).await.map_err(from_sqlx)?;
         Ok(tx)
+    }
+
+    /// Whether statements in this transaction may be named and kept ([`Pool::persistent`]):
+    /// each statement run on [`Tx::conn`] is marked `.persistent(tx.persistent())`.
+    pub(crate) fn persistent(&self) -> bool {
+        self.persistent
     }
 
     /// The transaction's connection (only `commit`, which consumes the transaction, and `drop`

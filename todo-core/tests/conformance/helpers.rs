@@ -1,10 +1,20 @@
 use std::io::Write;
 use std::sync::{Arc, Once};
 
-use todo_core::{DynTaskStore, NewTask, Principal, StoreOptions, Task, TaskStore, Title, UserId};
+use todo_core::{
+    DynTaskStore, NewTask, Pooler, Principal, StoreOptions, Task, TaskStore, Title, UserId,
+};
 
 /// The environment variable naming the PostgreSQL database the suite runs against.
 pub const PG_ENV: &str = "TODO_TEST_DATABASE_URL";
+
+/// The environment variable naming the same database through a pooler in transaction mode
+/// (`scripts/pgbouncer.sh start` prints one): when set, the suite also runs there.
+pub const POOLER_ENV: &str = "TODO_TEST_POOLER_URL";
+
+/// The pooler setting the pooled backends are opened with: `transaction` unless this variable
+/// says `none` (to watch what a store not told about the pooler does).
+pub const POOLER_SETTING_ENV: &str = "TODO_TEST_POOLER_SETTING";
 
 /// A store under test, with its backend's name for assertion messages.
 pub struct Backend {
@@ -79,7 +89,7 @@ pub async fn backends_with(options: StoreOptions) -> Vec<Backend> {
         // Reads on the pool, as with `sslmode=verify-ca` or `read_connections: Some(0)`.
         let on_pool = StoreOptions {
             read_connections: Some(0),
-            ..options
+            ..options.clone()
         };
         let pool_reads = todo_core::open(&url, on_pool)
             .await
@@ -90,7 +100,47 @@ pub async fn backends_with(options: StoreOptions) -> Vec<Backend> {
             _dir: None,
         });
     }
+    if let Some(url) = pooler_url() {
+        let setting = match std::env::var(POOLER_SETTING_ENV).as_deref() {
+            Ok("none") => Pooler::None,
+            _ => Pooler::Transaction,
+        };
+        // Migrations on the direct URL when there is one (a fresh database); the second store
+        // has none, so it opens only because the schema is up to date.
+        let pipelined = StoreOptions {
+            read_connections: Some(2),
+            pooler: Some(setting),
+            direct_url: pg_url(),
+            ..options.clone()
+        };
+        let pg = todo_core::open(&url, pipelined)
+            .await
+            .expect("open postgres through the pooler");
+        out.push(Backend {
+            name: "postgres-pooler",
+            store: pg,
+            _dir: None,
+        });
+        let on_pool = StoreOptions {
+            read_connections: Some(0),
+            pooler: Some(setting),
+            ..options
+        };
+        let pool_reads = todo_core::open(&url, on_pool)
+            .await
+            .expect("open postgres through the pooler, reads on the pool");
+        out.push(Backend {
+            name: "postgres-pooler-pool-reads",
+            store: pool_reads,
+            _dir: None,
+        });
+    }
     out
+}
+
+/// The URL of the database through a pooler in transaction mode, if this run has one.
+pub fn pooler_url() -> Option<String> {
+    std::env::var(POOLER_ENV).ok().filter(|url| !url.is_empty())
 }
 
 /// A principal with a unique user id, so tests sharing a database never see each other's tasks.

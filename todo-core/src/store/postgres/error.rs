@@ -4,16 +4,71 @@
 //!
 //! [`todo_core::Error`]: crate::Error
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use crate::error::{BoxError, Error};
 use crate::recurrence::Recurrence;
+
+/// When (milliseconds since the Unix epoch) a statement this process prepared was last found
+/// missing or already taken on its session (SQLSTATE 26000 or 42P05); 0 for never.
+static STATEMENTS_LOST_AT: AtomicU64 = AtomicU64::new(0);
+
+/// How long after such an error [`statements_lost_recently`] says so.
+const STATEMENTS_LOST_FOR: Duration = Duration::from_secs(60);
+
+/// Whether `code` says a prepared statement is missing (26000 `invalid_sql_statement_name`) or
+/// already exists (42P05 `duplicate_prepared_statement`) on the session: our statements are
+/// named per connection, so either means the session under the connection is not the one they
+/// were prepared on, which is what a pooler in transaction mode does.
+fn is_statement_lost(code: &str) -> bool {
+    matches!(code, "26000" | "42P05")
+}
+
+/// Notes a lost statement ([`is_statement_lost`]); the first one in a while is logged, naming
+/// the setting that fixes it.
+fn statements_lost() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let before = STATEMENTS_LOST_AT.swap(now, Ordering::Relaxed);
+    if now.saturating_sub(before) > STATEMENTS_LOST_FOR.as_millis() as u64 {
+        tracing::error!(
+            "a prepared statement vanished from its PostgreSQL session (SQLSTATE 26000/42P05): \
+             the database URL goes through a pooler in transaction mode (PgBouncer, Neon's \
+             pooled URL, Supabase's pooler); set DATABASE_POOLER=transaction (or add \
+             pgbouncer=true to the URL); until then /readyz fails and such requests answer 503"
+        );
+    }
+}
+
+/// Whether a statement this process prepared was lost ([`is_statement_lost`]) within the last
+/// minute: a store not set up for a transaction pooler then reports itself not ready.
+pub(crate) fn statements_lost_recently() -> bool {
+    let at = STATEMENTS_LOST_AT.load(Ordering::Relaxed);
+    if at == 0 {
+        return false;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    now.saturating_sub(at) < STATEMENTS_LOST_FOR.as_millis() as u64
+}
 
 /// The error for a server error with SQLSTATE `code`, with `source` kept for logs: 23514 (the
 /// schema's CHECK constraint: a recurrence rule needs a due date) is [`Error::Validation`]; 53100
 /// `disk_full` is [`Error::OutOfSpace`]; a session that is gone or could not start (class 08,
 /// 57P) or 53300 `too_many_connections` is [`Error::Unavailable`]; anything else (a constraint,
-/// the rest of class 53, a read-only session...) is [`Error::Storage`].
+/// the rest of class 53, a read-only session...) is [`Error::Storage`]. A prepared statement
+/// lost from its session (26000, 42P05: a transaction pooler the store was not told about) is
+/// [`Error::Unavailable`], and noted ([`statements_lost_recently`]): behind such a pooler a
+/// statement may even have run under another's name, so a write's outcome is unknown.
 fn by_sqlstate(code: &str, source: BoxError) -> Error {
     match code {
+        code if is_statement_lost(code) => {
+            statements_lost();
+            Error::Unavailable(source)
+        }
         // The schema's one CHECK constraint: a recurring task needs a due date.
         "23514" => Error::Validation(Recurrence::needs_due_date()),
         "53100" => Error::OutOfSpace(source),
@@ -92,14 +147,18 @@ pub(crate) fn is_unique_violation(e: &Error) -> bool {
 
 /// Whether a sqlx error leaves its connection unusable, so it must not go back to the pool:
 /// I/O, TLS, protocol and driver failures, and the server's connection-level errors (class 08
-/// and 57P). A constraint, a bad value or a decode error leaves it usable.
+/// and 57P), and a session that lost the statements the connection prepared (26000, 42P05:
+/// the connection's cache of them is wrong). A constraint, a bad value or a decode error leaves
+/// it usable.
 pub(crate) fn breaks_connection(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_connection_lost(&code)),
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| is_connection_lost(&code) || is_statement_lost(&code)),
         _ => false,
     }
 }

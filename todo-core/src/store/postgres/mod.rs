@@ -1,6 +1,7 @@
 //! The PostgreSQL backend: a pool for writes and transactions, reads pipelined on a few shared
 //! connections (`postgres/pipeline.rs`), TLS through rustls (so `sslmode=require` URLs such as
-//! Neon's work), statements prepared once per connection and cached.
+//! Neon's work), statements prepared once per connection and cached; behind a transaction
+//! pooler ([`Pooler::Transaction`]) statements unnamed instead, each in a transaction.
 
 use std::str::FromStr;
 
@@ -19,9 +20,9 @@ use crate::error::{Error, Result};
 use crate::model::{
     Created, IdempotencyKey, ListQuery, NewTask, Page, Tag, Task, TaskId, TaskPatch, now,
 };
-use crate::options::StoreOptions;
+use crate::options::{Pooler, StoreOptions};
 use crate::principal::Principal;
-use error::{breaks_connection, from_migrate, from_sqlx};
+use error::{breaks_connection, from_migrate, from_sqlx, statements_lost_recently};
 use group_commit::GroupInserts;
 use pipeline::PipelinedReads;
 
@@ -61,6 +62,8 @@ pub(crate) struct PgStore {
     inserts: Option<GroupInserts>,
     /// Cursors, hashing, turns and quotas.
     common: Common,
+    /// What sits between the store and the database.
+    pooler: Pooler,
 }
 
 impl PgStore {
@@ -71,10 +74,16 @@ impl PgStore {
         cursor_secret: Vec<u8>,
         options: &StoreOptions,
     ) -> Result<Self> {
-        let connect = PgConnectOptions::from_str(url)
-            .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
-            .application_name(options.application_name.as_deref().unwrap_or("todo"))
-            .statement_cache_capacity(256);
+        let pooler = options.pooler_for(url);
+        tracing::debug!(pooler = pooler.as_str(), "PostgreSQL pooler setting");
+        let connect = connect_options(url, options)?;
+        let connect = match pooler {
+            Pooler::None => connect.statement_cache_capacity(256),
+            // Nothing named, nothing kept (every statement is also marked not persistent), and
+            // no `extra_float_digits` startup parameter, which PgBouncer refuses unless told to
+            // ignore it (no column here is a float).
+            Pooler::Transaction => connect.statement_cache_capacity(0).extra_float_digits(None),
+        };
         // Connections are not pinged when taken or returned (see `store::pool`): a dead one
         // fails its statement (503) and is discarded, and the next one is fresh, so recovery
         // after a database restart is automatic.
@@ -83,16 +92,22 @@ impl PgStore {
             options.max_connections.unwrap_or(16),
             options.acquire_timeout,
         )?;
-        let mut conn = pool.get().await?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&mut *conn)
-            .await
-            .map_err(from_migrate)?;
-        drop(conn);
-        let reads = open_reads(&connect, options).await;
+        let pool = match pooler {
+            Pooler::None => pool,
+            Pooler::Transaction => pool.unnamed(),
+        };
+        migrate(&pool, pooler, options).await?;
+        let unnamed = pooler == Pooler::Transaction;
+        let reads = open_reads(&connect, options, unnamed).await;
         let inserts = match &reads {
             Some(_) => pipeline::config(&connect, false).map(|(config, tls)| {
-                GroupInserts::start(config, tls, INSERT_CONNECTIONS, options.acquire_timeout)
+                GroupInserts::start(
+                    config,
+                    tls,
+                    INSERT_CONNECTIONS,
+                    options.acquire_timeout,
+                    unnamed,
+                )
             }),
             None => None,
         };
@@ -102,11 +117,34 @@ impl PgStore {
             inserts,
             // A quota takes the user's advisory lock ([`USER_LOCK`]).
             common: Common::new(cursor_secret, options, true),
+            pooler,
         })
+    }
+
+    /// Whether statements run unnamed, each inside a transaction ([`Pooler::Transaction`]).
+    fn unnamed(&self) -> bool {
+        !self.pool.persistent()
+    }
+
+    /// Runs `query` alone in a transaction of its own (behind a transaction pooler, where a
+    /// statement outside one may be parsed on one server session and bound on another): the
+    /// rows it returned.
+    async fn in_transaction(&self, query: Query<'_>) -> Result<Vec<PgRow>> {
+        let mut tx = self.begin().await?;
+        let rows = query
+            .persistent(false)
+            .fetch_all(tx.conn()?)
+            .await
+            .map_err(from_sqlx)?;
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// At most one row of `query`, run on a pooled connection.
     async fn row(&self, query: Query<'_>) -> Result<Option<PgRow>> {
+        if self.unnamed() {
+            return Ok(self.in_transaction(query).await?.into_iter().next());
+        }
         let mut conn = self.pool.get().await?;
         let result = query.fetch_optional(&mut *conn).await;
         settled(conn, result, breaks_connection, from_sqlx)
@@ -114,6 +152,9 @@ impl PgStore {
 
     /// Every row of `query`, run on a pooled connection.
     async fn rows(&self, query: Query<'_>) -> Result<Vec<PgRow>> {
+        if self.unnamed() {
+            return self.in_transaction(query).await;
+        }
         let mut conn = self.pool.get().await?;
         let result = query.fetch_all(&mut *conn).await;
         settled(conn, result, breaks_connection, from_sqlx)
@@ -121,6 +162,16 @@ impl PgStore {
 
     /// Runs `query` on a pooled connection: the rows it affected.
     async fn execute(&self, query: Query<'_>) -> Result<u64> {
+        if self.unnamed() {
+            let mut tx = self.begin().await?;
+            let done = query
+                .persistent(false)
+                .execute(tx.conn()?)
+                .await
+                .map_err(from_sqlx)?;
+            tx.commit().await?;
+            return Ok(done.rows_affected());
+        }
         let mut conn = self.pool.get().await?;
         let result = query.execute(&mut *conn).await;
         settled(conn, result, breaks_connection, from_sqlx).map(|done| done.rows_affected())
@@ -136,6 +187,12 @@ impl PgStore {
     /// restart or failover while it sat in the pool) runs once more on another: the first read
     /// after a restart succeeds.
     async fn read<'q>(&self, query: impl Fn() -> Query<'q>) -> Result<Vec<PgRow>> {
+        if self.unnamed() {
+            return match self.in_transaction(query()).await {
+                Err(Error::Unavailable(_)) => self.in_transaction(query()).await,
+                result => result,
+            };
+        }
         let mut conn = self.pool.get().await?;
         match query().fetch_all(&mut *conn).await {
             Err(e) if breaks_connection(&e) => {
@@ -281,6 +338,7 @@ impl PgStore {
 async fn lock_user(tx: &mut Tx<PgConnection>, user: &str) -> Result<()> {
     sqlx::query(USER_LOCK)
         .bind(user)
+        .persistent(tx.persistent())
         .execute(tx.conn()?)
         .await
         .map_err(from_sqlx)?;
@@ -312,17 +370,100 @@ async fn insert(
     max_tasks: Option<u64>,
 ) -> Result<Task> {
     let row = insert_query(user, task, now, max_tasks)?
+        .persistent(tx.persistent())
         .fetch_optional(tx.conn()?)
         .await
         .map_err(from_sqlx)?;
     common::inserted(row.as_ref().map(row::task).transpose()?, max_tasks)
 }
 
+/// sqlx's settings for `url` (without the parameters only a pooler reads) and `options`.
+fn connect_options(url: &str, options: &StoreOptions) -> Result<PgConnectOptions> {
+    Ok(
+        PgConnectOptions::from_str(&Pooler::strip_url_parameters(url))
+            .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
+            .application_name(options.application_name.as_deref().unwrap_or("todo")),
+    )
+}
+
+/// The embedded migrations.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Applies the migrations: on [`StoreOptions::direct_url`] when set, else on `pool` without a
+/// transaction pooler. Behind one without a direct URL nothing can be migrated (sqlx's migrator
+/// holds a session-level advisory lock, and its own statements are named): the store opens if
+/// every migration is already applied, saying once what it cannot do, and fails with
+/// [`Error::Config`] naming the fix if one is pending.
+async fn migrate(pool: &Pool<PgConnection>, pooler: Pooler, options: &StoreOptions) -> Result<()> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    if let Some(direct) = &options.direct_url {
+        let mut conn = connect_options(direct, options)?
+            .connect()
+            .await
+            .map_err(|e| Error::Unavailable(Box::new(e)))?;
+        let result = MIGRATOR.run(&mut conn).await.map_err(from_migrate);
+        let _ = conn.close().await;
+        return result;
+    }
+    if pooler == Pooler::None {
+        let mut conn = pool.get().await?;
+        return MIGRATOR.run(&mut *conn).await.map_err(from_migrate);
+    }
+    let pending = pending_migrations(pool).await?;
+    if let Some(first) = pending.first() {
+        return Err(Error::Config(format!(
+            "{} migration(s) of the schema are pending (the first: {first}) and the database \
+             URL goes through a pooler in transaction mode, where they cannot run (sqlx's \
+             migrator holds a session-level lock): set a direct URL to the database \
+             (DATABASE_DIRECT_URL; StoreOptions::direct_url), or apply them once with the \
+             server pointed at the database directly",
+            pending.len()
+        )));
+    }
+    tracing::warn!(
+        "behind a transaction pooler without a direct URL: the schema is up to date, but a \
+         later version's migrations will not be able to run through the pooler (sqlx's \
+         migrator holds a session-level lock); set DATABASE_DIRECT_URL to the database's direct \
+         URL (Neon: the host without -pooler; Supabase: port 5432) to apply them at start"
+    );
+    Ok(())
+}
+
+/// The versions of the embedded migrations that the database has not applied successfully,
+/// read through `pool` in a transaction of its own (no session needed).
+async fn pending_migrations(pool: &Pool<PgConnection>) -> Result<Vec<i64>> {
+    let mut tx = Tx::begin(pool, "begin", from_sqlx).await?;
+    let exists: Option<String> =
+        sqlx::query_scalar(r"select to_regclass('_sqlx_migrations')::text")
+            .persistent(false)
+            .fetch_one(tx.conn()?)
+            .await
+            .map_err(from_sqlx)?;
+    let applied: Vec<i64> = match exists {
+        Some(_) => sqlx::query_scalar(r"select version from _sqlx_migrations where success")
+            .persistent(false)
+            .fetch_all(tx.conn()?)
+            .await
+            .map_err(from_sqlx)?,
+        None => Vec::new(),
+    };
+    tx.commit().await?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .map(|m| m.version)
+        .collect())
+}
+
 /// The pipelined reads `options` ask for (by default one connection per CPU, 2 to 8), or
 /// `None` to read on the pool: when turned off, when the URL needs something only sqlx does,
 /// or when a first pipelined connection cannot be opened although the pool's could (a setting
 /// the two drivers read differently): reads then stay on the pool rather than fail.
-async fn open_reads(connect: &PgConnectOptions, options: &StoreOptions) -> Option<PipelinedReads> {
+async fn open_reads(
+    connect: &PgConnectOptions,
+    options: &StoreOptions,
+    unnamed: bool,
+) -> Option<PipelinedReads> {
     let connections = match options.read_connections {
         Some(0) => return None,
         Some(n) => n as usize,
@@ -330,7 +471,8 @@ async fn open_reads(connect: &PgConnectOptions, options: &StoreOptions) -> Optio
             .map_or(2, std::num::NonZeroUsize::get)
             .clamp(2, 8),
     };
-    let Some(reads) = PipelinedReads::new(connect, connections, options.acquire_timeout) else {
+    let Some(reads) = PipelinedReads::new(connect, connections, options.acquire_timeout, unnamed)
+    else {
         tracing::info!("reads run on the pool: the URL's TLS settings need sqlx");
         return None;
     };
@@ -532,6 +674,13 @@ impl TaskStore for PgStore {
     }
 
     async fn ping(&self) -> Result<()> {
+        if self.pooler == Pooler::None && statements_lost_recently() {
+            return Err(Error::Unavailable(
+                "prepared statements vanished from their sessions within the last minute: \
+                 a pooler in transaction mode, and DATABASE_POOLER is not transaction"
+                    .into(),
+            ));
+        }
         self.execute(sqlx::query("select 1")).await.map(drop)
     }
 

@@ -18,6 +18,12 @@
 //! the Web PKI roots. Settings only sqlx handles (`verify-ca`, a root certificate of one's own,
 //! client certificates) keep reads on the pool.
 //!
+//! Behind a transaction pooler ([`Pooler::Transaction`](crate::Pooler::Transaction)) nothing
+//! is prepared: each read is one unnamed statement (`query_typed`: parse, bind, describe,
+//! execute and sync in one message), so it never depends on which server session the pooler
+//! picks; and the sessions cannot be opened read-only (that takes a startup option poolers
+//! refuse), so only statements that start with `select` are sent to them.
+//!
 //! A connection the server closed is replaced on its next use; a read that was in flight on it
 //! when it died is run once more on another (reads are safe to repeat).
 
@@ -56,6 +62,8 @@ pub(crate) struct PipelinedReads {
     next: AtomicUsize,
     closed: AtomicBool,
     wait: Duration,
+    /// Behind a transaction pooler ([`Session::unnamed`]).
+    unnamed: bool,
 }
 
 /// One connection, opened on first use and reopened after it closes.
@@ -84,6 +92,8 @@ impl Slot {
 struct Session {
     client: Client,
     statements: Mutex<HashMap<String, Statement>>,
+    /// Behind a transaction pooler: every statement unnamed, nothing prepared.
+    unnamed: bool,
 }
 
 impl Session {
@@ -120,6 +130,9 @@ impl Session {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        if self.unnamed {
+            return self.client.query_typed(sql, params).await;
+        }
         let (values, types): (Vec<_>, Vec<_>) = params.iter().cloned().unzip();
         let statement = self.statement(sql, &types).await?;
         self.client.query(&statement, &values).await
@@ -131,12 +144,14 @@ impl PipelinedReads {
     /// `connections` connections; opening one waits at most `wait`. `None` when the options
     /// need something only sqlx does (`verify-ca`, certificates of one's own), so reads stay on
     /// the pool.
+    /// `unnamed`: behind a transaction pooler (nothing prepared, no startup option).
     pub(crate) fn new(
         options: &PgConnectOptions,
         connections: usize,
         wait: Duration,
+        unnamed: bool,
     ) -> Option<Self> {
-        let (config, tls) = config(options, true)?;
+        let (config, tls) = config(options, !unnamed)?;
         Some(Self {
             config,
             tls,
@@ -144,6 +159,7 @@ impl PipelinedReads {
             next: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             wait,
+            unnamed,
         })
     }
 
@@ -182,6 +198,7 @@ impl PipelinedReads {
         let session = Arc::new(Session {
             client,
             statements: Mutex::default(),
+            unnamed: self.unnamed,
         });
         // Checked under the slot's lock, which `close` takes after setting the flag, so no
         // connection outlives a close.
@@ -218,8 +235,15 @@ impl PipelinedReads {
         }
     }
 
-    /// The rows `sql` reads with `params`.
+    /// The rows `sql` reads with `params`. Behind a transaction pooler, where the sessions are
+    /// not read-only ones, only a `select` is sent (a read may be repeated); elsewhere the
+    /// session itself refuses a write (SQLSTATE 25006).
     pub(crate) async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        if self.unnamed && !is_select(sql) {
+            return Err(Error::Storage(
+                "only a select is sent to the pipelined reads".into(),
+            ));
+        }
         self.run(|s| async move { s.query(sql, params).await })
             .await
     }
@@ -285,6 +309,13 @@ impl PipelinedReads {
         let rows = self.query(&list.text, &params).await?;
         rows.iter().map(row::task).collect()
     }
+}
+
+/// Whether `sql` starts with `select` (after white space, in any case).
+fn is_select(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..6)
+        .is_some_and(|word| word.eq_ignore_ascii_case("select"))
 }
 
 /// The error for a read after [`PipelinedReads::close`].
@@ -521,7 +552,7 @@ mod tests {
         let options = PgConnectOptions::from_str(url)
             .unwrap()
             .application_name(app);
-        PipelinedReads::new(&options, connections, Duration::from_secs(5)).unwrap()
+        PipelinedReads::new(&options, connections, Duration::from_secs(5), false).unwrap()
     }
 
     /// The one `bigint` `sql` reads, if it reads a row.
@@ -548,6 +579,44 @@ mod tests {
     }
 
     /// Hundreds of concurrent reads share the few connections, and each gets its own answer.
+    #[tokio::test]
+    async fn behind_a_transaction_pooler_unnamed_pipelined_reads_each_get_their_own_answer() {
+        let Ok(url) = std::env::var("TODO_TEST_POOLER_URL") else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: TODO_TEST_POOLER_URL is not set, pooled reader test not run"
+            );
+            return;
+        };
+        let options = PgConnectOptions::from_str(&url)
+            .unwrap()
+            .application_name(&app("pipeline-pooled"));
+        let readers =
+            Arc::new(PipelinedReads::new(&options, 2, Duration::from_secs(5), true).unwrap());
+        let mut reads = tokio::task::JoinSet::new();
+        for i in 0..500_i64 {
+            let readers = Arc::clone(&readers);
+            reads.spawn(async move {
+                let params: [Param<'_>; 2] = [(&i, Type::INT8), (&"x", Type::TEXT)];
+                let rows = readers
+                    .query("select $2 || $1::text, null::text", &params)
+                    .await
+                    .unwrap();
+                let got: Vec<(String, Option<String>)> =
+                    rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                assert_eq!(got, [(format!("x{i}"), None)]);
+            });
+        }
+        while let Some(read) = reads.join_next().await {
+            read.unwrap();
+        }
+        let refused = readers
+            .query("update tasks set title = title where false", &[])
+            .await;
+        assert!(matches!(refused, Err(Error::Storage(_))), "{refused:?}");
+        readers.close();
+    }
+
     #[tokio::test]
     async fn concurrent_reads_share_two_connections_and_each_gets_its_own_answer() {
         let Some(url) = test_url() else { return };
@@ -702,7 +771,7 @@ mod tests {
     async fn a_server_that_cannot_be_reached_is_unavailable() {
         let options =
             PgConnectOptions::from_str("postgres://u@127.0.0.1:1/db?sslmode=disable").unwrap();
-        let readers = PipelinedReads::new(&options, 1, Duration::from_secs(5)).unwrap();
+        let readers = PipelinedReads::new(&options, 1, Duration::from_secs(5), false).unwrap();
         let refused = int(&readers, "select 1::bigint").await;
         assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
         let Err(Error::Unavailable(source)) = refused else {
@@ -727,7 +796,7 @@ mod tests {
             .socket(dir)
             .port(5432)
             .ssl_mode(PgSslMode::Require);
-        let readers = PipelinedReads::new(&options, 1, Duration::from_secs(5)).unwrap();
+        let readers = PipelinedReads::new(&options, 1, Duration::from_secs(5), false).unwrap();
         let refused = int(&readers, "select 1::bigint").await;
         let Err(Error::Unavailable(source)) = &refused else {
             panic!("{refused:?}");
