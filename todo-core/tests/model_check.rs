@@ -7,9 +7,10 @@
 //! fields, versions, errors and list pages. The model adopts only what it cannot predict: the ids
 //! and the timestamps the store assigns.
 //!
-//! Runs on SQLite (in memory and in a file) always, and on PostgreSQL when
-//! `TODO_TEST_DATABASE_URL` is set. Every case uses fresh, randomly named users, so cases never
-//! see each other's tasks, and neither do other tests sharing the PostgreSQL database.
+//! Runs on SQLite (in memory and in a file) always, on PostgreSQL when `TODO_TEST_DATABASE_URL`
+//! is set, and through a pooler in transaction mode when `TODO_TEST_POOLER_URL` is. Every case
+//! uses fresh, randomly named users, so cases never see each other's tasks, and neither do other
+//! tests sharing the PostgreSQL database.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -1353,4 +1354,27 @@ fn random_operation_sequences_match_the_model_on_postgres() {
         return;
     };
     check_against_the_model(&open(&url));
+}
+
+/// The same property through a pooler in transaction mode (PgBouncer in CI), the store told so
+/// (`Pooler::Transaction`; migrations on `TODO_TEST_DATABASE_URL`, the direct URL, when set).
+#[test]
+fn random_operation_sequences_match_the_model_behind_a_transaction_pooler() {
+    let Ok(url) = std::env::var("TODO_TEST_POOLER_URL") else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED random_operation_sequences_match_the_model_behind_a_transaction_pooler: \
+             set TODO_TEST_POOLER_URL=postgres://... (a pooler in transaction mode) to run it"
+        );
+        return;
+    };
+    let options = StoreOptions {
+        pooler: Some(todo_core::Pooler::Transaction),
+        direct_url: std::env::var("TODO_TEST_DATABASE_URL").ok(),
+        ..StoreOptions::default()
+    };
+    let store = runtime()
+        .block_on(todo_core::open(&url, options))
+        .unwrap_or_else(|e| panic!("cannot open the pooled store: {e:?}"));
+    check_against_the_model(&store);
 }

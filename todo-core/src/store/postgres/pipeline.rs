@@ -578,6 +578,27 @@ mod tests {
             .unwrap()
     }
 
+    /// 500 concurrent reads on `readers`, each checked to get its own answer.
+    async fn read_500_at_once(readers: &Arc<PipelinedReads>) {
+        let mut reads = tokio::task::JoinSet::new();
+        for i in 0..500_i64 {
+            let readers = Arc::clone(&readers);
+            reads.spawn(async move {
+                let params: [Param<'_>; 2] = [(&i, Type::INT8), (&"x", Type::TEXT)];
+                let rows = readers
+                    .query("select $2 || $1::text, null::text", &params)
+                    .await
+                    .unwrap();
+                let got: Vec<(String, Option<String>)> =
+                    rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                assert_eq!(got, [(format!("x{i}"), None)]);
+            });
+        }
+        while let Some(read) = reads.join_next().await {
+            read.unwrap();
+        }
+    }
+
     /// Hundreds of concurrent reads share the few connections, and each gets its own answer.
     #[tokio::test]
     async fn behind_a_transaction_pooler_unnamed_pipelined_reads_each_get_their_own_answer() {
@@ -593,23 +614,7 @@ mod tests {
             .application_name(&app("pipeline-pooled"));
         let readers =
             Arc::new(PipelinedReads::new(&options, 2, Duration::from_secs(5), true).unwrap());
-        let mut reads = tokio::task::JoinSet::new();
-        for i in 0..500_i64 {
-            let readers = Arc::clone(&readers);
-            reads.spawn(async move {
-                let params: [Param<'_>; 2] = [(&i, Type::INT8), (&"x", Type::TEXT)];
-                let rows = readers
-                    .query("select $2 || $1::text, null::text", &params)
-                    .await
-                    .unwrap();
-                let got: Vec<(String, Option<String>)> =
-                    rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-                assert_eq!(got, [(format!("x{i}"), None)]);
-            });
-        }
-        while let Some(read) = reads.join_next().await {
-            read.unwrap();
-        }
+        read_500_at_once(&readers).await;
         let refused = readers
             .query("update tasks set title = title where false", &[])
             .await;
@@ -622,23 +627,7 @@ mod tests {
         let Some(url) = test_url() else { return };
         let app = app("pipeline-share");
         let readers = Arc::new(readers(&url, &app, 2));
-        let mut reads = tokio::task::JoinSet::new();
-        for i in 0..500_i64 {
-            let readers = Arc::clone(&readers);
-            reads.spawn(async move {
-                let params: [Param<'_>; 2] = [(&i, Type::INT8), (&"x", Type::TEXT)];
-                let rows = readers
-                    .query("select $2 || $1::text, null::text", &params)
-                    .await
-                    .unwrap();
-                let got: Vec<(String, Option<String>)> =
-                    rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-                assert_eq!(got, [(format!("x{i}"), None)]);
-            });
-        }
-        while let Some(read) = reads.join_next().await {
-            read.unwrap();
-        }
+        read_500_at_once(&readers).await;
         assert_eq!(backends(&url, &app).await, 2);
         readers.close();
     }
