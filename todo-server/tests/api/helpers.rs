@@ -11,6 +11,8 @@ use todo_server::AppState;
 
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 pub const PG_ENV: &str = "TODO_TEST_DATABASE_URL";
+/// The same database through a pooler in transaction mode (PgBouncer in CI), when set.
+pub const POOLER_ENV: &str = "TODO_TEST_POOLER_URL";
 
 pub struct TestApp {
     pub name: &'static str,
@@ -28,18 +30,29 @@ fn warn_skip_once() {
 }
 
 async fn build(name: &'static str, url: &str, cors: &[String]) -> TestApp {
-    build_with(name, url, cors, false).await
+    build_with(name, url, cors, false, StoreOptions::default()).await
 }
 
 /// The app on SQLite with Better Auth's session cookie accepted.
 pub async fn app_with_cookie_auth() -> TestApp {
-    build_with("sqlite", "sqlite::memory:", &[], true).await
+    build_with(
+        "sqlite",
+        "sqlite::memory:",
+        &[],
+        true,
+        StoreOptions::default(),
+    )
+    .await
 }
 
-async fn build_with(name: &'static str, url: &str, cors: &[String], cookie_auth: bool) -> TestApp {
-    let store = todo_core::open_store(url, StoreOptions::default())
-        .await
-        .unwrap();
+async fn build_with(
+    name: &'static str,
+    url: &str,
+    cors: &[String],
+    cookie_auth: bool,
+    options: StoreOptions,
+) -> TestApp {
+    let store = todo_core::open_store(url, options).await.unwrap();
     let mut state = AppState::for_secret(store, SECRET);
     state.cookie_auth = cookie_auth;
     let state = Arc::new(state);
@@ -76,12 +89,29 @@ pub async fn apps_in_dialect(settings: todo_server::dialect::DialectSettings) ->
     out
 }
 
-/// The app on every backend this run can reach.
+/// The app on every backend this run can reach: SQLite, PostgreSQL, and PostgreSQL through a
+/// transaction pooler (told so; migrations on the direct URL).
 pub async fn apps() -> Vec<TestApp> {
     let mut out = vec![build("sqlite", "sqlite::memory:", &[]).await];
-    match std::env::var(PG_ENV) {
-        Ok(url) if !url.is_empty() => out.push(build("postgres", &url, &[]).await),
-        _ => warn_skip_once(),
+    let direct = match std::env::var(PG_ENV) {
+        Ok(url) if !url.is_empty() => {
+            out.push(build("postgres", &url, &[]).await);
+            Some(url)
+        }
+        _ => {
+            warn_skip_once();
+            None
+        }
+    };
+    if let Ok(url) = std::env::var(POOLER_ENV)
+        && !url.is_empty()
+    {
+        let options = StoreOptions {
+            pooler: Some(todo_core::Pooler::Transaction),
+            direct_url: direct,
+            ..StoreOptions::default()
+        };
+        out.push(build_with("postgres-pooler", &url, &[], false, options).await);
     }
     out
 }
