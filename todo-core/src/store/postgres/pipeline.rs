@@ -582,7 +582,7 @@ mod tests {
     async fn read_500_at_once(readers: &Arc<PipelinedReads>) {
         let mut reads = tokio::task::JoinSet::new();
         for i in 0..500_i64 {
-            let readers = Arc::clone(&readers);
+            let readers = Arc::clone(readers);
             reads.spawn(async move {
                 let params: [Param<'_>; 2] = [(&i, Type::INT8), (&"x", Type::TEXT)];
                 let rows = readers
