@@ -25,63 +25,43 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// How often keys that have recovered their whole quota are dropped.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
 
-/// An IP network (`10.0.0.0/8`, `::1/128`); a bare address is a network of one.
+/// An IP network (`10.0.0.0/8`, `::1/128`); a bare address is a network of one. Parsed and
+/// matched by the `ipnet` crate; an IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is the
+/// IPv4 network it maps, since addresses are compared in their IPv4 form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 impl IpNet {
     /// Parses `addr` or `addr/prefix`.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        let (addr, prefix) = match raw.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (raw, None),
+        let net = match raw.parse::<ipnet::IpNet>() {
+            Ok(net) => net,
+            Err(_) if raw.contains('/') => {
+                return Err(format!(
+                    "{raw:?} is not a CIDR network (address/prefix length)"
+                ));
+            }
+            Err(_) => raw
+                .parse::<IpAddr>()
+                .map(ipnet::IpNet::from)
+                .map_err(|_| format!("{raw:?} is not an IP address or CIDR network"))?,
         };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{raw:?} is not an IP address or CIDR network"))?;
-        let bits = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => bits,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= bits)
-                .ok_or_else(|| format!("{raw:?} has an invalid prefix length"))?,
-        };
-        // An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is the IPv4 network it maps,
-        // since addresses are compared in their IPv4 form.
-        match (addr, canonical(addr)) {
-            (IpAddr::V6(_), v4 @ IpAddr::V4(_)) if prefix >= 96 => Ok(Self {
-                addr: v4,
-                prefix: prefix - 96,
-            }),
-            _ => Ok(Self { addr, prefix }),
+        if let ipnet::IpNet::V6(v6) = net
+            && let Some(v4) = v6.addr().to_ipv4_mapped()
+            && v6.prefix_len() >= 96
+        {
+            let v4 = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map_err(|_| format!("{raw:?} has an invalid prefix length"))?;
+            return Ok(Self(ipnet::IpNet::V4(v4)));
         }
+        Ok(Self(net))
     }
 
     /// Whether `ip` is inside the network (an IPv4-mapped IPv6 address counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
-                u128::from(net.to_bits()) << 96,
-                u128::from(ip.to_bits()) << 96,
-                self.prefix,
-            ),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(net.to_bits(), ip.to_bits(), self.prefix)
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(ip))
     }
-}
-
-/// Whether the first `prefix` bits of two left-aligned addresses agree.
-fn prefix_eq(a: u128, b: u128, prefix: u8) -> bool {
-    prefix == 0 || (a ^ b) >> (128 - u32::from(prefix)) == 0
 }
 
 /// An IPv4-mapped IPv6 address as IPv4; anything else unchanged.
@@ -416,7 +396,11 @@ mod tests {
         assert!(v6.contains("fdab::1".parse().unwrap()));
         assert!(!v6.contains("fe80::1".parse().unwrap()));
         assert!(IpNet::parse("0.0.0.0/0").is_ok_and(|n| n.contains("8.8.8.8".parse().unwrap())));
+        // A network written with host bits set is the network they belong to.
+        let hosty = IpNet::parse("10.1.2.3/16").unwrap();
+        assert!(hosty.contains("10.1.9.9".parse().unwrap()));
         assert!(IpNet::parse("10.0.0.0/33").is_err());
+        assert!(IpNet::parse("10.0.0.0/").is_err());
         assert!(IpNet::parse("example.com").is_err());
     }
 
