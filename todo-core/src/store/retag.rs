@@ -57,11 +57,12 @@ pub(crate) const PG_RETAG: &str = r"update tasks t set
           limit $7)
       and $2 = any(t.tag_keys)";
 
-/// The tags of the task being updated, as (key, name, position) rows, rewritten by the rule in
-/// the module's documentation: SQLite's half of [`SQLITE_RETAG`], written into it twice.
-macro_rules! sqlite_retagged {
-    () => {
-        r"select key, name, pos from (
+/// The rewrite of one chunk on SQLite: both columns from one pass over the task's tags (a row
+/// value assigned to the column pair, as on PostgreSQL).
+pub(crate) const SQLITE_RETAG: &str = r"update tasks set
+    (tags, tag_keys) = (
+        select json_group_array(name order by pos), json_group_array(key order by pos)
+        from (
             select key, name, pos, row_number() over (partition by key order by pos) as nth
             from (
                 select iif(k.value = $2, $3, k.value) as key,
@@ -71,19 +72,8 @@ macro_rules! sqlite_retagged {
             )
             where key is not null
         )
-        where nth = 1"
-    };
-}
-
-/// The rewrite of one chunk on SQLite.
-pub(crate) const SQLITE_RETAG: &str = concat!(
-    r"update tasks set
-    tags = (select json_group_array(name order by pos) from (",
-    sqlite_retagged!(),
-    r")),
-    tag_keys = (select json_group_array(key order by pos) from (",
-    sqlite_retagged!(),
-    r")),
+        where nth = 1
+    ),
     updated_at = $5,
     version = version + 1
     where user_id = $1
@@ -92,8 +82,7 @@ pub(crate) const SQLITE_RETAG: &str = concat!(
           where user_id = $1 and tag_key = $2 and task_id > $6
           order by task_id
           limit $7)
-    returning id"
-);
+    returning id";
 
 /// The arguments of [`PG_RETAG`] and [`SQLITE_RETAG`]: `user`'s tasks with an id above
 /// `after` that carry `from` get `to` in its place (or lose it, when `to` is `None`) at `now`,
