@@ -642,12 +642,7 @@ impl Dialect {
         if resp.extensions().get::<Written>().is_some() {
             return resp;
         }
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let content_type = crate::problem::content_type(&resp).to_owned();
         let problem = content_type.starts_with(crate::problem::PROBLEM_JSON);
         let json = problem || content_type.starts_with("application/json");
         if !json || (!problem && self.json_case == JsonCase::Snake) {

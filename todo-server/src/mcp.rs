@@ -745,12 +745,7 @@ async fn jsonrpc_guard<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Res
 /// cause is logged, never sent).
 async fn as_jsonrpc(resp: Response, id: Option<RequestId>) -> Response {
     let status = resp.status();
-    let content_type = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = crate::problem::content_type(&resp).to_owned();
     if !(status.is_client_error() || status.is_server_error())
         || content_type.starts_with("application/json")
     {

@@ -13,6 +13,14 @@ use todo_core::{AuthError, ValidationError};
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The `Content-Type` of `resp`, or `""` when it has none (or one that is not text).
+pub(crate) fn content_type(resp: &Response) -> &str {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// One invalid field.
 #[derive(Debug, Clone, Object, Serialize)]
 pub struct FieldProblem {

@@ -25,11 +25,7 @@ pub async fn apply(path: &str, resp: &mut Response) {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let page = path == "/docs" || path.starts_with("/docs/");
-    let is_html = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
+    let is_html = crate::problem::content_type(resp).starts_with("text/html");
     let policy = if page && is_html {
         docs_policy(resp).await
     } else {
