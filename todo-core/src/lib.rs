@@ -28,6 +28,7 @@ mod accounts;
 mod auth;
 mod cursor;
 mod error;
+pub mod fields;
 mod model;
 mod options;
 mod principal;
@@ -41,10 +42,10 @@ pub use auth::{
 };
 pub use error::{BoxError, Error, FieldError, Quota, Result, ValidationError};
 pub use model::{
-    Created, DESCRIPTION_MAX_CHARS, Description, IdempotencyKey, Limit, ListQuery, NewTask, Offset,
-    Page, Priority, Replacement, SearchText, SortField, SortOrder, StatusFilter, TAG_MAX_CHARS,
-    TAGS_MAX, TITLE_MAX_CHARS, Tag, Tags, Task, TaskId, TaskPatch, Title, USER_ID_MAX_CHARS,
-    UserId, check_due_date, check_instant, fold_case, to_stored_precision,
+    Created, DESCRIPTION_MAX_CHARS, Description, FIELDS, IdempotencyKey, Limit, ListQuery, NewTask,
+    Offset, Page, Priority, Replacement, SearchText, SortField, SortOrder, StatusFilter,
+    TAG_MAX_CHARS, TAGS_MAX, TITLE_MAX_CHARS, Tag, Tags, Task, TaskId, TaskPatch, Title,
+    USER_ID_MAX_CHARS, UserId, check_due_date, check_instant, fold_case, to_stored_precision,
 };
 pub use options::{Pooler, StoreOptions};
 pub use principal::Principal;

@@ -11,6 +11,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::fields::{Field, Input, Stored, fingerprint_bytes, shift_with_due};
 use crate::recurrence::Recurrence;
 
 /// Longest title, in Unicode characters (after trimming).
@@ -31,42 +32,211 @@ pub const TAGS_MAX: usize = 20;
 /// A task's primary key.
 pub type TaskId = i64;
 
-/// A stored task, as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Task {
-    /// Primary key, unique across all users.
-    pub id: TaskId,
-    /// The owner.
-    pub user_id: String,
-    /// Trimmed title, 1 to 200 characters.
-    pub title: String,
-    /// Optional description, at most 1000 characters.
-    pub description: Option<String>,
-    /// Whether the task is done.
-    pub completed: bool,
-    /// Priority, `medium` unless set.
-    pub priority: Priority,
-    /// Optional due date (UTC, microsecond precision).
-    pub due_date: Option<DateTime<Utc>>,
-    /// When the task was created (UTC, microsecond precision).
-    pub created_at: DateTime<Utc>,
-    /// When the task last changed (UTC, microsecond precision).
-    pub updated_at: DateTime<Utc>,
-    /// When the task became completed, `None` while it is pending: set by the write that
-    /// completes it, kept while it stays completed, cleared when it is reopened. Read-only.
-    #[serde(default)]
-    pub completed_at: Option<DateTime<Utc>>,
-    /// The task's tags, in the order given, each spelled as first given (see [`Tags`]).
-    #[serde(default)]
-    pub tags: Vec<String>,
+/// Defines [`Task`], [`NewTask`], [`Replacement`] and [`TaskPatch`] with the fields written by
+/// hand and the plain fields given to it, and [`FIELDS`]: see the invocation below.
+macro_rules! task_types {
+    ($(
+        $(#[doc = $rustdoc:literal])*
+        $name:ident: $stored:ty as $input:ty,
+        fingerprint $fingerprint:literal,
+        next $next:path,
+        doc $doc:literal;
+    )*) => {
+        /// A stored task, as its owner sees it.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Task {
+            /// Primary key, unique across all users.
+            pub id: TaskId,
+            /// The owner.
+            pub user_id: String,
+            /// Trimmed title, 1 to 200 characters.
+            pub title: String,
+            /// Optional description, at most 1000 characters.
+            pub description: Option<String>,
+            /// Whether the task is done.
+            pub completed: bool,
+            /// Priority, `medium` unless set.
+            pub priority: Priority,
+            /// Optional due date (UTC, microsecond precision).
+            pub due_date: Option<DateTime<Utc>>,
+            /// When the task was created (UTC, microsecond precision).
+            pub created_at: DateTime<Utc>,
+            /// When the task last changed (UTC, microsecond precision).
+            pub updated_at: DateTime<Utc>,
+            /// When the task became completed, `None` while it is pending: set by the write that
+            /// completes it, kept while it stays completed, cleared when it is reopened. Read-only.
+            #[serde(default)]
+            pub completed_at: Option<DateTime<Utc>>,
+            /// The task's tags, in the order given, each spelled as first given (see [`Tags`]).
+            #[serde(default)]
+            pub tags: Vec<String>,
+            /// The task's recurrence rule in its canonical form ([`Recurrence`]), if it repeats.
+            #[serde(default)]
+            pub recurrence: Option<String>,
+            $(
+                $(#[doc = $rustdoc])*
+                #[serde(default)]
+                pub $name: Option<$stored>,
+            )*
+            /// Starts at 1 and grows by one on every write; backs ETags and optimistic concurrency.
+            pub version: i64,
+        }
+
+        /// A validated new task.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct NewTask {
+            /// The title.
+            pub title: Title,
+            /// The description, if any.
+            pub description: Option<Description>,
+            /// The priority (`medium` by default).
+            pub priority: Priority,
+            /// The due date, if any (stored at microsecond precision).
+            pub due_date: Option<DateTime<Utc>>,
+            /// The tags (none by default).
+            pub tags: Tags,
+            /// How the task repeats, if it does; it needs a `due_date`.
+            pub recurrence: Option<Recurrence>,
+            $(
+                $(#[doc = $rustdoc])*
+                pub $name: Option<$input>,
+            )*
+        }
+
+        impl NewTask {
+            /// A medium-priority task with this title and nothing else.
+            pub fn new(title: Title) -> Self {
+                Self {
+                    title,
+                    description: None,
+                    priority: Priority::default(),
+                    due_date: None,
+                    tags: Tags::default(),
+                    recurrence: None,
+                    $($name: None,)*
+                }
+            }
+        }
+
+        /// A full replacement of a task's editable fields (PUT semantics): every field is set.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Replacement {
+            /// The new title.
+            pub title: Title,
+            /// The new description (`None` clears it).
+            pub description: Option<Description>,
+            /// The new completion state.
+            pub completed: bool,
+            /// The new priority.
+            pub priority: Priority,
+            /// The new due date (`None` clears it).
+            pub due_date: Option<DateTime<Utc>>,
+            /// The new tags (empty clears them).
+            pub tags: Tags,
+            /// The new recurrence rule (`None` clears it).
+            pub recurrence: Option<Recurrence>,
+            $(
+                $(#[doc = $rustdoc])*
+                /// `None` clears it.
+                pub $name: Option<$input>,
+            )*
+        }
+
+        /// A partial update: `None` leaves a field unchanged; for the optional fields, `Some(None)`
+        /// clears.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct TaskPatch {
+            /// A new title, or unchanged.
+            pub title: Option<Title>,
+            /// A new description, `Some(None)` to clear, or unchanged.
+            pub description: Option<Option<Description>>,
+            /// A new completion state, or unchanged.
+            pub completed: Option<bool>,
+            /// A new priority, or unchanged.
+            pub priority: Option<Priority>,
+            /// A new due date, `Some(None)` to clear, or unchanged.
+            pub due_date: Option<Option<DateTime<Utc>>>,
+            /// New tags, replacing all of them, or unchanged.
+            pub tags: Option<Tags>,
+            /// A new recurrence rule, `Some(None)` to clear, or unchanged.
+            pub recurrence: Option<Option<Recurrence>>,
+            $(
+                $(#[doc = $rustdoc])*
+                /// `Some(None)` clears it; `None` leaves it unchanged.
+                pub $name: Option<Option<$input>>,
+            )*
+        }
+
+        impl From<Replacement> for TaskPatch {
+            fn from(r: Replacement) -> Self {
+                Self {
+                    title: Some(r.title),
+                    description: Some(r.description),
+                    completed: Some(r.completed),
+                    priority: Some(r.priority),
+                    due_date: Some(r.due_date),
+                    tags: Some(r.tags),
+                    recurrence: Some(r.recurrence),
+                    $($name: Some(r.$name),)*
+                }
+            }
+        }
+
+        /// The plain fields ([`crate::fields`]), in the order they are stored, written and
+        /// documented.
+        pub static FIELDS: &[Field] = &[$(
+            Field {
+                name: stringify!($name),
+                kind: <$stored as Stored>::KIND,
+                doc: $doc,
+                rules: <$input as Input>::RULES,
+                fingerprint: $fingerprint,
+                get: |t| <$stored as Stored>::as_value(t.$name.as_ref()),
+                set: |t, v| {
+                    t.$name = <$stored as Stored>::from_value(v)?;
+                    Some(())
+                },
+                new_value: |t| {
+                    let stored = t.$name.as_ref().map(|v| v.stored(stringify!($name))).transpose()?;
+                    Ok(<$stored as Stored>::into_value(stored))
+                },
+                set_new: |t, raw| {
+                    t.$name = raw.map(|r| <$input as Input>::parse(stringify!($name), r)).transpose()?;
+                    Ok(())
+                },
+                check: |raw| <$input as Input>::parse(stringify!($name), raw).map(|_| ()),
+                change: |p| match &p.$name {
+                    None => Ok(None),
+                    Some(v) => {
+                        let stored = v.as_ref().map(|v| v.stored(stringify!($name))).transpose()?;
+                        Ok(Some(<$stored as Stored>::into_value(stored)))
+                    }
+                },
+                set_change: |p, raw| {
+                    p.$name = Some(raw.map(|r| <$input as Input>::parse(stringify!($name), r)).transpose()?);
+                    Ok(())
+                },
+                next: |t, step| <$stored as Stored>::into_value($next(&t.$name, step)),
+            },
+        )*];
+    };
+}
+
+// The plain fields, one line each ([`crate::fields`]). A new one also needs its column in both
+// migrations; `docs/architecture.md` has the checklist.
+task_types! {
     /// When the owner wants to be reminded, if at all (UTC, microsecond precision).
-    #[serde(default)]
-    pub remind_at: Option<DateTime<Utc>>,
-    /// The task's recurrence rule in its canonical form ([`Recurrence`]), if it repeats.
-    #[serde(default)]
-    pub recurrence: Option<String>,
-    /// Starts at 1 and grows by one on every write; backs ETags and optimistic concurrency.
-    pub version: i64,
+    remind_at: DateTime<Utc> as DateTime<Utc>,
+        fingerprint 3,
+        next shift_with_due,
+        doc "When to remind the owner (RFC 3339, UTC)";
+}
+
+impl TaskPatch {
+    /// True when the patch changes nothing (it still bumps the version when applied).
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// A task's priority. Sorting by priority orders `low < medium < high`.
@@ -452,39 +622,7 @@ pub(crate) fn now() -> DateTime<Utc> {
     to_stored_precision(Utc::now())
 }
 
-/// A validated new task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewTask {
-    /// The title.
-    pub title: Title,
-    /// The description, if any.
-    pub description: Option<Description>,
-    /// The priority (`medium` by default).
-    pub priority: Priority,
-    /// The due date, if any (stored at microsecond precision).
-    pub due_date: Option<DateTime<Utc>>,
-    /// The tags (none by default).
-    pub tags: Tags,
-    /// When to remind the owner, if at all (stored at microsecond precision).
-    pub remind_at: Option<DateTime<Utc>>,
-    /// How the task repeats, if it does; it needs a `due_date`.
-    pub recurrence: Option<Recurrence>,
-}
-
 impl NewTask {
-    /// A medium-priority task with this title and nothing else.
-    pub fn new(title: Title) -> Self {
-        Self {
-            title,
-            description: None,
-            priority: Priority::default(),
-            due_date: None,
-            tags: Tags::default(),
-            remind_at: None,
-            recurrence: None,
-        }
-    }
-
     /// Parses raw fields, collecting every invalid field into one error.
     pub fn parse(
         title: &str,
@@ -500,13 +638,10 @@ impl NewTask {
         errors.into_result()?;
         match (title, description, priority, due_date) {
             (Some(title), Some(description), Some(priority), Some(due_date)) => Ok(Self {
-                title,
                 description,
                 priority: priority.unwrap_or_default(),
                 due_date,
-                tags: Tags::default(),
-                remind_at: None,
-                recurrence: None,
+                ..Self::new(title)
             }),
             _ => Err(ValidationError::field("title", "is invalid")),
         }
@@ -517,15 +652,16 @@ impl NewTask {
     /// set, so a request without them keeps the fingerprint it had (keys outlive upgrades).
     pub(crate) fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
-        // Exhaustive on purpose: a new field does not compile until it is fingerprinted here.
+        // Exhaustive on purpose: a new field written by hand does not compile until it is
+        // fingerprinted here; the plain fields ([`FIELDS`]) are, each under its own byte.
         let NewTask {
             title,
             description,
             priority,
             due_date,
             tags,
-            remind_at,
             recurrence,
+            ..
         } = self;
         let mut h = Sha256::new();
         h.update(title.as_str().as_bytes());
@@ -553,80 +689,23 @@ impl NewTask {
                 h.update([0]);
             }
         }
-        if let Some(r) = remind_at {
-            h.update([3]);
-            h.update(to_stored_precision(*r).timestamp_micros().to_le_bytes());
-        }
+        // In the order of their bytes: the plain fields below recurrence's 4 came before it.
+        let plain = |h: &mut Sha256, below: bool| {
+            for f in FIELDS.iter().filter(|f| (f.fingerprint < 4) == below) {
+                if let Some(bytes) = f.new_value(self).ok().as_ref().and_then(fingerprint_bytes) {
+                    h.update([f.fingerprint]);
+                    h.update(bytes);
+                }
+            }
+        };
+        plain(&mut h, true);
         if let Some(rule) = recurrence {
             h.update([4]);
             h.update(rule.to_string().as_bytes());
         }
+        plain(&mut h, false);
         let digest = h.finalize();
         digest.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// A full replacement of a task's editable fields (PUT semantics): every field is set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replacement {
-    /// The new title.
-    pub title: Title,
-    /// The new description (`None` clears it).
-    pub description: Option<Description>,
-    /// The new completion state.
-    pub completed: bool,
-    /// The new priority.
-    pub priority: Priority,
-    /// The new due date (`None` clears it).
-    pub due_date: Option<DateTime<Utc>>,
-    /// The new tags (empty clears them).
-    pub tags: Tags,
-    /// The new reminder time (`None` clears it).
-    pub remind_at: Option<DateTime<Utc>>,
-    /// The new recurrence rule (`None` clears it).
-    pub recurrence: Option<Recurrence>,
-}
-
-/// A partial update: `None` leaves a field unchanged; for the optional fields, `Some(None)` clears.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskPatch {
-    /// A new title, or unchanged.
-    pub title: Option<Title>,
-    /// A new description, `Some(None)` to clear, or unchanged.
-    pub description: Option<Option<Description>>,
-    /// A new completion state, or unchanged.
-    pub completed: Option<bool>,
-    /// A new priority, or unchanged.
-    pub priority: Option<Priority>,
-    /// A new due date, `Some(None)` to clear, or unchanged.
-    pub due_date: Option<Option<DateTime<Utc>>>,
-    /// New tags, replacing all of them, or unchanged.
-    pub tags: Option<Tags>,
-    /// A new reminder time, `Some(None)` to clear, or unchanged.
-    pub remind_at: Option<Option<DateTime<Utc>>>,
-    /// A new recurrence rule, `Some(None)` to clear, or unchanged.
-    pub recurrence: Option<Option<Recurrence>>,
-}
-
-impl TaskPatch {
-    /// True when the patch changes nothing (it still bumps the version when applied).
-    pub fn is_empty(&self) -> bool {
-        self == &Self::default()
-    }
-}
-
-impl From<Replacement> for TaskPatch {
-    fn from(r: Replacement) -> Self {
-        Self {
-            title: Some(r.title),
-            description: Some(r.description),
-            completed: Some(r.completed),
-            priority: Some(r.priority),
-            due_date: Some(r.due_date),
-            tags: Some(r.tags),
-            remind_at: Some(r.remind_at),
-            recurrence: Some(r.recurrence),
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! field is reported by name in one 422; unknown fields are ignored (frontends send extras).
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use poem_openapi::payload::Payload;
@@ -13,11 +13,13 @@ use poem_openapi::types::{MaybeUndefined, Type};
 use poem_openapi::{Enum, Object};
 use serde_json::{Map, Value};
 use todo_core::{
-    Description, NewTask, Priority, Recurrence, Tags, Task, TaskPatch, Title, ValidationError,
+    Description, FIELDS, NewTask, Priority, Recurrence, Tags, Task, TaskPatch, Title,
+    ValidationError,
 };
 
 use crate::dialect::{Dialect, DueDateFormat, EnumCase, JsonCase, Slot, Written, camel, enum_word};
 use crate::payload::json_response;
+use crate::plain::{self, PlainInputDoc, PlainValues};
 
 /// Task priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
@@ -136,20 +138,20 @@ pub struct TaskDto {
     pub completed_at: Option<DateTime<Utc>>,
     /// Tags, in the order given (`[]` when none).
     pub tags: Vec<String>,
-    /// When to remind the owner (RFC 3339, UTC), or null.
-    #[oai(nullable)]
-    #[serde(serialize_with = "rfc3339::serialize_opt")]
-    pub remind_at: Option<DateTime<Utc>>,
     /// The recurrence rule (an RFC 5545 RRULE, canonical form), or null.
     #[oai(nullable)]
     pub recurrence: Option<String>,
+    /// The plain fields ([`todo_core::FIELDS`]), in their order.
+    #[oai(flatten)]
+    #[serde(flatten)]
+    pub fields: PlainValues,
 }
 
 /// Times as the API writes them: `2026-11-24T06:02:24.998244Z`, UTC, with six fractional digits
 /// when the microseconds are not zero and none when they are (what Pydantic writes for an aware
 /// UTC time). Written digit by digit into a stack buffer: a list of 50 tasks writes 100 of them,
 /// and going through `fmt` cost a tenth of the list's CPU time.
-mod rfc3339 {
+pub(crate) mod rfc3339 {
     use chrono::{DateTime, Datelike, Timelike, Utc};
     use serde::Serializer;
 
@@ -193,7 +195,7 @@ mod rfc3339 {
 
     /// Calls `f` with the text of `t`: [`format`]'s, or chrono's own outside the years it
     /// writes.
-    pub(super) fn with_text<R>(t: &DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
+    pub(crate) fn with_text<R>(t: &DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
         let mut buf = [0u8; MAX_LEN];
         match format(t, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
             Some(text) => f(text),
@@ -218,6 +220,7 @@ mod rfc3339 {
 
 impl From<Task> for TaskDto {
     fn from(t: Task) -> Self {
+        let fields = PlainValues::from(&t);
         Self {
             id: t.id,
             user_id: t.user_id,
@@ -235,8 +238,8 @@ impl From<Task> for TaskDto {
             updated_at: t.updated_at,
             completed_at: t.completed_at,
             tags: t.tags,
-            remind_at: t.remind_at,
             recurrence: t.recurrence,
+            fields,
         }
     }
 }
@@ -248,18 +251,41 @@ impl From<Task> for TaskDto {
 /// the default [`TaskFormat`], the output is byte for byte what serde writes for [`TaskDto`]
 /// (tested).
 mod task_json {
-    use todo_core::Task;
+    use std::sync::LazyLock;
 
-    use super::{Fragments, rfc3339};
+    use todo_core::fields::ValueRef;
+    use todo_core::{FIELDS, Task};
 
-    /// At least the bytes of a task's JSON besides its strings' text: keys, punctuation, a
-    /// 20-character id, five quoted 27-character times, the status word and the strings'
-    /// quotes (in the API's own spelling, the longest of the dialects').
-    const FIXED_BYTES: usize = 377;
+    use super::{Fragments, plain, rfc3339};
+
+    /// At least the bytes of a task's JSON besides its strings' text and its plain fields:
+    /// keys, punctuation, a 20-character id, four quoted 27-character times, the status word and
+    /// the strings' quotes (in the API's own spelling, the longest of the dialects').
+    const FIXED_BYTES: usize = 335;
+
+    /// At least the bytes of the plain fields' keys and values besides their texts' characters.
+    fn plain_fixed_bytes() -> usize {
+        static BYTES: LazyLock<usize> = LazyLock::new(|| {
+            FIELDS
+                .iter()
+                .map(|f| f.name.len() + 4 + plain::fixed_bytes(f.kind))
+                .sum()
+        });
+        *BYTES
+    }
 
     /// An upper estimate of `task`'s JSON length without escapes.
     pub(super) fn size_hint(task: &Task) -> usize {
+        let plain_texts: usize = FIELDS
+            .iter()
+            .map(|f| match f.get(task) {
+                ValueRef::Text(Some(s)) => s.len(),
+                _ => 0,
+            })
+            .sum();
         FIXED_BYTES
+            + plain_fixed_bytes()
+            + plain_texts
             + task.user_id.len()
             + task.title.len()
             + task.description.as_ref().map_or(0, String::len)
@@ -327,14 +353,13 @@ mod task_json {
         }
         out.push(b']');
         out.extend_from_slice(f.key(9));
-        match &task.remind_at {
-            Some(t) => time(out, t),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(f.key(10));
         match &task.recurrence {
             Some(r) => string(out, r)?,
             None => out.extend_from_slice(b"null"),
+        }
+        for (i, field) in FIELDS.iter().enumerate() {
+            out.extend_from_slice(f.plain_key(i));
+            plain::write(out, field.get(task))?;
         }
         out.push(b'}');
         Ok(())
@@ -348,6 +373,8 @@ mod task_json {
 trait Fragments {
     /// Key `i` of [`KEYS`] with the punctuation before it (and `[` after `tags`).
     fn key(&self, i: usize) -> &[u8];
+    /// Plain field `i`'s key ([`FIELDS`]) with the comma before it.
+    fn plain_key(&self, i: usize) -> &[u8];
     /// `,"completed":...,"status":"..."` for `done`.
     fn completed(&self, done: bool) -> &[u8];
     /// `,"priority":"..."` for `p`.
@@ -358,7 +385,7 @@ trait Fragments {
 
 /// The keys of a task's JSON, in order, with the punctuation before them (`{` or `,`) and after
 /// them (`[` for `tags`), in the API's own spelling.
-const KEYS: [(&str, &str, &str); 11] = [
+const KEYS: [(&str, &str, &str); 10] = [
     ("{", "id", ""),
     (",", "user_id", ""),
     (",", "title", ""),
@@ -368,7 +395,6 @@ const KEYS: [(&str, &str, &str); 11] = [
     (",", "updated_at", ""),
     (",", "completed_at", ""),
     (",", "tags", "["),
-    (",", "remind_at", ""),
     (",", "recurrence", ""),
 ];
 
@@ -377,7 +403,7 @@ struct ApiSpelling;
 
 impl Fragments for ApiSpelling {
     fn key(&self, i: usize) -> &[u8] {
-        const BYTES: [&[u8]; 11] = [
+        const BYTES: [&[u8]; 10] = [
             b"{\"id\":",
             b",\"user_id\":",
             b",\"title\":",
@@ -387,10 +413,19 @@ impl Fragments for ApiSpelling {
             b",\"updated_at\":",
             b",\"completed_at\":",
             b",\"tags\":[",
-            b",\"remind_at\":",
             b",\"recurrence\":",
         ];
         BYTES[i]
+    }
+
+    fn plain_key(&self, i: usize) -> &[u8] {
+        static KEYS: LazyLock<Vec<Box<[u8]>>> = LazyLock::new(|| {
+            FIELDS
+                .iter()
+                .map(|f| format!(",\"{}\":", f.name).into_bytes().into_boxed_slice())
+                .collect()
+        });
+        &KEYS[i]
     }
 
     fn completed(&self, done: bool) -> &[u8] {
@@ -419,7 +454,9 @@ impl Fragments for ApiSpelling {
 pub struct TaskFormat {
     /// Whether this is the API's own spelling (then the writer uses [`ApiSpelling`]).
     own: bool,
-    keys: [Box<[u8]>; 11],
+    keys: [Box<[u8]>; 10],
+    /// Each plain field's key, with the comma before it.
+    plain_keys: Vec<Box<[u8]>>,
     /// For `completed` false, then true.
     completed: [Box<[u8]>; 2],
     /// By priority rank (low, medium, high).
@@ -430,6 +467,10 @@ pub struct TaskFormat {
 impl Fragments for TaskFormat {
     fn key(&self, i: usize) -> &[u8] {
         &self.keys[i]
+    }
+
+    fn plain_key(&self, i: usize) -> &[u8] {
+        &self.plain_keys[i]
     }
 
     fn completed(&self, done: bool) -> &[u8] {
@@ -469,6 +510,7 @@ impl TaskFormat {
                 && enums == EnumCase::Lower
                 && due == DueDateFormat::Datetime,
             keys: KEYS.map(|(lead, name, tail)| key(lead, name, tail)),
+            plain_keys: FIELDS.iter().map(|f| key(",", f.name, "")).collect(),
             completed: [completed(false, "pending"), completed(true, "completed")],
             priority: [priority("low"), priority("medium"), priority("high")],
             date_only_due: due == DueDateFormat::Date,
@@ -632,8 +674,6 @@ pub struct TaskCreateDoc {
     /// Tags: each 1 to 50 characters after trimming, no control characters; at most 20
     /// different ones. Tags that differ only in case are one tag, kept as first spelled.
     pub tags: Option<Vec<String>>,
-    /// When to remind the owner (RFC 3339); `""` is none.
-    pub remind_at: Option<DateTime<Utc>>,
     /// How the task repeats: an iCalendar (RFC 5545) RRULE with `FREQ` `DAILY`, `WEEKLY`,
     /// `MONTHLY` or `YEARLY`, and optionally `INTERVAL`, `BYDAY` (weekly), `BYMONTHDAY`
     /// (monthly), `COUNT` or `UNTIL`. Needs a `due_date`. Completing the task creates its next
@@ -643,10 +683,14 @@ pub struct TaskCreateDoc {
     /// One tag, for frontends that have a category; `tags` wins when both are sent.
     #[oai(validator(min_length = 1, max_length = 50))]
     pub category: Option<String>,
+    /// The plain fields ([`todo_core::FIELDS`]).
+    #[oai(flatten)]
+    pub fields: PlainInputDoc<false>,
 }
 
 /// The body of an update: absent fields are unchanged; `null` clears `description`,
-/// `due_date`, `tags`, `remind_at` and `recurrence`, and so does `""` for all of them but `tags`.
+/// `due_date`, `tags`, `recurrence` and the plain fields, and so does `""` for all of them but
+/// `tags`.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "TaskUpdate")]
 pub struct TaskUpdateDoc {
@@ -666,9 +710,6 @@ pub struct TaskUpdateDoc {
     /// New tags, replacing all of them (`[]` or null clears them); the rules of a create.
     #[oai(nullable)]
     pub tags: MaybeUndefined<Vec<String>>,
-    /// New reminder time (RFC 3339), or null (or `""`) to clear it.
-    #[oai(nullable)]
-    pub remind_at: MaybeUndefined<DateTime<Utc>>,
     /// New recurrence rule (as for a create), or null (or `""`) to stop the task repeating.
     #[oai(nullable, validator(max_length = 500))]
     pub recurrence: MaybeUndefined<String>,
@@ -678,6 +719,9 @@ pub struct TaskUpdateDoc {
     /// One tag, for frontends that have a category; `tags` wins when both are sent.
     #[oai(validator(min_length = 1, max_length = 50))]
     pub category: Option<String>,
+    /// The plain fields ([`todo_core::FIELDS`]).
+    #[oai(flatten)]
+    pub fields: PlainInputDoc<true>,
 }
 
 /// The optional body of `/complete`: without it the task is toggled.
@@ -744,7 +788,8 @@ enum Field<'a> {
 /// The optional fields where `""` means no value, as `null` does: an HTML form's empty date or
 /// text input sends `""`, and the FastAPI backends these frontends were written for read it as
 /// `None`.
-const EMPTY_IS_NULL: [&str; 4] = ["description", "due_date", "remind_at", "recurrence"];
+/// The plain fields read `""` the same way ([`plain::read_new`]).
+const EMPTY_IS_NULL: [&str; 3] = ["description", "due_date", "recurrence"];
 
 fn field<'a>(map: &'a Map<String, Value>, name: &str) -> Field<'a> {
     match map.get(name) {
@@ -916,10 +961,6 @@ pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError
         Field::Present(v) => errors.collect(parse_tags(v)),
         _ => Some(Tags::default()),
     };
-    let remind_at = match field(map, "remind_at") {
-        Field::Present(v) => errors.collect(parse_instant("remind_at", v)).map(Some),
-        _ => Some(None),
-    };
     let recurrence = match field(map, "recurrence") {
         Field::Present(v) => errors.collect(parse_recurrence(v)).map(Some),
         _ => Some(None),
@@ -927,33 +968,28 @@ pub fn parse_create(map: &Map<String, Value>) -> Result<NewTask, ValidationError
     if let (Some(Some(_)), Some(None)) = (&recurrence, &due_date) {
         errors.errors.extend(Recurrence::needs_due_date().errors);
     }
-    errors.into_result()?;
-    match (
-        title,
-        description,
-        priority,
-        due_date,
-        tags,
-        remind_at,
-        recurrence,
-    ) {
+    let mut task = match (title, description, priority, due_date, tags, recurrence) {
         (
             Some(title),
             Some(description),
             Some(priority),
             Some(due_date),
             Some(tags),
-            Some(remind_at),
             Some(recurrence),
-        ) => Ok(NewTask {
-            title,
+        ) => Some(NewTask {
             description,
             priority,
             due_date,
             tags,
-            remind_at,
             recurrence,
+            ..NewTask::new(title)
         }),
+        _ => None,
+    };
+    plain::read_new(map, task.as_mut(), &mut errors);
+    errors.into_result()?;
+    match task {
+        Some(task) => Ok(task),
         _ => Err(ValidationError::field("body", "is invalid")),
     }
 }
@@ -1006,13 +1042,6 @@ pub fn parse_update(map: &Map<String, Value>) -> Result<TaskPatch, ValidationErr
         Field::Null => patch.tags = Some(Tags::default()),
         Field::Present(v) => patch.tags = errors.collect(parse_tags(v)),
     }
-    match field(map, "remind_at") {
-        Field::Absent => {}
-        Field::Null => patch.remind_at = Some(None),
-        Field::Present(v) => {
-            patch.remind_at = errors.collect(parse_instant("remind_at", v)).map(Some);
-        }
-    }
     match field(map, "recurrence") {
         Field::Absent => {}
         Field::Null => patch.recurrence = Some(None),
@@ -1025,6 +1054,7 @@ pub fn parse_update(map: &Map<String, Value>) -> Result<TaskPatch, ValidationErr
     if let (Some(Some(_)), Some(None)) = (&patch.recurrence, &patch.due_date) {
         errors.errors.extend(Recurrence::needs_due_date().errors);
     }
+    plain::read_change(map, &mut patch, &mut errors);
     errors.into_result()?;
     Ok(patch)
 }
@@ -1082,8 +1112,11 @@ mod tests {
                 updated_at: t,
                 completed_at: Some(t),
                 tags: vec!["a\"b".into(), "é".into()],
-                remind_at: Some(t),
                 recurrence: Some("FREQ=DAILY".into()),
+                fields: super::PlainValues::from(&Task {
+                    remind_at: Some(t),
+                    ..Task::default()
+                }),
             })
             .unwrap();
             for key in [

@@ -18,6 +18,7 @@ pub mod mcp;
 pub mod net;
 pub mod params;
 pub mod payload;
+pub mod plain;
 pub mod problem;
 pub mod ratelimit;
 pub mod security;

@@ -50,6 +50,7 @@ use todo_core::{
 
 use crate::AppState;
 use crate::dto::{TaskDto, parse_create, parse_update};
+use crate::plain;
 use crate::problem::ApiError;
 
 /// The most tasks `list_tasks` returns at once, and how many when `limit` is not given.
@@ -75,7 +76,7 @@ pub struct TodoMcp {
 struct Caller(Principal);
 
 /// Arguments of `add_task` (for the schema; the arguments are read by the REST body parser).
-#[derive(Deserialize, schemars::JsonSchema)]
+#[derive(schemars::JsonSchema)]
 #[allow(dead_code)]
 struct AddTaskArgs {
     /// The task's title, 1 to 200 characters.
@@ -89,17 +90,18 @@ struct AddTaskArgs {
     due_date: Option<String>,
     /// Labels, at most 20, each 1 to 50 characters; repeats that differ in case are merged.
     tags: Option<Vec<String>>,
-    /// When to remind the user: RFC 3339 or a date.
-    remind_at: Option<String>,
     /// Repeat rule, an iCalendar RRULE such as `FREQ=WEEKLY;BYDAY=MO` (needs a due_date);
     /// completing the task then creates the next one.
     recurrence: Option<String>,
     /// Optional; if given, it must be the signed-in user's id.
     user_id: Option<String>,
+    /// The plain fields.
+    #[serde(flatten)]
+    fields: PlainToolFields<1>,
 }
 
 /// Arguments of `update_task`.
-#[derive(Deserialize, schemars::JsonSchema)]
+#[derive(schemars::JsonSchema)]
 #[allow(dead_code)]
 struct UpdateTaskArgs {
     /// The task's id (from `list_tasks` or `add_task`).
@@ -114,14 +116,15 @@ struct UpdateTaskArgs {
     due_date: Option<String>,
     /// The new full list of tags (replaces the old ones); `[]` removes all.
     tags: Option<Vec<String>>,
-    /// New reminder time; null clears it.
-    remind_at: Option<String>,
     /// New repeat rule (RRULE); null stops the repetition.
     recurrence: Option<String>,
     /// `true` marks the task done, `false` reopens it.
     completed: Option<bool>,
     /// Optional; if given, it must be the signed-in user's id.
     user_id: Option<String>,
+    /// The plain fields.
+    #[serde(flatten)]
+    fields: PlainToolFields<2>,
 }
 
 /// Arguments of `complete_task` and `delete_task`.
@@ -234,10 +237,11 @@ struct TaskSchema {
     completed_at: Option<String>,
     /// Tags.
     tags: Vec<String>,
-    /// Reminder time (RFC 3339, UTC), or null.
-    remind_at: Option<String>,
     /// Repeat rule (RRULE), or null.
     recurrence: Option<String>,
+    /// The plain fields.
+    #[serde(flatten)]
+    fields: PlainToolFields<0>,
 }
 
 /// A tool's failure: a sentence for the model (becomes `isError: true`). The tools spell out
@@ -279,14 +283,50 @@ impl TodoMcp {
     }
 }
 
-/// Refuses arguments the tool does not take (a misspelt field would otherwise be ignored).
-fn only(args: &JsonObject, allowed: &[&str]) -> ToolResult<()> {
-    match args.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(format!(
-            "unknown argument `{k}`; this tool takes: {}",
-            allowed.join(", ")
-        )),
+/// Refuses arguments the tool does not take (a misspelt field would otherwise be ignored):
+/// `allowed`, and the plain fields ([`todo_core::FIELDS`]) for the tools that write a task.
+fn only(args: &JsonObject, allowed: &[&'static str], plain_fields: bool) -> ToolResult<()> {
+    let takes = |k: &str| allowed.contains(&k) || (plain_fields && plain::names().any(|n| n == k));
+    match args.keys().find(|k| !takes(k)) {
+        Some(k) => {
+            let mut all: Vec<&str> = allowed.to_vec();
+            if plain_fields {
+                all.extend(plain::names());
+            }
+            Err(format!(
+                "unknown argument `{k}`; this tool takes: {}",
+                all.join(", ")
+            ))
+        }
         None => Ok(()),
+    }
+}
+
+/// The plain fields ([`todo_core::FIELDS`]) in a tool's schema, as the contract documents them
+/// on `SURFACE` (0: a task returned, 1: a create, 2: an update); flattened into the argument
+/// and result types.
+struct PlainToolFields<const SURFACE: u8>;
+
+impl<const SURFACE: u8> schemars::JsonSchema for PlainToolFields<SURFACE> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Owned(format!("PlainToolFields{SURFACE}"))
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let surface = match SURFACE {
+            0 => plain::Surface::Read,
+            1 => plain::Surface::Create,
+            _ => plain::Surface::Update,
+        };
+        let mut schema = serde_json::Map::new();
+        schema.insert("type".into(), "object".into());
+        schema.insert("properties".into(), serde_json::Map::new().into());
+        plain::add_to_tool_schema(&mut schema, surface);
+        schema.into()
     }
 }
 
@@ -373,10 +413,10 @@ impl TodoMcp {
                 "priority",
                 "due_date",
                 "tags",
-                "remind_at",
                 "recurrence",
                 "user_id",
             ],
+            true,
         )?;
         let who = self.caller(&ctx, &args)?;
         let new = parse_create(&fields(&args)).map_err(|e| invalid(&e))?;
@@ -401,7 +441,7 @@ impl TodoMcp {
         ctx: RequestContext<RoleServer>,
         args: JsonObject,
     ) -> ToolResult<CallToolResult> {
-        only(&args, &["status", "q", "tag", "limit", "user_id"])?;
+        only(&args, &["status", "q", "tag", "limit", "user_id"], false)?;
         let who = self.caller(&ctx, &args)?;
         let mut query = ListQuery {
             limit: Limit::new(LIST_DEFAULT).map_err(|e| invalid(&e))?,
@@ -464,7 +504,7 @@ impl TodoMcp {
         ctx: RequestContext<RoleServer>,
         args: JsonObject,
     ) -> Result<Json<TaskAction>, String> {
-        only(&args, &["task_id", "user_id"])?;
+        only(&args, &["task_id", "user_id"], false)?;
         let who = self.caller(&ctx, &args)?;
         let id = task_id(&args)?;
         let task = self
@@ -487,7 +527,7 @@ impl TodoMcp {
         ctx: RequestContext<RoleServer>,
         args: JsonObject,
     ) -> Result<Json<TaskAction>, String> {
-        only(&args, &["task_id", "user_id"])?;
+        only(&args, &["task_id", "user_id"], false)?;
         let who = self.caller(&ctx, &args)?;
         let id = task_id(&args)?;
         // The title is part of the answer: read it first (a task deleted in between is not
@@ -514,7 +554,7 @@ impl TodoMcp {
     /// Updates a task.
     #[tool(
         description = "Change a task: only the fields given change; null clears description, \
-                       due_date, remind_at or recurrence.",
+                       due_date, recurrence or any other field that may be empty.",
         input_schema = schema_for_type::<UpdateTaskArgs>()
     )]
     async fn update_task(
@@ -531,11 +571,11 @@ impl TodoMcp {
                 "priority",
                 "due_date",
                 "tags",
-                "remind_at",
                 "recurrence",
                 "completed",
                 "user_id",
             ],
+            true,
         )?;
         let who = self.caller(&ctx, &args)?;
         let id = task_id(&args)?;

@@ -1,11 +1,13 @@
 //! Decisions both backends share, written once: no I/O and no driver types, so each backend
 //! feeds them what it read and returns what they answer.
 
+use super::statements::PLAIN_FROM;
 use super::turns::{self, Turn, UserTurns};
 use super::{ListCounts, PriorityCounts, TaskStats};
 use crate::accounts::{Account, Hasher};
 use crate::cursor::{CursorCodec, Key, Position};
 use crate::error::{Error, Quota, Result};
+use crate::fields::{FIELDS, Kind, Value};
 use crate::model::{
     Created, ListQuery, Page, SortField, SortOrder, StatusFilter, Task, UserId, fold_case,
 };
@@ -192,6 +194,21 @@ pub(crate) fn task_stats(count: impl Fn(usize) -> Result<i64>) -> Result<TaskSta
 /// The decode error for a priority rank no migration defines.
 pub(crate) fn unknown_rank(rank: i16) -> Error {
     Error::Storage(format!("unknown priority rank {rank}").into())
+}
+
+/// Sets `task`'s plain fields ([`FIELDS`]) from a row whose columns are
+/// [`task_columns`](super::statements::task_columns): `column(kind, i)` reads column `i` as
+/// `kind` stores it.
+pub(crate) fn set_plain(
+    task: &mut Task,
+    mut column: impl FnMut(Kind, usize) -> Result<Value>,
+) -> Result<()> {
+    for (i, f) in FIELDS.iter().enumerate() {
+        let value = column(f.kind, PLAIN_FROM + i)?;
+        f.set(task, value)
+            .ok_or_else(|| Error::Storage(format!("{} decoded as another kind", f.name).into()))?;
+    }
+    Ok(())
 }
 
 /// The keyset position just after `task` in a list sorted by `sort`/`order`.

@@ -30,6 +30,8 @@ where
     for<'a> i64: Encode<'a, C::Database> + Type<C::Database>,
     for<'a> Stamp: Encode<'a, C::Database> + Type<C::Database>,
     for<'a> Option<Stamp>: Encode<'a, C::Database> + Type<C::Database>,
+    for<'a> Option<i64>: Encode<'a, C::Database> + Type<C::Database>,
+    for<'a> Option<String>: Encode<'a, C::Database> + Type<C::Database>,
 {
     let row = write
         .persistent(tx.persistent())

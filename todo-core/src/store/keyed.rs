@@ -72,6 +72,7 @@ where
     for<'q> i64: Encode<'q, C::Database> + Type<C::Database>,
     for<'q> Stamp: Encode<'q, C::Database> + Type<C::Database>,
     for<'q> Option<Stamp>: Encode<'q, C::Database> + Type<C::Database>,
+    for<'q> Option<i64>: Encode<'q, C::Database> + Type<C::Database>,
     for<'q> TextList: Encode<'q, C::Database> + Type<C::Database>,
 {
     let KeyedCreate {
@@ -111,8 +112,8 @@ where
         .map_err(from_sqlx)?;
     if claimed.is_some() {
         let sql = match max_tasks {
-            None => statements::INSERT_TASK,
-            Some(_) => statements::INSERT_TASK_WITHIN_QUOTA,
+            None => statements::INSERT_TASK.as_str(),
+            Some(_) => statements::INSERT_TASK_WITHIN_QUOTA.as_str(),
         };
         let args = statements::insert_args::<<C::Database as Database>::Arguments<'_>>(
             user, task, now, max_tasks,

@@ -4,43 +4,85 @@
 //! The argument lists of the statements that carry a task's fields are here too, written once
 //! for both backends over sqlx's [`Arguments`].
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::{Arguments, Encode, Type};
 
 use super::common::quota_arg;
 use crate::cursor::{Key, Position};
 use crate::error::{Error, Result, ValidationError};
+use crate::fields::{FIELDS, Step, Value};
 use crate::model::{
     ListQuery, NewTask, SortField, SortOrder, StatusFilter, TAGS_MAX, Task, TaskId, TaskPatch,
-    check_due_date, check_instant, fold_case, to_stored_precision,
+    check_due_date, fold_case, to_stored_precision,
 };
 use crate::recurrence::Recurrence;
 
-/// The columns every task-returning statement selects, in the order the decoders read them.
-macro_rules! task_columns {
-    () => {
-        "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version, completed_at, tags, remind_at, recurrence"
-    };
+/// The columns written by hand that every task-returning statement selects, in the order the
+/// decoders read them; the plain fields' ([`FIELDS`]) follow, in their order.
+const HAND_COLUMNS: &str = "id, user_id, title, description, completed, priority, due_date, created_at, updated_at, version, completed_at, tags, recurrence";
+
+/// How many of the columns every task-returning statement selects are written by hand: the
+/// decoders read the plain fields from here on.
+pub(crate) const PLAIN_FROM: usize = 13;
+
+/// A statement built once, at first use, from the plain fields ([`FIELDS`]): its placeholders
+/// are numbered as it is written, so a new column cannot collide with another's.
+pub(crate) type Statement = LazyLock<String>;
+
+/// The columns every task-returning statement selects: [`HAND_COLUMNS`], then the plain fields.
+pub(crate) fn task_columns() -> &'static str {
+    static COLUMNS: Statement = LazyLock::new(|| {
+        let mut out = HAND_COLUMNS.to_owned();
+        for f in FIELDS {
+            out.push_str(", ");
+            out.push_str(f.name);
+        }
+        out
+    });
+    &COLUMNS
 }
 
-#[cfg(test)]
-pub(crate) use task_columns;
-
-/// The columns a new task is inserted with; `insert_values!` gives their values, in order.
-macro_rules! insert_columns {
-    () => {
-        "user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version, tags, tag_keys, remind_at, recurrence"
-    };
+/// Placeholders `$from`, `$from + 1`, ..., one per plain field, each after `, `.
+fn plain_placeholders(from: usize) -> String {
+    (0..FIELDS.len())
+        .map(|i| format!(", ${}", from + i))
+        .collect()
 }
 
-/// The values of `insert_columns!`: `$1` user, `$2` title, `$3` its search key, `$4`
+/// The plain fields' columns, each after `, `.
+fn plain_columns() -> String {
+    FIELDS.iter().map(|f| format!(", {}", f.name)).collect()
+}
+
+/// The columns a new task is inserted with, the plain fields' last; values in
+/// [`insert_values`]' order.
+fn insert_columns() -> String {
+    format!(
+        "user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version, tags, tag_keys, recurrence{}",
+        plain_columns()
+    )
+}
+
+/// The values of [`insert_columns`]: `$1` user, `$2` title, `$3` its search key, `$4`
 /// description, `$5` its search key, `$6` priority rank, `$7` due date, `$8` the time of the
-/// create (both created and updated), `$9` tags, `$10` their keys, `$11` reminder time, `$12`
-/// recurrence rule; not completed, version 1.
-macro_rules! insert_values {
-    () => {
-        "$1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1, $9, $10, $11, $12"
-    };
+/// create (both created and updated), `$9` tags, `$10` their keys, `$11` recurrence rule, then
+/// the plain fields from `$12` ([`INSERT_PLAIN_FROM`]); not completed, version 1. The quota, if
+/// any, is the placeholder after them ([`insert_quota_placeholder`]).
+fn insert_values() -> String {
+    format!(
+        "$1, $2, $3, $4, $5, false, $6, $7, $8, $8, 1, $9, $10, $11{}",
+        plain_placeholders(INSERT_PLAIN_FROM)
+    )
+}
+
+/// The first plain field's placeholder in [`INSERT_TASK`].
+const INSERT_PLAIN_FROM: usize = 12;
+
+/// The quota's placeholder in [`INSERT_TASK_WITHIN_QUOTA`]: the one after the plain fields'.
+fn insert_quota_placeholder() -> usize {
+    INSERT_PLAIN_FROM + FIELDS.len()
 }
 
 pub(crate) const INSERT_ACCOUNT: &str = r"insert into accounts (id, email, name, password_hash, created_at)
@@ -49,44 +91,54 @@ pub(crate) const INSERT_ACCOUNT: &str = r"insert into accounts (id, email, name,
 pub(crate) const GET_ACCOUNT_BY_EMAIL: &str =
     r"select id, email, name, password_hash from accounts where email = $1";
 
-pub(crate) const INSERT_TASK: &str = concat!(
-    r"insert into tasks
-    (",
-    insert_columns!(),
-    r")
-    values (",
-    insert_values!(),
-    r")
-    returning ",
-    task_columns!()
-);
+pub(crate) static INSERT_TASK: Statement = LazyLock::new(|| {
+    format!(
+        "insert into tasks\n    ({})\n    values ({})\n    returning {}",
+        insert_columns(),
+        insert_values(),
+        task_columns()
+    )
+});
 
-/// [`INSERT_TASK`] only while the user `$1` has fewer than `$13` tasks: no row otherwise.
-pub(crate) const INSERT_TASK_WITHIN_QUOTA: &str = concat!(
-    r"insert into tasks
-    (",
-    insert_columns!(),
-    r")
-    select ",
-    insert_values!(),
-    r"
-    where (select count(*) from (select 1 from tasks where user_id = $1 limit $13) counted) < $13
-    returning ",
-    task_columns!()
-);
+/// [`INSERT_TASK`] only while the user `$1` has fewer tasks than the quota
+/// ([`insert_quota_placeholder`]): no row otherwise.
+pub(crate) static INSERT_TASK_WITHIN_QUOTA: Statement = LazyLock::new(|| {
+    let q = insert_quota_placeholder();
+    format!(
+        "insert into tasks\n    ({})\n    select {}\n    where (select count(*) from (select 1 from tasks where user_id = $1 limit ${q}) counted) < ${q}\n    returning {}",
+        insert_columns(),
+        insert_values(),
+        task_columns()
+    )
+});
 
-pub(crate) const GET_TASK: &str = concat!(
-    "select ",
-    task_columns!(),
-    r"
-    from tasks where id = $1 and user_id = $2"
-);
+pub(crate) static GET_TASK: Statement = LazyLock::new(|| {
+    format!(
+        "select {}\n    from tasks where id = $1 and user_id = $2",
+        task_columns()
+    )
+});
 
 pub(crate) const GET_VERSION: &str = r"select version from tasks where id = $1 and user_id = $2";
 
-/// The assignments and condition of [`PATCH_TASK`].
-macro_rules! patch_task {
-    () => {
+/// The first plain field's placeholders in [`PATCH_TASK`]: each takes two, whether it is set,
+/// then its value.
+const PATCH_PLAIN_FROM: usize = 19;
+
+/// The assignments and condition of [`PATCH_TASK`]. `$5`/`$10`/`$14`/`$17` say whether the
+/// description/due date/tags/recurrence are set (so `null` can clear the nullable ones); each
+/// plain field takes a flag and a value from [`PATCH_PLAIN_FROM`] on.
+fn patch_task() -> String {
+    let mut plain = String::new();
+    for (i, f) in FIELDS.iter().enumerate() {
+        let set = PATCH_PLAIN_FROM + 2 * i;
+        plain.push_str(&format!(
+            "\n    {name} = case when ${set} then ${value} else {name} end,",
+            name = f.name,
+            value = set + 1
+        ));
+    }
+    format!(
         r"update tasks set
     title = coalesce($3, title),
     title_key = coalesce($4, title_key),
@@ -98,41 +150,47 @@ macro_rules! patch_task {
     due_date = case when $10 then $11 else due_date end,
     tags = case when $14 then $15 else tags end,
     tag_keys = case when $14 then $16 else tag_keys end,
-    remind_at = case when $17 then $18 else remind_at end,
-    recurrence = case when $19 then $20 else recurrence end,
+    recurrence = case when $17 then $18 else recurrence end,{plain}
     updated_at = $12,
     version = version + 1
     where id = $1 and user_id = $2 and version = coalesce($13, version)"
-    };
+    )
 }
 
-/// `$5`/`$10`/`$14`/`$17`/`$19` say whether the description/due date/tags/reminder/recurrence
-/// are set (so `null` can clear the nullable ones).
-pub(crate) const PATCH_TASK: &str = concat!(patch_task!(), " returning ", task_columns!());
+pub(crate) static PATCH_TASK: Statement =
+    LazyLock::new(|| format!("{} returning {}", patch_task(), task_columns()));
 
 /// [`PATCH_TASK`] only on a task that does not repeat (no row otherwise).
-pub(crate) const PATCH_TASK_NOT_RECURRING: &str = concat!(
-    patch_task!(),
-    " and recurrence is null returning ",
-    task_columns!()
-);
+pub(crate) static PATCH_TASK_NOT_RECURRING: Statement = LazyLock::new(|| {
+    format!(
+        "{} and recurrence is null returning {}",
+        patch_task(),
+        task_columns()
+    )
+});
 
-/// The columns a next occurrence is inserted with, in [`SPAWN_NEXT`]'s order.
-macro_rules! spawn_columns {
-    () => {
+/// The columns a next occurrence is inserted with, in [`SPAWN_NEXT`]'s order, the plain
+/// fields' last.
+fn spawn_columns() -> String {
+    format!(
         r"user_id, title, title_key, description, description_key, completed, priority, due_date,
-     created_at, updated_at, version, tags, tag_keys, remind_at, recurrence, spawned_from"
-    };
+     created_at, updated_at, version, tags, tag_keys, recurrence, spawned_from{}",
+        plain_columns()
+    )
 }
 
+/// The first plain field's placeholder in [`SPAWN_NEXT`].
+const SPAWN_PLAIN_FROM: usize = 6;
+
 /// What a next occurrence is inserted with, from the completed row (or the row `done` that
-/// marked it): the copy's columns in [`spawn_columns!`]'s order, `$3` to `$6` as in
-/// [`SPAWN_NEXT`].
-macro_rules! spawn_values {
-    () => {
+/// marked it): the copy's columns in [`spawn_columns`]' order, `$3` to `$5` as in
+/// [`SPAWN_NEXT`], the plain fields from `$6` ([`SPAWN_PLAIN_FROM`]).
+fn spawn_values() -> String {
+    format!(
         r"select user_id, title, title_key, description, description_key, false, priority, $3,
-     $4, $4, 1, tags, tag_keys, $5, $6, id"
-    };
+     $4, $4, 1, tags, tag_keys, $5, id{}",
+        plain_placeholders(SPAWN_PLAIN_FROM)
+    )
 }
 
 /// The assignments and condition of [`SET_COMPLETED`].
@@ -148,54 +206,58 @@ macro_rules! set_completed {
 }
 
 /// `$3` null toggles.
-pub(crate) const SET_COMPLETED: &str = concat!(set_completed!(), " returning ", task_columns!());
+pub(crate) static SET_COMPLETED: Statement =
+    LazyLock::new(|| format!("{} returning {}", set_completed!(), task_columns()));
 
 /// [`SET_COMPLETED`] only on a task that does not repeat (no row otherwise): a completion that
 /// cannot call for a next occurrence, run alone.
-pub(crate) const SET_COMPLETED_NOT_RECURRING: &str = concat!(
-    set_completed!(),
-    " and recurrence is null returning ",
-    task_columns!()
-);
+pub(crate) static SET_COMPLETED_NOT_RECURRING: Statement = LazyLock::new(|| {
+    format!(
+        "{} and recurrence is null returning {}",
+        set_completed!(),
+        task_columns()
+    )
+});
 
 /// The next occurrence of task `$1` of user `$2`, which must be completed and must not have
-/// created one before (`spawned`): a copy of it, pending, due at `$3`, created at `$4`, reminding
-/// at `$5`, with the rule `$6`. SQLite's trigger `tasks_spawned` marks the task in the same
-/// statement, so a task creates at most one next occurrence in its life, even after that one is
-/// deleted; `spawned_from` is unique besides, so a second attempt inserts nothing.
-pub(crate) const SPAWN_NEXT: &str = concat!(
-    r"insert into tasks (",
-    spawn_columns!(),
-    ") ",
-    spawn_values!(),
-    r"
+/// created one before (`spawned`): a copy of it, pending, due at `$3`, created at `$4`, with
+/// the rule `$5`, and its plain fields as their `next` rules give them from `$6` on. SQLite's
+/// trigger `tasks_spawned` marks the task in the same statement, so a task creates at most one
+/// next occurrence in its life, even after that one is deleted; `spawned_from` is unique
+/// besides, so a second attempt inserts nothing.
+pub(crate) static SPAWN_NEXT: Statement = LazyLock::new(|| {
+    format!(
+        r"insert into tasks ({}) {}
     from tasks where id = $1 and user_id = $2 and completed and not spawned
-    on conflict (spawned_from) where spawned_from is not null do nothing"
-);
+    on conflict (spawned_from) where spawned_from is not null do nothing",
+        spawn_columns(),
+        spawn_values()
+    )
+});
 
 /// [`SPAWN_NEXT`] that marks the task itself, in a data-modifying `with` (PostgreSQL's; it
 /// keeps a trigger, and the cost of its condition, off every other insert).
-pub(crate) const SPAWN_NEXT_MARKING: &str = concat!(
-    r"with done as (
+pub(crate) static SPAWN_NEXT_MARKING: Statement = LazyLock::new(|| {
+    format!(
+        r"with done as (
     update tasks set spawned = true
     where id = $1 and user_id = $2 and completed and not spawned
     returning user_id, title, title_key, description, description_key, priority, tags, tag_keys, id)
-    insert into tasks (",
-    spawn_columns!(),
-    ") ",
-    spawn_values!(),
-    r"
+    insert into tasks ({}) {}
     from done
-    on conflict (spawned_from) where spawned_from is not null do nothing"
-);
+    on conflict (spawned_from) where spawned_from is not null do nothing",
+        spawn_columns(),
+        spawn_values()
+    )
+});
 
 /// Returns the deleted task.
-pub(crate) const DELETE_TASK: &str = concat!(
-    r"delete from tasks
-    where id = $1 and user_id = $2 and version = coalesce($3, version)
-    returning ",
-    task_columns!()
-);
+pub(crate) static DELETE_TASK: Statement = LazyLock::new(|| {
+    format!(
+        "delete from tasks\n    where id = $1 and user_id = $2 and version = coalesce($3, version)\n    returning {}",
+        task_columns()
+    )
+});
 
 /// The user `$1`'s tags with how many tasks carry each, by key, at most `$2` of them; each
 /// spelled the way that sorts first by code point among its tasks' spellings.
@@ -259,7 +321,22 @@ where
     args.add(value).map_err(Error::Storage)
 }
 
-/// A new task's column values, in `insert_values!`'s placeholder order, checked and owned:
+/// Appends a plain field's `value` to `args`, typed as its column is (a `null` too).
+fn push_value<'q, A>(args: &mut A, value: Value) -> Result<()>
+where
+    A: Arguments<'q>,
+    Option<i64>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<String>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<Stamp>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+{
+    match value {
+        Value::Int(v) => push(args, v),
+        Value::Text(v) => push(args, v),
+        Value::Instant(v) => push(args, v.map(Stamp)),
+    }
+}
+
+/// A new task's column values, in [`insert_values`]' placeholder order, checked and owned:
 /// what each driver binds for [`INSERT_TASK`].
 pub(crate) struct InsertValues {
     pub(crate) user: String,
@@ -273,8 +350,9 @@ pub(crate) struct InsertValues {
     pub(crate) now: DateTime<Utc>,
     pub(crate) tags: Vec<String>,
     pub(crate) tag_keys: Vec<String>,
-    pub(crate) remind_at: Option<DateTime<Utc>>,
     pub(crate) recurrence: Option<String>,
+    /// The plain fields' values, in [`FIELDS`]' order.
+    pub(crate) plain: Vec<Value>,
 }
 
 impl InsertValues {
@@ -287,9 +365,15 @@ impl InsertValues {
             priority,
             due_date,
             tags,
-            remind_at,
             recurrence,
+            ..
         } = task;
+        let mut errors = ValidationError::default();
+        let plain = FIELDS
+            .iter()
+            .filter_map(|f| errors.collect(f.new_value(task)))
+            .collect();
+        errors.into_result()?;
         Ok(Self {
             user: user.to_owned(),
             title: title.as_str().to_owned(),
@@ -301,10 +385,8 @@ impl InsertValues {
             now,
             tags: tags.names(),
             tag_keys: tags.keys(),
-            remind_at: remind_at
-                .map(|r| check_instant("remind_at", r))
-                .transpose()?,
             recurrence: recurrence.as_ref().map(ToString::to_string),
+            plain,
         })
     }
 }
@@ -326,6 +408,7 @@ where
     Option<Stamp>: 'q + Encode<'q, A::Database> + Type<A::Database>,
     Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
     TextList: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<i64>: 'q + Encode<'q, A::Database> + Type<A::Database>,
 {
     let v = InsertValues::new(user, task, now)?;
     let mut args = A::default();
@@ -339,8 +422,10 @@ where
     push(&mut args, Stamp(v.now))?;
     push(&mut args, TextList(v.tags))?;
     push(&mut args, TextList(v.tag_keys))?;
-    push(&mut args, v.remind_at.map(Stamp))?;
     push(&mut args, v.recurrence)?;
+    for value in v.plain {
+        push_value(&mut args, value)?;
+    }
     if let Some(limit) = quota {
         push(&mut args, quota_arg(Some(limit)))?;
     }
@@ -369,6 +454,12 @@ where
     Option<Stamp>: 'q + Encode<'q, A::Database> + Type<A::Database>,
     Option<TextList>: 'q + Encode<'q, A::Database> + Type<A::Database>,
 {
+    let mut errors = ValidationError::default();
+    let plain: Vec<_> = FIELDS
+        .iter()
+        .filter_map(|f| errors.collect(f.change(&patch)))
+        .collect();
+    errors.into_result()?;
     let TaskPatch {
         title,
         description,
@@ -376,14 +467,10 @@ where
         priority,
         due_date,
         tags,
-        remind_at,
         recurrence,
+        ..
     } = patch;
     let due = due_date.flatten().map(check_due_date).transpose()?;
-    let remind = remind_at
-        .flatten()
-        .map(|r| check_instant("remind_at", r))
-        .transpose()?;
     let mut args = A::default();
     push(&mut args, id)?;
     push(&mut args, user.to_owned())?;
@@ -409,10 +496,12 @@ where
     push(&mut args, tags.is_some())?;
     push(&mut args, tags.as_ref().map(|t| TextList(t.names())))?;
     push(&mut args, tags.as_ref().map(|t| TextList(t.keys())))?;
-    push(&mut args, remind_at.is_some())?;
-    push(&mut args, remind.map(Stamp))?;
     push(&mut args, recurrence.is_some())?;
     push(&mut args, recurrence.flatten().map(|r| r.to_string()))?;
+    for (f, change) in FIELDS.iter().zip(plain) {
+        push(&mut args, change.is_some())?;
+        push_value(&mut args, change.unwrap_or_else(|| Value::null(f.kind)))?;
+    }
     Ok(args)
 }
 
@@ -426,6 +515,8 @@ where
     i64: 'q + Encode<'q, A::Database> + Type<A::Database>,
     Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
     Option<Stamp>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<i64>: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Option<String>: 'q + Encode<'q, A::Database> + Type<A::Database>,
 {
     let (true, Some(rule), Some(due)) = (task.completed, &task.recurrence, task.due_date) else {
         return Ok(None);
@@ -440,17 +531,16 @@ where
     let Ok(next) = check_due_date(next) else {
         return Ok(None);
     };
-    let remind = task
-        .remind_at
-        .and_then(|r| r.checked_add_signed(next - due))
-        .and_then(|r| check_instant("remind_at", r).ok());
+    let step = Step { due, next };
     let mut args = A::default();
     push(&mut args, task.id)?;
     push(&mut args, task.user_id.clone())?;
     push(&mut args, Stamp(next))?;
     push(&mut args, Stamp(now))?;
-    push(&mut args, remind.map(Stamp))?;
     push(&mut args, next_rule.to_string())?;
+    for f in FIELDS {
+        push_value(&mut args, f.next(task, &step))?;
+    }
     Ok(Some(args))
 }
 
@@ -652,7 +742,7 @@ pub(crate) fn list(
     if query.offset.get() > 0 && query.cursor.is_some() {
         return Err(ValidationError::field("offset", "cannot be combined with a cursor").into());
     }
-    let (mut sql, mut args, mut n) = filtered(task_columns!(), position_fn, user, query, now)?;
+    let (mut sql, mut args, mut n) = filtered(task_columns(), position_fn, user, query, now)?;
     let mut next = || {
         let k = n;
         n += 1;

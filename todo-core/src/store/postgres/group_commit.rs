@@ -25,6 +25,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
@@ -38,27 +39,35 @@ use super::error::{from_pg, from_pg_connect};
 use super::pipeline::{connect, describe};
 use super::row;
 use crate::error::{Error, Result};
+use crate::fields::FIELDS;
 use crate::model::Task;
 use crate::store::statements::{self, InsertValues};
 
 /// Most creates committed together.
 pub(crate) const MAX_BATCH: usize = 128;
 
-/// The parameter types of [`statements::INSERT_TASK`], as sqlx declares them for the same values.
-const INSERT_TYPES: [Type; 12] = [
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT2,
-    Type::TIMESTAMPTZ,
-    Type::TIMESTAMPTZ,
-    Type::TEXT_ARRAY,
-    Type::TEXT_ARRAY,
-    Type::TIMESTAMPTZ,
-    Type::TEXT,
-];
+/// The parameter types of [`statements::INSERT_TASK`], as sqlx declares them for the same
+/// values: the columns written by hand, then the plain fields' ([`FIELDS`]).
+static INSERT_TYPES: LazyLock<Vec<Type>> = LazyLock::new(|| {
+    let mut types = vec![
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT2,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TEXT_ARRAY,
+        Type::TEXT_ARRAY,
+        Type::TEXT,
+    ];
+    types.extend(FIELDS.iter().map(|f| row::pg_type(f.kind)));
+    types
+});
+
+/// The arguments of one insert.
+type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 
 /// A result of tokio-postgres.
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
@@ -260,7 +269,7 @@ impl Writer {
                 }
                 let begin = client.prepare("begin").await.map_err(from_pg)?;
                 let insert = client
-                    .prepare_typed(statements::INSERT_TASK, &INSERT_TYPES)
+                    .prepare_typed(&statements::INSERT_TASK, &INSERT_TYPES)
                     .await
                     .map_err(from_pg)?;
                 let commit = client.prepare("commit").await.map_err(from_pg)?;
@@ -306,21 +315,24 @@ impl Session {
     }
 
     /// Sends the insert of `values` ([`params`]): its answer.
-    fn insert<'a>(&'a self, values: &'a [&'a (dyn ToSql + Sync); 12]) -> Call<'a> {
+    fn insert<'a>(&'a self, values: &'a Params<'a>) -> Call<'a> {
         match &self.prepared {
             Some(p) => Box::pin(self.client.query(&p.insert, values)),
             None => Box::pin(async move {
-                let typed: Vec<(&(dyn ToSql + Sync), Type)> =
-                    values.iter().copied().zip(INSERT_TYPES).collect();
+                let typed: Vec<(&(dyn ToSql + Sync), Type)> = values
+                    .iter()
+                    .copied()
+                    .zip(INSERT_TYPES.iter().cloned())
+                    .collect();
                 self.client
-                    .query_typed(statements::INSERT_TASK, &typed)
+                    .query_typed(&statements::INSERT_TASK, &typed)
                     .await
             }),
         }
     }
 
     /// Runs the insert of `values` alone: the row it returned.
-    async fn insert_one(&self, values: &[&(dyn ToSql + Sync); 12]) -> PgResult<Option<Row>> {
+    async fn insert_one(&self, values: &Params<'_>) -> PgResult<Option<Row>> {
         match &self.prepared {
             Some(p) => self.client.query_opt(&p.insert, values).await,
             None => self.insert(values).await.map(|mut rows| rows.pop()),
@@ -406,8 +418,8 @@ fn inserted(result: PgResult<Option<Row>>) -> Result<Task> {
 }
 
 /// `values` bound in [`statements::INSERT_TASK`]'s placeholder order ([`INSERT_TYPES`]).
-fn params(values: &InsertValues) -> [&(dyn ToSql + Sync); 12] {
-    [
+fn params(values: &InsertValues) -> Params<'_> {
+    let mut params: Params<'_> = vec![
         &values.user,
         &values.title,
         &values.title_key,
@@ -418,9 +430,10 @@ fn params(values: &InsertValues) -> [&(dyn ToSql + Sync); 12] {
         &values.now,
         &values.tags,
         &values.tag_keys,
-        &values.remind_at,
         &values.recurrence,
-    ]
+    ];
+    params.extend(values.plain.iter().map(|v| v as &(dyn ToSql + Sync)));
+    params
 }
 
 /// Awaits every future of `calls`, polling them in their order, so requests that go out when

@@ -209,7 +209,7 @@ impl PgStore {
             return reads.task(id, user).await;
         }
         let rows = self
-            .read(|| sqlx::query(statements::GET_TASK).bind(id).bind(user))
+            .read(|| sqlx::query(&statements::GET_TASK).bind(id).bind(user))
             .await?;
         rows.first().map(row::task).transpose()
     }
@@ -299,7 +299,7 @@ impl PgStore {
     /// concurrent completion of the same task waits for this one's row lock, then finds the
     /// task marked as having created its next occurrence and creates none.
     async fn write_completing(&self, query: Query<'_>) -> Result<Option<Task>> {
-        let spawn = statements::SPAWN_NEXT_MARKING;
+        let spawn = &statements::SPAWN_NEXT_MARKING;
         completing::write(self.begin().await?, query, spawn, row::task, from_sqlx).await
     }
 
@@ -355,8 +355,8 @@ fn insert_query(
 ) -> Result<Query<'static>> {
     let args = insert_args::<PgArguments>(user, task, now, max_tasks)?;
     Ok(match max_tasks {
-        None => sqlx::query_with(statements::INSERT_TASK, args),
-        Some(_) => sqlx::query_with(statements::INSERT_TASK_WITHIN_QUOTA, args),
+        None => sqlx::query_with(&statements::INSERT_TASK, args),
+        Some(_) => sqlx::query_with(&statements::INSERT_TASK_WITHIN_QUOTA, args),
     })
 }
 
@@ -559,20 +559,20 @@ impl TaskStore for PgStore {
         let args = patch_args::<PgArguments>(id, user, patch, now(), expected_version)?;
         if !completes {
             let row = self
-                .row(sqlx::query_with(statements::PATCH_TASK, args))
+                .row(sqlx::query_with(&statements::PATCH_TASK, args))
                 .await?;
             return self.written(who, id, expected_version, row).await;
         }
         // Most tasks do not repeat: their completion is one statement. A task that repeats (or
         // is missing, or stale) matches none, and goes the way that can create an occurrence.
         if !sets_rule {
-            let fast = sqlx::query_with(statements::PATCH_TASK_NOT_RECURRING, args.clone());
+            let fast = sqlx::query_with(&statements::PATCH_TASK_NOT_RECURRING, args.clone());
             if let Some(row) = self.row(fast).await? {
                 return row::task(&row);
             }
         }
         let task = self
-            .write_completing(sqlx::query_with(statements::PATCH_TASK, args))
+            .write_completing(sqlx::query_with(&statements::PATCH_TASK, args))
             .await?;
         self.returned(who, id, expected_version, task).await
     }
@@ -594,19 +594,19 @@ impl TaskStore for PgStore {
                 .bind(expected_version)
         };
         if completed == Some(false) {
-            let row = self.row(query(statements::SET_COMPLETED)).await?;
+            let row = self.row(query(&statements::SET_COMPLETED)).await?;
             return self.written(who, id, expected_version, row).await;
         }
         // Most tasks do not repeat: their completion is one statement. A task that repeats (or
         // is missing, or stale) matches none, and goes the way that can create an occurrence.
         if let Some(row) = self
-            .row(query(statements::SET_COMPLETED_NOT_RECURRING))
+            .row(query(&statements::SET_COMPLETED_NOT_RECURRING))
             .await?
         {
             return row::task(&row);
         }
         let task = self
-            .write_completing(query(statements::SET_COMPLETED))
+            .write_completing(query(&statements::SET_COMPLETED))
             .await?;
         self.returned(who, id, expected_version, task).await
     }
@@ -618,7 +618,7 @@ impl TaskStore for PgStore {
         id: TaskId,
         expected_version: Option<i64>,
     ) -> Result<()> {
-        let query = sqlx::query(statements::DELETE_TASK)
+        let query = sqlx::query(&statements::DELETE_TASK)
             .bind(id)
             .bind(who.user_id().as_str())
             .bind(expected_version);

@@ -256,7 +256,7 @@ impl PipelinedReads {
     /// Task `id` of `user` ([`statements::GET_TASK`]).
     pub(crate) async fn task(&self, id: TaskId, user: &str) -> Result<Option<Task>> {
         let params: [Param<'_>; 2] = [(&id, Type::INT8), (&user, Type::TEXT)];
-        let rows = self.query(statements::GET_TASK, &params).await?;
+        let rows = self.query(&statements::GET_TASK, &params).await?;
         rows.first().map(row::task).transpose()
     }
 

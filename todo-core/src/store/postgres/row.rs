@@ -10,8 +10,9 @@ use sqlx::{Encode, Postgres, Row as _, Type};
 
 use super::error::{from_pg, from_sqlx};
 use crate::error::Result;
+use crate::fields::{Kind, Value};
 use crate::model::{Priority, Task};
-use crate::store::common::{AccountRow, HeldKey, list_counts, task_stats, unknown_rank};
+use crate::store::common::{AccountRow, HeldKey, list_counts, set_plain, task_stats, unknown_rank};
 use crate::store::keyed::Rows;
 use crate::store::statements::{Stamp, TextList};
 use crate::store::{ListCounts, TagCount, TaskStats};
@@ -50,10 +51,10 @@ impl Columns for tokio_postgres::Row {
     }
 }
 
-/// A task from the columns of `task_columns!`, in order.
+/// A task from the columns of [`task_columns`](crate::store::statements::task_columns), in order.
 pub(crate) fn task(row: &impl Columns) -> Result<Task> {
     let rank: i16 = row.column(5)?;
-    Ok(Task {
+    let mut task = Task {
         id: row.column(0)?,
         user_id: row.column(1)?,
         title: row.column(2)?,
@@ -66,9 +67,50 @@ pub(crate) fn task(row: &impl Columns) -> Result<Task> {
         version: row.column(9)?,
         completed_at: row.column(10)?,
         tags: row.column(11)?,
-        remind_at: row.column(12)?,
-        recurrence: row.column(13)?,
-    })
+        recurrence: row.column(12)?,
+        ..Task::default()
+    };
+    set_plain(&mut task, |kind, i| {
+        Ok(match kind {
+            Kind::Int => Value::Int(row.column(i)?),
+            Kind::Text => Value::Text(row.column(i)?),
+            Kind::Instant => Value::Instant(row.column(i)?),
+        })
+    })?;
+    Ok(task)
+}
+
+/// The PostgreSQL type of a plain field's column.
+pub(crate) fn pg_type(kind: Kind) -> tokio_postgres::types::Type {
+    use tokio_postgres::types::Type;
+    match kind {
+        Kind::Int => Type::INT8,
+        Kind::Text => Type::TEXT,
+        Kind::Instant => Type::TIMESTAMPTZ,
+    }
+}
+
+/// A plain field's value as tokio-postgres binds it: as its column's type, `null` included.
+impl tokio_postgres::types::ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<tokio_postgres::types::IsNull, BoxDynError> {
+        match self {
+            Self::Int(v) => v.to_sql(ty, out),
+            Self::Text(v) => v.to_sql(ty, out),
+            Self::Instant(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <Option<i64> as tokio_postgres::types::ToSql>::accepts(ty)
+            || <Option<String> as tokio_postgres::types::ToSql>::accepts(ty)
+            || <Option<DateTime<Utc>> as tokio_postgres::types::ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// Task counts from the columns of `TASK_STATS`, in order.

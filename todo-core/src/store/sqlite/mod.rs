@@ -239,7 +239,7 @@ impl SqliteStore {
             Conns::Memory(pool) => {
                 let tx = Tx::begin(pool, "begin immediate", from_sqlx).await?;
                 let write = sqlx::query_with(sql, args);
-                completing::write(tx, write, statements::SPAWN_NEXT, row::task, from_sqlx).await
+                completing::write(tx, write, &statements::SPAWN_NEXT, row::task, from_sqlx).await
             }
         }
     }
@@ -356,7 +356,7 @@ impl SqliteStore {
 
 /// The statement creating `task`'s next occurrence, if it calls for one.
 fn spawn_next(task: &Task) -> Result<Option<(&'static str, Args)>> {
-    Ok(statements::spawn_args(task, now())?.map(|args| (statements::SPAWN_NEXT, args)))
+    Ok(statements::spawn_args(task, now())?.map(|args| (statements::SPAWN_NEXT.as_str(), args)))
 }
 
 #[async_trait]
@@ -376,8 +376,8 @@ impl TaskStore for SqliteStore {
         // overshot by the user's concurrent creates.
         let max_tasks = self.common.max_tasks;
         let sql = match max_tasks {
-            None => statements::INSERT_TASK,
-            Some(_) => statements::INSERT_TASK_WITHIN_QUOTA,
+            None => &statements::INSERT_TASK,
+            Some(_) => &statements::INSERT_TASK_WITHIN_QUOTA,
         };
         let args = statements::insert_args(user, &task, now(), max_tasks)?;
         Ok(Created {
@@ -394,12 +394,12 @@ impl TaskStore for SqliteStore {
                 let user = user.to_owned();
                 reads
                     .inline(move |c| {
-                        first(c, statements::GET_TASK, &[&id, &user], |r| row::task(r))
+                        first(c, &statements::GET_TASK, &[&id, &user], |r| row::task(r))
                     })
                     .await?
             }
             Conns::Memory(pool) => {
-                let query = sqlx::query(statements::GET_TASK).bind(id).bind(user);
+                let query = sqlx::query(&statements::GET_TASK).bind(id).bind(user);
                 fetch_first(pool, query)
                     .await?
                     .map(|r| row::task(&r))
@@ -442,9 +442,9 @@ impl TaskStore for SqliteStore {
         let completes = patch.completed == Some(true);
         let args = statements::patch_args(id, user, patch, now(), expected_version)?;
         let written = if completes {
-            self.write_completing(statements::PATCH_TASK, args).await?
+            self.write_completing(&statements::PATCH_TASK, args).await?
         } else {
-            self.write(statements::PATCH_TASK, args).await?
+            self.write(&statements::PATCH_TASK, args).await?
         };
         match written {
             Some(task) => Ok(task),
@@ -461,7 +461,7 @@ impl TaskStore for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<Task> {
         let args = args_of(
-            sqlx::query(statements::SET_COMPLETED)
+            sqlx::query(&statements::SET_COMPLETED)
                 .bind(id)
                 .bind(who.user_id().as_str().to_owned())
                 .bind(completed)
@@ -469,9 +469,9 @@ impl TaskStore for SqliteStore {
                 .bind(expected_version),
         )?;
         let written = if completed == Some(false) {
-            self.write(statements::SET_COMPLETED, args).await?
+            self.write(&statements::SET_COMPLETED, args).await?
         } else {
-            self.write_completing(statements::SET_COMPLETED, args)
+            self.write_completing(&statements::SET_COMPLETED, args)
                 .await?
         };
         match written {
@@ -488,12 +488,12 @@ impl TaskStore for SqliteStore {
         expected_version: Option<i64>,
     ) -> Result<()> {
         let args = args_of(
-            sqlx::query(statements::DELETE_TASK)
+            sqlx::query(&statements::DELETE_TASK)
                 .bind(id)
                 .bind(who.user_id().as_str().to_owned())
                 .bind(expected_version),
         )?;
-        match self.write(statements::DELETE_TASK, args).await? {
+        match self.write(&statements::DELETE_TASK, args).await? {
             Some(_) => Ok(()),
             None => Err(self.missing_or_stale(who, id, expected_version).await),
         }
@@ -772,7 +772,7 @@ mod tests {
 
     /// The tasks of user `$1`, with the columns the store selects.
     fn own_tasks() -> String {
-        concat!("select ", task_columns!(), " from tasks where user_id = $1").to_owned()
+        format!("select {} from tasks where user_id = $1", task_columns())
     }
 
     /// Read-only connections to the file at `path`: `n` in each pool, waiting up to 5 s for one.

@@ -9,8 +9,9 @@ use sqlx::{Encode, Row as _, Sqlite, Type};
 
 use super::error::{from_rusqlite, from_sqlx};
 use crate::error::{Error, Result};
+use crate::fields::{Kind, Value};
 use crate::model::{Priority, Task};
-use crate::store::common::{AccountRow, HeldKey, list_counts, task_stats, unknown_rank};
+use crate::store::common::{AccountRow, HeldKey, list_counts, set_plain, task_stats, unknown_rank};
 use crate::store::keyed::Rows;
 use crate::store::statements::{Stamp, TextList, micros_to_time};
 use crate::store::{ListCounts, TagCount, TaskStats};
@@ -47,11 +48,11 @@ impl Columns for rusqlite::Row<'_> {
     }
 }
 
-/// A task from the columns of `task_columns!`, in order. Instants are stored as microseconds
+/// A task from the columns of [`task_columns`](crate::store::statements::task_columns), in order. Instants are stored as microseconds
 /// since the epoch.
 pub(crate) fn task(row: &impl Columns) -> Result<Task> {
     let rank: i16 = row.column(5)?;
-    Ok(Task {
+    let mut task = Task {
         id: row.column(0)?,
         user_id: row.column(1)?,
         title: row.column(2)?,
@@ -64,9 +65,17 @@ pub(crate) fn task(row: &impl Columns) -> Result<Task> {
         version: row.column(9)?,
         completed_at: row.column::<Option<i64>>(10)?.map(micros_to_time),
         tags: texts(&row.column::<String>(11)?)?,
-        remind_at: row.column::<Option<i64>>(12)?.map(micros_to_time),
-        recurrence: row.column(13)?,
-    })
+        recurrence: row.column(12)?,
+        ..Task::default()
+    };
+    set_plain(&mut task, |kind, i| {
+        Ok(match kind {
+            Kind::Int => Value::Int(row.column(i)?),
+            Kind::Text => Value::Text(row.column(i)?),
+            Kind::Instant => Value::Instant(row.column::<Option<i64>>(i)?.map(micros_to_time)),
+        })
+    })?;
+    Ok(task)
 }
 
 /// A [`TextList`] as stored: a JSON array of strings.
