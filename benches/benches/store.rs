@@ -93,7 +93,6 @@ fn title(i: usize) -> Title {
 
 fn new_task(i: usize) -> NewTask {
     NewTask {
-        title: title(i),
         description: i.is_multiple_of(3).then(|| {
             Description::parse(&format!("Notes for task {i}, written while seeding"))
                 .expect("valid description")
@@ -107,8 +106,7 @@ fn new_task(i: usize) -> NewTask {
         } else {
             Tags::parse(["seeded"]).expect("valid tags")
         },
-        remind_at: None,
-        recurrence: None,
+        ..NewTask::new(title(i))
     }
 }
 
@@ -433,14 +431,12 @@ fn bench_fixture(c: &mut Criterion, rt: &Runtime, group_name: &str, f: &Arc<Fixt
             for i in 0..iters {
                 let id = f.id(i);
                 let replacement = Replacement {
-                    title: title(id as usize),
                     description: Some(description.clone()),
                     completed: id % 2 == 0,
                     priority: Priority::High,
                     due_date: None,
                     tags: Default::default(),
-                    remind_at: None,
-                    recurrence: None,
+                    ..Replacement::new(title(id as usize))
                 };
                 let task = f.store.replace(&f.who, id, replacement, None).await;
                 black_box(task.expect("replace"));

@@ -142,6 +142,22 @@ macro_rules! task_types {
             )*
         }
 
+        impl Replacement {
+            /// A pending, medium-priority task with this title and nothing else.
+            pub fn new(title: Title) -> Self {
+                Self {
+                    title,
+                    description: None,
+                    completed: false,
+                    priority: Priority::default(),
+                    due_date: None,
+                    tags: Tags::default(),
+                    recurrence: None,
+                    $($name: None,)*
+                }
+            }
+        }
+
         /// A partial update: `None` leaves a field unchanged; for the optional fields, `Some(None)`
         /// clears.
         #[derive(Debug, Clone, Default, PartialEq, Eq)]

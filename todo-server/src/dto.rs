@@ -1175,6 +1175,8 @@ mod tests {
             ]
         }
 
+        // The literal ends with `..Task::default()`, so a new plain field does not touch it.
+        #[allow(clippy::needless_update)]
         fn task() -> impl Strategy<Value = Task> {
             (
                 any::<i64>(),
@@ -1213,6 +1215,7 @@ mod tests {
                     tags: t.11.0,
                     remind_at: t.11.1,
                     recurrence: t.11.2,
+                    ..Task::default()
                 })
         }
 

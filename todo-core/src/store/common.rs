@@ -424,8 +424,8 @@ mod tests {
             completed_at: None,
             version: 1,
             tags: Vec::new(),
-            remind_at: None,
             recurrence: None,
+            ..Task::default()
         }
     }
 
@@ -514,8 +514,8 @@ mod tests {
             completed_at: None,
             version: 1,
             tags: Vec::new(),
-            remind_at: None,
             recurrence: None,
+            ..Task::default()
         };
         let held = |fingerprint: &str, response: Option<String>| {
             Some(HeldKey {

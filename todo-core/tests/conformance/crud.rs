@@ -37,13 +37,11 @@ async fn every_field_round_trips_including_long_unicode_text() {
         let due = Utc.with_ymd_and_hms(2031, 2, 3, 4, 5, 6).unwrap()
             + chrono::Duration::nanoseconds(123_456_789);
         let new = NewTask {
-            title: Title::parse(&"é".repeat(200)).unwrap(),
             description: Some(Description::parse(&"字".repeat(1000)).unwrap()),
             priority: Priority::High,
             due_date: Some(due),
             tags: Default::default(),
-            remind_at: None,
-            recurrence: None,
+            ..NewTask::new(Title::parse(&"é".repeat(200)).unwrap())
         };
         let task = b.store.create(&alice, new, None).await.unwrap().task;
         assert_eq!(task.title, "é".repeat(200), "{}", b.name);
@@ -79,14 +77,12 @@ async fn replace_sets_every_field_and_bumps_the_version() {
                 &alice,
                 task.id,
                 Replacement {
-                    title: Title::parse("new").unwrap(),
                     description: Some(Description::parse("details").unwrap()),
                     completed: true,
                     priority: Priority::Low,
                     due_date: Some(due),
                     tags: Default::default(),
-                    remind_at: None,
-                    recurrence: None,
+                    ..Replacement::new(Title::parse("new").unwrap())
                 },
                 None,
             )
@@ -110,13 +106,11 @@ async fn patch_changes_only_what_it_sets_and_null_clears() {
         let alice = user("alice");
         let due = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
         let new = NewTask {
-            title: Title::parse("title").unwrap(),
             description: Some(Description::parse("desc").unwrap()),
             priority: Priority::High,
             due_date: Some(due),
             tags: Default::default(),
-            remind_at: None,
-            recurrence: None,
+            ..NewTask::new(Title::parse("title").unwrap())
         };
         let task = b.store.create(&alice, new, None).await.unwrap().task;
 
@@ -257,14 +251,12 @@ async fn a_stale_expected_version_fails_every_write_and_changes_nothing() {
                     &alice,
                     task.id,
                     Replacement {
-                        title: title(),
                         description: None,
                         completed: true,
                         priority: Priority::High,
                         due_date: None,
                         tags: Default::default(),
-                        remind_at: None,
-                        recurrence: None,
+                        ..Replacement::new(title())
                     },
                     stale,
                 )
@@ -482,14 +474,12 @@ async fn completed_at_is_set_on_completion_kept_while_completed_and_cleared_on_r
                 &alice,
                 task.id,
                 Replacement {
-                    title: Title::parse("Water the plants").unwrap(),
                     description: None,
                     completed: false,
                     priority: Priority::Low,
                     due_date: None,
                     tags: Default::default(),
-                    remind_at: None,
-                    recurrence: None,
+                    ..Replacement::new(Title::parse("Water the plants").unwrap())
                 },
                 None,
             )

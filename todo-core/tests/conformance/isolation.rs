@@ -20,14 +20,12 @@ async fn another_user_gets_not_found_for_every_operation_and_changes_nothing() {
                     &mallory,
                     id,
                     Replacement {
-                        title: title(),
                         description: None,
                         completed: true,
                         priority: Priority::High,
                         due_date: None,
                         tags: Default::default(),
-                        remind_at: None,
-                        recurrence: None,
+                        ..Replacement::new(title())
                     },
                     None,
                 )

@@ -115,7 +115,6 @@ async fn every_sort_and_order_pages_in_the_documented_order() {
         let mut tasks = Vec::new();
         for i in 0..40 {
             let new = NewTask {
-                title: Title::parse(titles[i % titles.len()]).unwrap(),
                 description: None,
                 priority: [Priority::Low, Priority::Medium, Priority::High][i % 3],
                 due_date: (i % 4 != 0).then(|| {
@@ -123,8 +122,7 @@ async fn every_sort_and_order_pages_in_the_documented_order() {
                         .unwrap()
                 }),
                 tags: Default::default(),
-                remind_at: None,
-                recurrence: None,
+                ..NewTask::new(Title::parse(titles[i % titles.len()]).unwrap())
             };
             tasks.push(b.store.create(&alice, new, None).await.unwrap().task);
         }
@@ -321,14 +319,12 @@ async fn a_list_returns_every_task_exactly_as_get_reads_it() {
         let mut expected = Vec::new();
         for (i, (title, due)) in titles.iter().zip(dues).enumerate() {
             let new = NewTask {
-                title: Title::parse(title).unwrap(),
                 description: (i % 2 == 0)
                     .then(|| Description::parse(&format!("{title} {i}")).unwrap()),
                 priority: priorities[i % 3],
                 due_date: due,
                 tags: Default::default(),
-                remind_at: None,
-                recurrence: None,
+                ..NewTask::new(Title::parse(title).unwrap())
             };
             let created = b.store.create(&owner, new, None).await.unwrap().task;
             let created = if i == 3 {

@@ -218,14 +218,13 @@ async fn retries_reopenings_and_concurrent_completions_create_one_occurrence() {
                 &alice,
                 task.id,
                 Replacement {
-                    title: Title::parse("Standup").unwrap(),
                     description: None,
                     completed: true,
                     priority: Priority::Medium,
                     due_date: Some(at(2030, 1, 1, 9)),
                     tags: Tags::default(),
-                    remind_at: None,
                     recurrence: Some(Recurrence::parse("FREQ=DAILY").unwrap()),
+                    ..Replacement::new(Title::parse("Standup").unwrap())
                 },
                 None,
             )
@@ -273,14 +272,13 @@ async fn a_task_whose_occurrence_was_deleted_does_not_create_it_again() {
             .task;
         // A replace that completes it and makes it repeat creates its next occurrence...
         let replacement = Replacement {
-            title: Title::parse("Water the plants").unwrap(),
             description: None,
             completed: true,
             priority: Priority::Medium,
             due_date: Some(at(2030, 1, 1, 9)),
             tags: Tags::default(),
-            remind_at: None,
             recurrence: Some(Recurrence::parse("FREQ=DAILY").unwrap()),
+            ..Replacement::new(Title::parse("Water the plants").unwrap())
         };
         b.store
             .replace(&alice, task.id, replacement.clone(), None)
