@@ -874,3 +874,70 @@ async fn stdio_mode_ends_quietly_with_status_0_when_stdin_is_empty() {
     );
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+/// A valid value of `f` as a tool argument (read back the same) and an invalid one.
+fn plain_samples(f: &todo_core::fields::Field) -> (Value, Value) {
+    use todo_core::fields::Kind;
+    match f.kind {
+        Kind::Int => (
+            json!(f.rules.minimum.unwrap_or(0)),
+            f.rules.maximum.map_or(json!("7"), |n| json!(n + 1)),
+        ),
+        Kind::Text => (json!("a"), json!(7)),
+        Kind::Instant => (json!("2030-01-31T08:00:00Z"), json!("not a time")),
+    }
+}
+
+#[tokio::test]
+async fn every_plain_field_is_in_the_tools_schemas_and_is_set_read_cleared_and_refused() {
+    for (backend, served) in backends().await {
+        let (_, token) = user();
+        let client = connect(&served, &token).await.unwrap();
+        let tools = client.list_all_tools().await.unwrap();
+        let schema = |name: &str| {
+            let tool = tools.iter().find(|t| t.name == name).unwrap();
+            Value::Object((*tool.input_schema).clone())
+        };
+        let listed_schema = {
+            let tool = tools.iter().find(|t| t.name == "list_tasks").unwrap();
+            Value::Object((**tool.output_schema.as_ref().unwrap()).clone()).to_string()
+        };
+        for f in todo_core::FIELDS {
+            let name = f.name;
+            assert!(
+                schema("add_task")["properties"][name].is_object(),
+                "add_task {name}"
+            );
+            assert!(
+                schema("update_task")["properties"][name].is_object(),
+                "update_task {name}"
+            );
+            assert!(
+                listed_schema.contains(&format!("\"{name}\"")),
+                "list_tasks result {name}"
+            );
+
+            let (good, bad) = plain_samples(f);
+            let created = ok(&call(&client, "add_task", json!({"title": name, name: good})).await);
+            let id = created["task_id"].as_i64().unwrap();
+            let find = |listed: Value| {
+                listed["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["id"] == id)
+                    .unwrap()[name]
+                    .clone()
+            };
+            let listed = ok(&call(&client, "list_tasks", json!({})).await);
+            assert_eq!(find(listed), good, "{backend} {name}");
+            ok(&call(&client, "update_task", json!({"task_id": id, name: null})).await);
+            let listed = ok(&call(&client, "list_tasks", json!({})).await);
+            assert_eq!(find(listed), Value::Null, "{backend} {name} cleared");
+            let refused =
+                failed(&call(&client, "add_task", json!({"title": "x", name: bad})).await);
+            assert!(refused.contains(name), "{backend} {name}: {refused}");
+        }
+        client.cancel().await.unwrap();
+    }
+}

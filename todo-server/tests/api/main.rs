@@ -5,6 +5,7 @@
 mod cookies;
 mod dialects;
 mod errors;
+mod fields;
 mod hardening;
 mod helpers;
 mod organise;
