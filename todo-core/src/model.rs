@@ -11,7 +11,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
-use crate::fields::{Field, Input, Stored, fingerprint_bytes, shift_with_due};
+use crate::fields::{self, Field, Input, Stored, fingerprint_bytes};
 use crate::recurrence::Recurrence;
 
 /// Longest title, in Unicode characters (after trimming).
@@ -238,13 +238,17 @@ macro_rules! task_types {
     };
 }
 
-// The plain fields, one line each ([`crate::fields`]). A new one also needs its column in both
-// migrations; `docs/architecture.md` has the checklist.
+// The plain fields, one entry each ([`crate::fields`]): the doc comment, the name, the stored
+// type `as` the input type (`fields::Bounded<MIN, MAX>` for an integer with a range), the byte
+// that marks it in an idempotency fingerprint (never reused), what a recurring task's next
+// occurrence gets (`fields::keep`, or `fields::shift_with_due` for an instant), and its
+// description in the contract. A new one also needs its column in both migrations;
+// `docs/architecture.md` has the checklist.
 task_types! {
     /// When the owner wants to be reminded, if at all (UTC, microsecond precision).
     remind_at: DateTime<Utc> as DateTime<Utc>,
         fingerprint 3,
-        next shift_with_due,
+        next fields::shift_with_due,
         doc "When to remind the owner (RFC 3339, UTC)";
 }
 

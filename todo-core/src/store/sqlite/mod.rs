@@ -764,11 +764,27 @@ mod tests {
         }
     }
 
-    /// The tasks table with the migrations' columns, for tests on a bare file.
-    const TASKS_TABLE: &str = "create table tasks (id integer primary key, user_id text, \
-        title text, description text, completed integer, priority integer, due_date integer, \
-        created_at integer, updated_at integer, version integer, completed_at integer, tags text, \
-        remind_at integer, recurrence text);";
+    /// The tasks table with the columns the store selects, for tests on a bare file; rows go
+    /// in through [`INSERT_ROW`].
+    fn tasks_table() -> String {
+        let plain: String = crate::fields::FIELDS
+            .iter()
+            .map(|f| match f.kind {
+                crate::fields::Kind::Text => format!(", {} text", f.name),
+                _ => format!(", {} integer", f.name),
+            })
+            .collect();
+        format!(
+            "create table tasks (id integer primary key, user_id text, title text, \
+             description text, completed integer, priority integer, due_date integer, \
+             created_at integer, updated_at integer, version integer, completed_at integer, \
+             tags text, recurrence text{plain});"
+        )
+    }
+
+    /// An insert into [`tasks_table`] of the columns written by hand (the plain fields null).
+    const INSERT_ROW: &str = "insert into tasks (id, user_id, title, description, completed, \
+        priority, due_date, created_at, updated_at, version, completed_at, tags, recurrence) values";
 
     /// The tasks of user `$1`, with the columns the store selects.
     fn own_tasks() -> String {
@@ -795,8 +811,9 @@ mod tests {
         let holder = rusqlite::Connection::open(&path).unwrap();
         holder
             .execute_batch(&format!(
-                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null, null); \
-                 begin exclusive; insert into tasks values (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3, 7, '[\"x\"]', 9, null);"
+                "{} {INSERT_ROW} (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null); \
+                 begin exclusive; {INSERT_ROW} (2, 'u', 'b', 'd', 1, 2, 5, 6, 7, 3, 7, '[\"x\"]', null);",
+                tasks_table()
             ))
             .unwrap();
         let reads = file_reads(&path, 2);
@@ -827,7 +844,8 @@ mod tests {
         rusqlite::Connection::open(&path)
             .unwrap()
             .execute_batch(&format!(
-                "{TASKS_TABLE} insert into tasks values (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null, null);"
+                "{} {INSERT_ROW} (1, 'u', 'a', null, 0, 1, null, 0, 0, 1, null, '[]', null);",
+                tasks_table()
             ))
             .unwrap();
         let reads = file_reads(&path, 1);
