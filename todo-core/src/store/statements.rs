@@ -546,81 +546,61 @@ where
 
 /// A list statement and its arguments, as [`list`] builds them for one [`ListQuery`].
 pub(crate) struct ListSql {
-    /// The statement; its placeholders are numbered in the order of [`ListArgs`]' fields.
+    /// The statement; placeholder `$n` is `args[n - 1]`.
     pub(crate) text: String,
-    pub(crate) args: ListArgs,
+    /// The arguments, in placeholder order, each written with its placeholder
+    /// ([`ListBuilder::bind`]). Owned, so a list can move to another thread.
+    pub(crate) args: Vec<Bind>,
 }
 
-/// A list statement's arguments, in placeholder order: the user, the search text if any, the
-/// tag keys of the filter, the due-date bounds if any, the time overdue is judged at if asked,
-/// the cursor's key and id if any, then the limit (one row past the page, to tell whether
-/// another page follows) and the offset, if any (a count has neither). Owned, so a list can
-/// move to another thread.
-pub(crate) struct ListArgs {
-    pub(crate) user: String,
-    pub(crate) search: Option<String>,
-    pub(crate) tags: Vec<String>,
-    pub(crate) due_after: Option<Stamp>,
-    pub(crate) due_before: Option<Stamp>,
-    pub(crate) overdue_at: Option<Stamp>,
-    pub(crate) after: Option<After>,
-    pub(crate) limit: Option<i64>,
-    pub(crate) offset: Option<i64>,
-}
-
-/// Where a cursor page starts: after `key` (`None`: a task without a due date), then `id`.
-pub(crate) struct After {
-    pub(crate) key: Option<CursorKey>,
-    pub(crate) id: i64,
-}
-
-/// A cursor's sort key as a bind value.
-pub(crate) enum CursorKey {
-    /// `created_at`, `updated_at` or `due_date`.
-    Stamp(Stamp),
-    /// The case-folded title.
+/// One argument of a list statement, typed as its column is: each driver binds these (sqlx:
+/// [`to_sqlx`]; rusqlite: `file_reads::list_args`; tokio-postgres: `PipelinedReads::list`), so
+/// a new filter is written once, in [`filtered`] or [`list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bind {
+    /// A text (the user, a search key, a tag key, a title key).
     Text(String),
-    /// The priority rank.
+    /// An instant (a due-date bound, the overdue time, a time cursor).
+    Stamp(Stamp),
+    /// A priority rank.
     Rank(i16),
+    /// An integer (an id, the limit, the offset).
+    Int(i64),
 }
 
-impl ListArgs {
-    /// The arguments for sqlx, in placeholder order.
-    pub(crate) fn to_sqlx<'q, A>(&self) -> Result<A>
-    where
-        A: Arguments<'q>,
-        String: 'q + Encode<'q, A::Database> + Type<A::Database>,
-        i16: 'q + Encode<'q, A::Database> + Type<A::Database>,
-        i64: 'q + Encode<'q, A::Database> + Type<A::Database>,
-        Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
-    {
-        let mut args = A::default();
-        push(&mut args, self.user.clone())?;
-        if let Some(search) = &self.search {
-            push(&mut args, search.clone())?;
+/// The arguments of a list statement for sqlx, in placeholder order.
+pub(crate) fn to_sqlx<'q, A>(binds: &[Bind]) -> Result<A>
+where
+    A: Arguments<'q>,
+    String: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    i16: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    i64: 'q + Encode<'q, A::Database> + Type<A::Database>,
+    Stamp: 'q + Encode<'q, A::Database> + Type<A::Database>,
+{
+    let mut args = A::default();
+    for bind in binds {
+        match bind {
+            Bind::Text(s) => push(&mut args, s.clone())?,
+            Bind::Stamp(t) => push(&mut args, *t)?,
+            Bind::Rank(r) => push(&mut args, *r)?,
+            Bind::Int(n) => push(&mut args, *n)?,
         }
-        for key in &self.tags {
-            push(&mut args, key.clone())?;
-        }
-        for t in [self.due_after, self.due_before, self.overdue_at]
-            .into_iter()
-            .flatten()
-        {
-            push(&mut args, t)?;
-        }
-        if let Some(after) = &self.after {
-            match &after.key {
-                Some(CursorKey::Stamp(t)) => push(&mut args, *t)?,
-                Some(CursorKey::Text(t)) => push(&mut args, t.clone())?,
-                Some(CursorKey::Rank(r)) => push(&mut args, *r)?,
-                None => {}
-            }
-            push(&mut args, after.id)?;
-        }
-        for n in [self.limit, self.offset].into_iter().flatten() {
-            push(&mut args, n)?;
-        }
-        Ok(args)
+    }
+    Ok(args)
+}
+
+/// A list statement being written: its text, and its arguments as their placeholders are
+/// written, so the two cannot fall out of order (sqlx's `QueryBuilder`, driver-neutral).
+struct ListBuilder {
+    sql: String,
+    args: Vec<Bind>,
+}
+
+impl ListBuilder {
+    /// Adds `value` as the next argument: its placeholder, to write into the text.
+    fn bind(&mut self, value: Bind) -> String {
+        self.args.push(value);
+        format!("${}", self.args.len())
     }
 }
 
@@ -636,16 +616,16 @@ fn sort_column(sort: SortField) -> &'static str {
 }
 
 /// The start of a statement over `user`'s tasks that `query`'s filters match: `select`
-/// followed by `columns`, then the filters, with the arguments they take; the next placeholder
-/// is `args.next`. More than 20 different tags in the filter is a validation error on `tag` (no
-/// task carries that many).
+/// followed by `columns`, then the filters, with the arguments they take (the user is `$1`).
+/// More than 20 different tags in the filter is a validation error on `tag` (no task carries
+/// that many).
 fn filtered(
     columns: &str,
     position_fn: &str,
     user: &str,
     query: &ListQuery,
     now: DateTime<Utc>,
-) -> Result<(String, ListArgs, usize)> {
+) -> Result<ListBuilder> {
     use std::fmt::Write;
 
     let mut tags: Vec<String> = Vec::with_capacity(query.tags.len());
@@ -659,25 +639,22 @@ fn filtered(
         return Err(ValidationError::field("tag", format!("at most {TAGS_MAX} tags")).into());
     }
 
-    let mut sql = String::with_capacity(384);
-    let mut n = 1;
-    let mut next = || {
-        n += 1;
-        n
+    let mut b = ListBuilder {
+        sql: String::with_capacity(384),
+        args: Vec::with_capacity(4),
     };
-    sql.push_str("select ");
-    sql.push_str(columns);
-    sql.push_str(" from tasks where user_id = $1");
+    let owner = b.bind(Bind::Text(user.to_owned()));
+    let _ = write!(b.sql, "select {columns} from tasks where user_id = {owner}");
     match query.status {
         StatusFilter::All => {}
-        StatusFilter::Pending => sql.push_str(" and completed = false"),
-        StatusFilter::Completed => sql.push_str(" and completed = true"),
+        StatusFilter::Pending => b.sql.push_str(" and completed = false"),
+        StatusFilter::Completed => b.sql.push_str(" and completed = true"),
     }
-    if query.search.is_some() {
-        let s = next();
+    if let Some(search) = &query.search {
+        let s = b.bind(Bind::Text(search.as_str().to_owned()));
         let _ = write!(
-            sql,
-            " and ({position_fn}(title_key, ${s}) > 0 or {position_fn}(coalesce(description_key, ''), ${s}) > 0)"
+            b.sql,
+            " and ({position_fn}(title_key, {s}) > 0 or {position_fn}(coalesce(description_key, ''), {s}) > 0)"
         );
     }
     // Each tag is a lookup in `task_tags` by its primary key, led by the owner, for each of
@@ -685,11 +662,11 @@ fn filtered(
     // `exists`: PostgreSQL turns `exists` into a join whose plan follows the table's statistics,
     // and so other users' rows (with a million of them it read all the user's tagged rows and
     // sorted them). Its value is true or null, which drops the row.
-    for _ in &tags {
-        let k = next();
+    for key in tags {
+        let k = b.bind(Bind::Text(key));
         let _ = write!(
-            sql,
-            " and (select true from task_tags g where g.user_id = $1 and g.tag_key = ${k} and g.task_id = tasks.id)"
+            b.sql,
+            " and (select true from task_tags g where g.user_id = {owner} and g.tag_key = {k} and g.task_id = tasks.id)"
         );
     }
     let mut ranks: Vec<i16> = query.priorities.iter().map(|p| p.rank()).collect();
@@ -698,38 +675,28 @@ fn filtered(
     // Ranks are the model's own small integers, written into the text; all three is no filter.
     if !ranks.is_empty() && ranks.len() < 3 {
         let list: Vec<String> = ranks.iter().map(i16::to_string).collect();
-        let _ = write!(sql, " and priority in ({})", list.join(", "));
+        let _ = write!(b.sql, " and priority in ({})", list.join(", "));
     }
-    let due_after = query.due_after.map(|t| Stamp(to_stored_precision(t)));
-    if due_after.is_some() {
-        let _ = write!(sql, " and due_date >= ${}", next());
+    if let Some(t) = query.due_after {
+        let p = b.bind(Bind::Stamp(Stamp(to_stored_precision(t))));
+        let _ = write!(b.sql, " and due_date >= {p}");
     }
-    let due_before = query.due_before.map(|t| Stamp(to_stored_precision(t)));
-    if due_before.is_some() {
-        let _ = write!(sql, " and due_date < ${}", next());
+    if let Some(t) = query.due_before {
+        let p = b.bind(Bind::Stamp(Stamp(to_stored_precision(t))));
+        let _ = write!(b.sql, " and due_date < {p}");
     }
-    let overdue_at = query.overdue.then_some(Stamp(now));
-    if overdue_at.is_some() {
-        let _ = write!(sql, " and completed = false and due_date < ${}", next());
+    if query.overdue {
+        let p = b.bind(Bind::Stamp(Stamp(now)));
+        let _ = write!(b.sql, " and completed = false and due_date < {p}");
     }
-    let args = ListArgs {
-        user: user.to_owned(),
-        search: query.search.as_ref().map(|s| s.as_str().to_owned()),
-        tags,
-        due_after,
-        due_before,
-        overdue_at,
-        after: None,
-        limit: None,
-        offset: None,
-    };
-    Ok((sql, args, n + 1))
+    Ok(b)
 }
 
-/// The statement that reads `user`'s page for `query`, starting `after` a cursor's position, or
-/// past `query.offset` matching tasks; `position_fn` is the backend's substring-position
-/// function (`instr`, `strpos`); `now` is the time an `overdue` filter judges by. An offset
-/// together with a cursor is a validation error on `offset`.
+/// The page statement for `query` over `user`'s tasks: [`filtered`], then the keyset
+/// condition when it continues after `after`, the order, one row past the page (to tell whether
+/// another page follows) and the offset, if any. `position_fn` is the backend's
+/// substring-position function (`instr`, `strpos`); `now` is the time an `overdue` filter
+/// judges by. An offset together with a cursor is a validation error on `offset`.
 pub(crate) fn list(
     position_fn: &str,
     user: &str,
@@ -742,45 +709,35 @@ pub(crate) fn list(
     if query.offset.get() > 0 && query.cursor.is_some() {
         return Err(ValidationError::field("offset", "cannot be combined with a cursor").into());
     }
-    let (mut sql, mut args, mut n) = filtered(task_columns(), position_fn, user, query, now)?;
-    let mut next = || {
-        let k = n;
-        n += 1;
-        k
-    };
+    let mut b = filtered(task_columns(), position_fn, user, query, now)?;
     let column = sort_column(query.sort);
     let (cmp, dir) = match query.order {
         SortOrder::Asc => (">", "asc"),
         SortOrder::Desc => ("<", "desc"),
     };
-    let after = after.map(|p| After {
-        key: match &p.key {
-            Key::Time(t) | Key::MaybeTime(Some(t)) => {
-                Some(CursorKey::Stamp(Stamp(micros_to_time(*t))))
-            }
+    if let Some(p) = after {
+        let key = match &p.key {
+            Key::Time(t) | Key::MaybeTime(Some(t)) => Some(Bind::Stamp(Stamp(micros_to_time(*t)))),
             Key::MaybeTime(None) => None,
-            Key::Text(s) => Some(CursorKey::Text(s.clone())),
-            Key::Rank(r) => Some(CursorKey::Rank(*r)),
-        },
-        id: p.id,
-    });
-    if let Some(a) = &after {
-        match (query.sort, a.key.is_some()) {
-            (SortField::DueDate, true) => {
+            Key::Text(s) => Some(Bind::Text(s.clone())),
+            Key::Rank(r) => Some(Bind::Rank(*r)),
+        };
+        match (query.sort, key) {
+            (SortField::DueDate, Some(key)) => {
                 // Tasks without a due date come after every dated one, in either order.
-                let (k, id) = (next(), next());
+                let (k, id) = (b.bind(key), b.bind(Bind::Int(p.id)));
                 let _ = write!(
-                    sql,
-                    " and (due_date is null or (due_date, id) {cmp} (${k}, ${id}))"
+                    b.sql,
+                    " and (due_date is null or (due_date, id) {cmp} ({k}, {id}))"
                 );
             }
-            (_, true) => {
-                let (k, id) = (next(), next());
-                let _ = write!(sql, " and ({column}, id) {cmp} (${k}, ${id})");
+            (_, Some(key)) => {
+                let (k, id) = (b.bind(key), b.bind(Bind::Int(p.id)));
+                let _ = write!(b.sql, " and ({column}, id) {cmp} ({k}, {id})");
             }
-            (_, false) => {
-                let id = next();
-                let _ = write!(sql, " and due_date is null and id {cmp} ${id}");
+            (_, None) => {
+                let id = b.bind(Bind::Int(p.id));
+                let _ = write!(b.sql, " and due_date is null and id {cmp} {id}");
             }
         }
     }
@@ -789,18 +746,19 @@ pub(crate) fn list(
     } else {
         ""
     };
-    let limit = next();
+    let limit = b.bind(Bind::Int(i64::from(query.limit.get()) + 1));
     let _ = write!(
-        sql,
-        " order by {column} {dir}{nulls}, id {dir} limit ${limit}"
+        b.sql,
+        " order by {column} {dir}{nulls}, id {dir} limit {limit}"
     );
     if query.offset.get() > 0 {
-        let _ = write!(sql, " offset ${}", next());
-        args.offset = Some(i64::from(query.offset.get()));
+        let offset = b.bind(Bind::Int(i64::from(query.offset.get())));
+        let _ = write!(b.sql, " offset {offset}");
     }
-    args.after = after;
-    args.limit = Some(i64::from(query.limit.get()) + 1);
-    Ok(ListSql { text: sql, args })
+    Ok(ListSql {
+        text: b.sql,
+        args: b.args,
+    })
 }
 
 /// The statement that counts `user`'s tasks that `query`'s filters match, whatever its sort,
@@ -812,14 +770,17 @@ pub(crate) fn count(
     query: &ListQuery,
     now: DateTime<Utc>,
 ) -> Result<ListSql> {
-    let (text, args, _) = filtered(
+    let b = filtered(
         "count(*), coalesce(sum(case when completed then 1 else 0 end), 0)",
         position_fn,
         user,
         query,
         now,
     )?;
-    Ok(ListSql { text, args })
+    Ok(ListSql {
+        text: b.sql,
+        args: b.args,
+    })
 }
 
 /// Microseconds since the epoch to a UTC timestamp (saturating at chrono's range).

@@ -241,7 +241,7 @@ impl PgStore {
         if let Some(reads) = &self.reads {
             return reads.list(list).await;
         }
-        let args = list.args.to_sqlx::<PgArguments>()?;
+        let args = statements::to_sqlx::<PgArguments>(&list.args)?;
         let rows = self
             .read(|| sqlx::query_with(&list.text, args.clone()))
             .await?;
@@ -643,7 +643,7 @@ impl TaskStore for PgStore {
         let user = who.user_id().as_str();
         let count = statements::count(POSITION_FN, user, query, now())?;
         let _turn = self.common.tag_turn(user).await?;
-        let args = count.args.to_sqlx::<PgArguments>()?;
+        let args = statements::to_sqlx::<PgArguments>(&count.args)?;
         let rows = self
             .read(|| sqlx::query_with(&count.text, args.clone()))
             .await?;

@@ -45,7 +45,7 @@ use super::row;
 use crate::error::{Error, Result};
 use crate::model::{Task, TaskId};
 use crate::store::common::AccountRow;
-use crate::store::statements::{self, CursorKey, ListSql, Stamp};
+use crate::store::statements::{self, Bind, ListSql, Stamp};
 
 /// A bound value and the type sqlx declares for it.
 pub(crate) type Param<'a> = (&'a (dyn ToSql + Sync), Type);
@@ -277,35 +277,20 @@ impl PipelinedReads {
     }
 
     /// The rows of a list page, `list`'s arguments bound in placeholder order with the types
-    /// sqlx declares for them (`ListArgs::to_sqlx`).
+    /// sqlx declares for them (`statements::to_sqlx`).
     pub(crate) async fn list(&self, list: &ListSql) -> Result<Vec<Task>> {
-        let args = &list.args;
-        let mut params: Vec<Param<'_>> = Vec::with_capacity(5);
-        params.push((&args.user, Type::TEXT));
-        if let Some(search) = &args.search {
-            params.push((search, Type::TEXT));
-        }
-        for key in &args.tags {
-            params.push((key, Type::TEXT));
-        }
-        for Stamp(t) in [&args.due_after, &args.due_before, &args.overdue_at]
-            .into_iter()
-            .flatten()
-        {
-            params.push((t, Type::TIMESTAMPTZ));
-        }
-        if let Some(after) = &args.after {
-            match &after.key {
-                Some(CursorKey::Stamp(Stamp(t))) => params.push((t, Type::TIMESTAMPTZ)),
-                Some(CursorKey::Text(t)) => params.push((t, Type::TEXT)),
-                Some(CursorKey::Rank(r)) => params.push((r, Type::INT2)),
-                None => {}
-            }
-            params.push((&after.id, Type::INT8));
-        }
-        for n in [&args.limit, &args.offset].into_iter().flatten() {
-            params.push((n, Type::INT8));
-        }
+        let params: Vec<Param<'_>> = list
+            .args
+            .iter()
+            .map(|bind| -> Param<'_> {
+                match bind {
+                    Bind::Text(s) => (s, Type::TEXT),
+                    Bind::Stamp(Stamp(t)) => (t, Type::TIMESTAMPTZ),
+                    Bind::Rank(r) => (r, Type::INT2),
+                    Bind::Int(n) => (n, Type::INT8),
+                }
+            })
+            .collect();
         let rows = self.query(&list.text, &params).await?;
         rows.iter().map(row::task).collect()
     }

@@ -30,7 +30,7 @@ use rusqlite::{Connection, OpenFlags, Row, Statement, ToSql};
 use super::error::{from_rusqlite, is_locked};
 use crate::error::{Error, Result};
 use crate::store::pool::{build, unavailable};
-use crate::store::statements::{CursorKey, ListArgs};
+use crate::store::statements::Bind;
 
 /// How long a read that met a locked file waits for the lock, on a blocking thread.
 const LOCKED_READ_WAIT: Duration = Duration::from_secs(30);
@@ -261,32 +261,15 @@ pub(crate) fn first<T>(
 }
 
 /// A list statement's arguments for rusqlite, in placeholder order.
-pub(crate) fn list_args(args: &ListArgs) -> Vec<&dyn ToSql> {
-    let mut out: Vec<&dyn ToSql> = Vec::with_capacity(5);
-    out.push(&args.user);
-    if let Some(search) = &args.search {
-        out.push(search);
-    }
-    for key in &args.tags {
-        out.push(key);
-    }
-    for t in [&args.due_after, &args.due_before, &args.overdue_at]
-        .into_iter()
-        .flatten()
-    {
-        out.push(t);
-    }
-    if let Some(after) = &args.after {
-        match &after.key {
-            Some(CursorKey::Stamp(t)) => out.push(t),
-            Some(CursorKey::Text(t)) => out.push(t),
-            Some(CursorKey::Rank(r)) => out.push(r),
-            None => {}
-        }
-        out.push(&after.id);
-    }
-    for n in [&args.limit, &args.offset].into_iter().flatten() {
-        out.push(n);
-    }
-    out
+pub(crate) fn list_args(args: &[Bind]) -> Vec<&dyn ToSql> {
+    args.iter()
+        .map(|bind| -> &dyn ToSql {
+            match bind {
+                Bind::Text(s) => s,
+                Bind::Stamp(t) => t,
+                Bind::Rank(r) => r,
+                Bind::Int(n) => n,
+            }
+        })
+        .collect()
 }

@@ -296,7 +296,7 @@ impl SqliteStore {
                 }
             }
             Conns::Memory(pool) => {
-                let args: SqliteArguments<'_> = sql.args.to_sqlx()?;
+                let args: SqliteArguments<'_> = statements::to_sqlx(&sql.args)?;
                 let mut conn = pool.get().await?;
                 let result = sqlx::query_with(&sql.text, args)
                     .fetch_all(&mut *conn)
