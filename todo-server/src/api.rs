@@ -56,15 +56,18 @@ pub const SESSION_COOKIES: [&str; 2] = [
 /// `Authorization: Bearer` first and, when enabled, from Better Auth's session cookie.
 pub struct Auth(pub Principal);
 
+/// The first of the cookies `names` the request's `Cookie` headers carry (the `cookie`
+/// crate's parser), its value without surrounding quotes.
 fn cookie_value<'a>(req: &'a Request, names: &[&str]) -> Option<&'a str> {
     req.headers()
         .get_all(poem::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| names.contains(name))
-        .map(|(_, value)| value.trim_matches('"'))
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| names.contains(&c.name()))
+        .and_then(|c| c.value_raw())
+        .map(|value| value.trim_matches('"'))
 }
 
 impl<'a> ApiExtractor<'a> for Auth {
