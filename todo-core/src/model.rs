@@ -775,21 +775,37 @@ pub enum SortField {
 }
 
 impl SortField {
+    /// Every word [`SortField::parse`] reads (in any case), with what it means.
+    pub const WORDS: [(&'static str, Self); 8] = [
+        ("created", Self::Created),
+        ("updated", Self::Updated),
+        ("title", Self::Title),
+        ("due_date", Self::DueDate),
+        ("priority", Self::Priority),
+        ("created_at", Self::Created),
+        ("updated_at", Self::Updated),
+        ("due", Self::DueDate),
+    ];
+
     /// Parses `created`, `updated`, `title`, `due_date` or `priority` (also `created_at`,
-    /// `updated_at`).
+    /// `updated_at`, `due`): [`SortField::WORDS`].
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "created" | "created_at" => Ok(Self::Created),
-            "updated" | "updated_at" => Ok(Self::Updated),
-            "title" => Ok(Self::Title),
-            "due_date" | "due" => Ok(Self::DueDate),
-            "priority" => Ok(Self::Priority),
-            _ => Err(ValidationError::field(
+        word(&Self::WORDS, raw).ok_or_else(|| {
+            ValidationError::field(
                 "sort",
                 "must be one of: created, updated, title, due_date, priority",
-            )),
-        }
+            )
+        })
     }
+}
+
+/// The meaning of `raw` (trimmed, in any case) among `words`.
+fn word<T: Copy>(words: &[(&str, T)], raw: &str) -> Option<T> {
+    let raw = raw.trim();
+    words
+        .iter()
+        .find(|(w, _)| w.eq_ignore_ascii_case(raw))
+        .map(|(_, v)| *v)
 }
 
 /// Sort direction.
@@ -804,13 +820,13 @@ pub enum SortOrder {
 }
 
 impl SortOrder {
+    /// Every word [`SortOrder::parse`] reads (in any case), with what it means.
+    pub const WORDS: [(&'static str, Self); 2] = [("asc", Self::Asc), ("desc", Self::Desc)];
+
     /// Parses `asc` or `desc`.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "asc" => Ok(Self::Asc),
-            "desc" => Ok(Self::Desc),
-            _ => Err(ValidationError::field("order", "must be one of: asc, desc")),
-        }
+        word(&Self::WORDS, raw)
+            .ok_or_else(|| ValidationError::field("order", "must be one of: asc, desc"))
     }
 }
 

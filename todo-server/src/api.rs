@@ -12,20 +12,17 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OpenApi, SecurityScheme, Tags,
 };
 use todo_core::{
-    AuthError, IdempotencyKey, Limit, ListQuery, Offset, Principal, Priority, SearchText,
-    SortField, SortOrder, StatusFilter, Tag, Task, TaskId, ValidationError, check_instant,
+    AuthError, IdempotencyKey, Limit, ListQuery, Offset, Principal, SearchText, SortField,
+    SortOrder, StatusFilter, Tag, Task, TaskId, ValidationError, check_instant,
 };
 
 use crate::AppState;
 use crate::dto::{
     CompleteDoc, Deleted, ListMeta, TagCountDto, TagRenameDoc, TaskCreateDoc, TaskJson,
     TaskListJson, TaskStatsDto, TaskUpdateDoc, parse_complete, parse_create, parse_instant_text,
-    parse_rename, parse_update, status_word,
+    parse_rename, parse_update,
 };
-use crate::params::{
-    FlagParam, LimitParam, OffsetParam, OrderParam, PriorityParam, SortByParam, SortParam,
-    StatusParam, TaskIdParam,
-};
+use crate::params::{Flag, Parsed, Priorities, Status, TaskIdParam};
 use crate::payload::{JsonBody, JsonOut, OptionalJsonBody, is_json};
 use crate::problem::ApiError;
 
@@ -280,11 +277,8 @@ fn if_match(req: &Request) -> Result<Option<String>, Unreadable> {
     header_text(req, "if-match")
 }
 
-fn parse_id(raw: &str) -> Result<TaskId, ApiError> {
-    raw.parse::<TaskId>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid_field("id", "must be a positive integer"))
+fn parse_id(id: &TaskIdParam) -> Result<TaskId, ApiError> {
+    id.id().map_err(|e| ApiError::validation(&e))
 }
 
 /// Every byte but RFC 3986's unreserved characters (letters, digits, `-`, `.`, `_`, `~`).
@@ -299,30 +293,30 @@ fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
-/// The raw list parameters, as received.
+/// The list parameters, as received and parsed ([`Parsed`]).
 struct ListParams {
-    status: Option<String>,
-    completed: Option<String>,
+    status: Option<Parsed<Status>>,
+    completed: Option<Parsed<Flag>>,
     q: Option<String>,
-    sort: Option<String>,
-    order: Option<String>,
-    limit: Option<String>,
+    sort: Option<Parsed<SortField>>,
+    order: Option<Parsed<SortOrder>>,
+    limit: Option<Parsed<Limit>>,
     cursor: Option<String>,
     tag: Vec<String>,
-    priority: Vec<String>,
+    priority: Vec<Parsed<Priorities>>,
     due_before: Option<String>,
     due_after: Option<String>,
-    overdue: Option<String>,
+    overdue: Option<Parsed<Flag>>,
     /// `q` as many FastAPI backends name it.
     search: Option<String>,
     /// `sort` as many FastAPI backends name it (`created_at`, `due_date`, ...).
-    sort_by: Option<String>,
+    sort_by: Option<Parsed<SortField>>,
     /// `order` as many FastAPI backends name it.
-    sort_order: Option<String>,
+    sort_order: Option<Parsed<SortOrder>>,
     /// Tasks to skip (offset paging).
-    offset: Option<String>,
+    offset: Option<Parsed<Offset>>,
     /// `offset` as many FastAPI backends name it.
-    skip: Option<String>,
+    skip: Option<Parsed<Offset>>,
     /// One tag, as frontends with a single category send it.
     category: Option<String>,
     /// Tags, comma-separated.
@@ -340,42 +334,33 @@ fn first_set<'a>(
     })
 }
 
+/// The value of the first of `params` that is set and not blank; its error, renamed to the
+/// name it came by, goes into `errors`.
+fn first_parsed<T: Clone>(
+    params: [(&'static str, &Option<Parsed<T>>); 2],
+    errors: &mut ValidationError,
+) -> Option<T> {
+    let (name, p) = params.into_iter().find_map(|(name, p)| {
+        p.as_ref()
+            .filter(|p| !p.raw.trim().is_empty())
+            .map(|p| (name, p))
+    })?;
+    errors
+        .collect(p.value.clone().map_err(|e| named(name, e)))
+        .flatten()
+}
+
+/// The text of an optional parsed parameter, for the links that repeat it.
+fn raw<T>(p: &Option<Parsed<T>>) -> Option<String> {
+    p.as_ref().map(|p| p.raw.clone())
+}
+
 /// Renames the field of every error to `name` (an alias reports the name the client used).
 fn named(name: &str, mut e: ValidationError) -> ValidationError {
     for f in &mut e.errors {
         f.field = name.to_owned();
     }
     e
-}
-
-/// A `status` value, with the aliases the FastAPI backends' frontends send: `active`,
-/// `incomplete`, `open` (pending), `done`, `complete` (completed), and `overdue` (pending and
-/// past due). Returns the filter and whether it means overdue.
-fn parse_status(raw: &str) -> Result<(StatusFilter, bool), ValidationError> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "all" => Ok((StatusFilter::All, false)),
-        "overdue" => Ok((StatusFilter::Pending, true)),
-        word => match status_word(word) {
-            Some(true) => Ok((StatusFilter::Completed, false)),
-            Some(false) => Ok((StatusFilter::Pending, false)),
-            None => Err(ValidationError::field(
-                "status",
-                "must be one of: all, pending, completed (or active, incomplete, open, done, \
-                 complete, overdue)",
-            )),
-        },
-    }
-}
-
-/// Every priority in `values`, each of which may be a comma-separated list.
-fn parse_priorities(values: &[String]) -> Result<Vec<Priority>, ValidationError> {
-    let mut out = Vec::new();
-    for part in values.iter().flat_map(|v| v.split(',')) {
-        if !part.trim().is_empty() {
-            out.push(Priority::parse(part)?);
-        }
-    }
-    Ok(out)
 }
 
 /// A due-date bound: an instant, or a date meaning its start in UTC.
@@ -391,64 +376,40 @@ fn parse_bound(
     }
 }
 
-/// An integer parameter, trimmed.
-fn parse_integer(name: &str, raw: &str) -> Result<i64, ValidationError> {
-    raw.trim()
-        .parse::<i64>()
-        .map_err(|_| ValidationError::field(name, "must be an integer"))
-}
-
-/// A yes-or-no parameter: `true`/`1`, `false`/`0`, absent or empty meaning no.
-fn parse_flag(name: &'static str, raw: Option<&str>) -> Result<bool, ValidationError> {
-    match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("" | "false" | "0") => Ok(false),
-        Some("true" | "1") => Ok(true),
-        Some(_) => Err(ValidationError::field(name, "must be true or false")),
-    }
-}
-
 impl ListParams {
     fn parse(&self) -> Result<ListQuery, ValidationError> {
         let mut errors = ValidationError::default();
-        let mut overdue_status = false;
-        let status = match (self.status.as_deref(), self.completed.as_deref()) {
-            (Some(s), _) if !s.is_empty() => errors.collect(parse_status(s)).map(|(s, overdue)| {
-                overdue_status = overdue;
-                s
-            }),
-            (_, Some(c)) if !c.trim().is_empty() => {
-                errors.collect(match c.trim().to_ascii_lowercase().as_str() {
-                    "true" | "1" => Ok(StatusFilter::Completed),
-                    "false" | "0" => Ok(StatusFilter::Pending),
-                    _ => Err(ValidationError::field("completed", "must be true or false")),
-                })
-            }
-            _ => Some(StatusFilter::All),
-        };
+        let (status, overdue_status) =
+            match first_parsed([("status", &self.status), ("status", &None)], &mut errors) {
+                Some(Status(filter, overdue)) => (filter, overdue),
+                None => match first_parsed(
+                    [("completed", &self.completed), ("completed", &None)],
+                    &mut errors,
+                ) {
+                    Some(Flag(true)) => (StatusFilter::Completed, false),
+                    Some(Flag(false)) => (StatusFilter::Pending, false),
+                    None => (StatusFilter::All, false),
+                },
+            };
         let search = match first_set([("q", &self.q), ("search", &self.search)]) {
             Some((name, text)) => errors
                 .collect(SearchText::parse(text).map_err(|e| named(name, e)))
                 .flatten(),
             None => None,
         };
-        let sort = match first_set([("sort", &self.sort), ("sort_by", &self.sort_by)]) {
-            Some((name, s)) => errors.collect(SortField::parse(s).map_err(|e| named(name, e))),
-            None => Some(SortField::default()),
-        };
-        let order = match first_set([("order", &self.order), ("sort_order", &self.sort_order)]) {
-            Some((name, s)) => errors.collect(SortOrder::parse(s).map_err(|e| named(name, e))),
-            None => Some(SortOrder::default()),
-        };
-        let limit = match self.limit.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => errors.collect(parse_integer("limit", s).and_then(Limit::new)),
-            None => Some(Limit::default()),
-        };
-        let offset = match first_set([("offset", &self.offset), ("skip", &self.skip)]) {
-            Some((name, s)) => errors.collect(
-                parse_integer(name, s).and_then(|n| Offset::new(n).map_err(|e| named(name, e))),
-            ),
-            None => Some(Offset::default()),
-        };
+        let sort = first_parsed(
+            [("sort", &self.sort), ("sort_by", &self.sort_by)],
+            &mut errors,
+        );
+        let order = first_parsed(
+            [("order", &self.order), ("sort_order", &self.sort_order)],
+            &mut errors,
+        );
+        let limit = first_parsed([("limit", &self.limit), ("limit", &None)], &mut errors);
+        let offset = first_parsed(
+            [("offset", &self.offset), ("skip", &self.skip)],
+            &mut errors,
+        );
         let mut tags = Vec::with_capacity(self.tag.len());
         let listed = self.tags.iter().flat_map(|t| t.split(','));
         let named_tags = self
@@ -466,22 +427,27 @@ impl ListParams {
                 tags.push(tag);
             }
         }
-        let priorities = errors
-            .collect(parse_priorities(&self.priority))
-            .unwrap_or_default();
+        let mut priorities = Vec::new();
+        for p in &self.priority {
+            if let Some(Priorities(each)) = errors.collect(p.value.clone()).flatten() {
+                priorities.extend(each);
+            }
+        }
         let due_before = errors
             .collect(parse_bound("due_before", self.due_before.as_deref()))
             .flatten();
         let due_after = errors
             .collect(parse_bound("due_after", self.due_after.as_deref()))
             .flatten();
-        let overdue = errors
-            .collect(parse_flag("overdue", self.overdue.as_deref()))
-            .unwrap_or_default()
+        let overdue = first_parsed(
+            [("overdue", &self.overdue), ("overdue", &None)],
+            &mut errors,
+        )
+        .is_some_and(|Flag(on)| on)
             || overdue_status;
         errors.into_result()?;
         Ok(ListQuery {
-            status: status.unwrap_or_default(),
+            status,
             search,
             sort: sort.unwrap_or_default(),
             order: order.unwrap_or_default(),
@@ -500,29 +466,30 @@ impl ListParams {
     fn next_query(&self, cursor: &str) -> String {
         let mut parts = Vec::new();
         for (name, value) in [
-            ("status", &self.status),
-            ("completed", &self.completed),
-            ("q", &self.q),
-            ("sort", &self.sort),
-            ("order", &self.order),
-            ("limit", &self.limit),
-            ("due_before", &self.due_before),
-            ("due_after", &self.due_after),
-            ("overdue", &self.overdue),
-            ("search", &self.search),
-            ("sort_by", &self.sort_by),
-            ("sort_order", &self.sort_order),
-            ("category", &self.category),
-            ("tags", &self.tags),
+            ("status", raw(&self.status)),
+            ("completed", raw(&self.completed)),
+            ("q", self.q.clone()),
+            ("sort", raw(&self.sort)),
+            ("order", raw(&self.order)),
+            ("limit", raw(&self.limit)),
+            ("due_before", self.due_before.clone()),
+            ("due_after", self.due_after.clone()),
+            ("overdue", raw(&self.overdue)),
+            ("search", self.search.clone()),
+            ("sort_by", raw(&self.sort_by)),
+            ("sort_order", raw(&self.sort_order)),
+            ("category", self.category.clone()),
+            ("tags", self.tags.clone()),
         ] {
-            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                parts.push(format!("{name}={}", encode(v)));
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                parts.push(format!("{name}={}", encode(&v)));
             }
         }
-        for (name, values) in [("tag", &self.tag), ("priority", &self.priority)] {
-            for v in values {
-                parts.push(format!("{name}={}", encode(v)));
-            }
+        for v in &self.tag {
+            parts.push(format!("tag={}", encode(v)));
+        }
+        for p in &self.priority {
+            parts.push(format!("priority={}", encode(&p.raw)));
         }
         parts.push(format!("cursor={}", encode(cursor)));
         parts.join("&")
@@ -656,14 +623,14 @@ impl<'a> Ops<'a> {
         })
     }
 
-    async fn get(&self, id: &str) -> Result<TaskResponse, ApiError> {
+    async fn get(&self, id: &TaskIdParam) -> Result<TaskResponse, ApiError> {
         let task = self.state.store.get(&self.who, parse_id(id)?).await?;
         Ok(self.ok(task))
     }
 
     async fn update(
         &self,
-        id: &str,
+        id: &TaskIdParam,
         body: JsonBody<TaskUpdateDoc>,
         if_match: Result<Option<String>, Unreadable>,
     ) -> Result<TaskResponse, ApiError> {
@@ -680,7 +647,7 @@ impl<'a> Ops<'a> {
 
     async fn complete(
         &self,
-        id: &str,
+        id: &TaskIdParam,
         body: OptionalJsonBody<CompleteDoc>,
         if_match: Result<Option<String>, Unreadable>,
     ) -> Result<TaskResponse, ApiError> {
@@ -698,7 +665,7 @@ impl<'a> Ops<'a> {
 
     async fn delete(
         &self,
-        id: &str,
+        id: &TaskIdParam,
         if_match: Result<Option<String>, Unreadable>,
     ) -> Result<DeleteResponse, ApiError> {
         let id = parse_id(id)?;
@@ -816,44 +783,44 @@ impl UserTasksApi {
         &self,
         auth: Auth,
         user_id: Path<String>,
-        status: Query<Option<StatusParam>>,
-        completed: Query<Option<FlagParam>>,
+        status: Query<Option<Parsed<Status>>>,
+        completed: Query<Option<Parsed<Flag>>>,
         q: Query<Option<String>>,
-        sort: Query<Option<SortParam>>,
-        order: Query<Option<OrderParam>>,
-        limit: Query<Option<LimitParam>>,
+        sort: Query<Option<Parsed<SortField>>>,
+        order: Query<Option<Parsed<SortOrder>>>,
+        limit: Query<Option<Parsed<Limit>>>,
         cursor: Query<Option<String>>,
         tag: Query<Option<Vec<String>>>,
-        priority: Query<Option<Vec<PriorityParam>>>,
+        priority: Query<Option<Vec<Parsed<Priorities>>>>,
         due_before: Query<Option<String>>,
         due_after: Query<Option<String>>,
-        overdue: Query<Option<FlagParam>>,
+        overdue: Query<Option<Parsed<Flag>>>,
         search: Query<Option<String>>,
-        sort_by: Query<Option<SortByParam>>,
-        sort_order: Query<Option<OrderParam>>,
-        offset: Query<Option<OffsetParam>>,
-        skip: Query<Option<OffsetParam>>,
+        sort_by: Query<Option<Parsed<SortField>>>,
+        sort_order: Query<Option<Parsed<SortOrder>>>,
+        offset: Query<Option<Parsed<Offset>>>,
+        skip: Query<Option<Parsed<Offset>>>,
         category: Query<Option<String>>,
         tags: Query<Option<String>>,
     ) -> Result<ListResponse, ApiError> {
         let params = ListParams {
-            status: status.0.map(|p| p.0),
-            completed: completed.0.map(|p| p.0),
+            status: status.0,
+            completed: completed.0,
             q: q.0,
-            sort: sort.0.map(|p| p.0),
-            order: order.0.map(|p| p.0),
-            limit: limit.0.map(|p| p.0),
+            sort: sort.0,
+            order: order.0,
+            limit: limit.0,
             cursor: cursor.0,
             tag: tag.0.unwrap_or_default(),
-            priority: priority.0.into_iter().flatten().map(|p| p.0).collect(),
+            priority: priority.0.unwrap_or_default(),
             due_before: due_before.0,
             due_after: due_after.0,
-            overdue: overdue.0.map(|p| p.0),
+            overdue: overdue.0,
             search: search.0,
-            sort_by: sort_by.0.map(|p| p.0),
-            sort_order: sort_order.0.map(|p| p.0),
-            offset: offset.0.map(|p| p.0),
-            skip: skip.0.map(|p| p.0),
+            sort_by: sort_by.0,
+            sort_order: sort_order.0,
+            offset: offset.0,
+            skip: skip.0,
             category: category.0,
             tags: tags.0,
         };
@@ -894,7 +861,7 @@ impl UserTasksApi {
         id: Path<TaskIdParam>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .get(&id.0.0)
+            .get(&id.0)
             .await
     }
 
@@ -915,7 +882,7 @@ impl UserTasksApi {
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .update(&id.0.0, body, if_match(req))
+            .update(&id.0, body, if_match(req))
             .await
     }
 
@@ -935,7 +902,7 @@ impl UserTasksApi {
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .update(&id.0.0, body, if_match(req))
+            .update(&id.0, body, if_match(req))
             .await
     }
 
@@ -954,7 +921,7 @@ impl UserTasksApi {
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .delete(&id.0.0, if_match(req))
+            .delete(&id.0, if_match(req))
             .await
     }
 
@@ -974,7 +941,7 @@ impl UserTasksApi {
         body: OptionalJsonBody<CompleteDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .complete(&id.0.0, body, if_match(req))
+            .complete(&id.0, body, if_match(req))
             .await
     }
 }
@@ -1189,44 +1156,44 @@ impl TasksApi {
     async fn list(
         &self,
         auth: Auth,
-        status: Query<Option<StatusParam>>,
-        completed: Query<Option<FlagParam>>,
+        status: Query<Option<Parsed<Status>>>,
+        completed: Query<Option<Parsed<Flag>>>,
         q: Query<Option<String>>,
-        sort: Query<Option<SortParam>>,
-        order: Query<Option<OrderParam>>,
-        limit: Query<Option<LimitParam>>,
+        sort: Query<Option<Parsed<SortField>>>,
+        order: Query<Option<Parsed<SortOrder>>>,
+        limit: Query<Option<Parsed<Limit>>>,
         cursor: Query<Option<String>>,
         tag: Query<Option<Vec<String>>>,
-        priority: Query<Option<Vec<PriorityParam>>>,
+        priority: Query<Option<Vec<Parsed<Priorities>>>>,
         due_before: Query<Option<String>>,
         due_after: Query<Option<String>>,
-        overdue: Query<Option<FlagParam>>,
+        overdue: Query<Option<Parsed<Flag>>>,
         search: Query<Option<String>>,
-        sort_by: Query<Option<SortByParam>>,
-        sort_order: Query<Option<OrderParam>>,
-        offset: Query<Option<OffsetParam>>,
-        skip: Query<Option<OffsetParam>>,
+        sort_by: Query<Option<Parsed<SortField>>>,
+        sort_order: Query<Option<Parsed<SortOrder>>>,
+        offset: Query<Option<Parsed<Offset>>>,
+        skip: Query<Option<Parsed<Offset>>>,
         category: Query<Option<String>>,
         tags: Query<Option<String>>,
     ) -> Result<ListResponse, ApiError> {
         let params = ListParams {
-            status: status.0.map(|p| p.0),
-            completed: completed.0.map(|p| p.0),
+            status: status.0,
+            completed: completed.0,
             q: q.0,
-            sort: sort.0.map(|p| p.0),
-            order: order.0.map(|p| p.0),
-            limit: limit.0.map(|p| p.0),
+            sort: sort.0,
+            order: order.0,
+            limit: limit.0,
             cursor: cursor.0,
             tag: tag.0.unwrap_or_default(),
-            priority: priority.0.into_iter().flatten().map(|p| p.0).collect(),
+            priority: priority.0.unwrap_or_default(),
             due_before: due_before.0,
             due_after: due_after.0,
-            overdue: overdue.0.map(|p| p.0),
+            overdue: overdue.0,
             search: search.0,
-            sort_by: sort_by.0.map(|p| p.0),
-            sort_order: sort_order.0.map(|p| p.0),
-            offset: offset.0.map(|p| p.0),
-            skip: skip.0.map(|p| p.0),
+            sort_by: sort_by.0,
+            sort_order: sort_order.0,
+            offset: offset.0,
+            skip: skip.0,
             category: category.0,
             tags: tags.0,
         };
@@ -1250,7 +1217,7 @@ impl TasksApi {
     /// Get one task.
     #[oai(path = "/tasks/:id", method = "get", operation_id = "get_task")]
     async fn get(&self, auth: Auth, id: Path<TaskIdParam>) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?.get(&id.0.0).await
+        Ops::scoped(&self.state, auth, None)?.get(&id.0).await
     }
 
     /// Update the fields sent. Honours `If-Match`.
@@ -1264,7 +1231,7 @@ impl TasksApi {
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .update(&id.0.0, body, if_match(req))
+            .update(&id.0, body, if_match(req))
             .await
     }
 
@@ -1279,7 +1246,7 @@ impl TasksApi {
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .update(&id.0.0, body, if_match(req))
+            .update(&id.0, body, if_match(req))
             .await
     }
 
@@ -1293,7 +1260,7 @@ impl TasksApi {
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .delete(&id.0.0, if_match(req))
+            .delete(&id.0, if_match(req))
             .await
     }
 
@@ -1312,7 +1279,7 @@ impl TasksApi {
         body: OptionalJsonBody<CompleteDoc>,
     ) -> Result<TaskResponse, ApiError> {
         Ops::scoped(&self.state, auth, None)?
-            .complete(&id.0.0, body, if_match(req))
+            .complete(&id.0, body, if_match(req))
             .await
     }
 }

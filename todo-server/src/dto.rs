@@ -874,15 +874,18 @@ fn snake_case(key: &str) -> String {
     out
 }
 
-/// Whether a status word means completed: `completed`, `done` or `complete` is true;
-/// `pending`, `active`, `incomplete` or `open` is false (any case, trimmed); anything else is
-/// no status word. The list's `status` parameter and a body's `status` field both read it.
+/// Whether a body's `status` word means completed (`completed`, `done`, `complete`) or not
+/// (`pending`, `active`, `incomplete`, `open`), any case, trimmed: the list's
+/// [`STATUS_WORDS`](crate::params::STATUS_WORDS) but `all` and `overdue`. Anything else is no
+/// status word.
 pub fn status_word(word: &str) -> Option<bool> {
-    match word.trim().to_ascii_lowercase().as_str() {
-        "completed" | "done" | "complete" => Some(true),
-        "pending" | "active" | "incomplete" | "open" => Some(false),
-        _ => None,
-    }
+    let word = word.trim();
+    crate::params::STATUS_WORDS
+        .iter()
+        .find(|(w, filter, overdue)| {
+            !overdue && *filter != todo_core::StatusFilter::All && w.eq_ignore_ascii_case(word)
+        })
+        .map(|(_, filter, _)| *filter == todo_core::StatusFilter::Completed)
 }
 
 /// A body's `status` word as `completed` ([`status_word`]).
