@@ -25,6 +25,7 @@ use crate::dto::{
 use crate::params::{Flag, Parsed, Priorities, Status, TaskIdParam};
 use crate::payload::{JsonBody, JsonOut, OptionalJsonBody, is_json};
 use crate::problem::ApiError;
+use crate::routes::PathUser;
 
 /// API groups in the contract.
 #[derive(Tags)]
@@ -49,9 +50,11 @@ pub const SESSION_COOKIES: [&str; 2] = [
     "__Secure-better-auth.session_data",
 ];
 
-/// The authenticated caller of a task route. Documented as the bearer scheme; extracted from
-/// `Authorization: Bearer` first and, when enabled, from Better Auth's session cookie.
-pub struct Auth(pub Principal);
+/// The authenticated caller of a task route, and the user its path names when it came through
+/// `/api/{user_id}/...` ([`PathUser`], set by [`crate::routes::Aliases`]). Documented as the
+/// bearer scheme; extracted from `Authorization: Bearer` first and, when enabled, from Better
+/// Auth's session cookie.
+pub struct Auth(pub Principal, pub Option<PathUser>);
 
 /// The first of the cookies `names` the request's `Cookie` headers carry (the `cookie`
 /// crate's parser), its value without surrounding quotes.
@@ -88,9 +91,10 @@ impl<'a> ApiExtractor<'a> for Auth {
         let state = req
             .data::<Arc<AppState>>()
             .ok_or_else(|| ApiError::internal().into_poem())?;
+        let path_user = req.extensions().get::<PathUser>().cloned();
         authenticate(req, state)
             .await
-            .map(Auth)
+            .map(|who| Auth(who, path_user))
             .map_err(ApiError::into_poem)
     }
 }
@@ -496,7 +500,7 @@ impl ListParams {
     }
 }
 
-/// The operations, shared by both route shapes.
+/// The operations, for the caller (and the path's user, when the request came by `/api/{user_id}/...`).
 struct Ops<'a> {
     state: &'a AppState,
     who: Principal,
@@ -505,9 +509,13 @@ struct Ops<'a> {
 }
 
 impl<'a> Ops<'a> {
-    fn scoped(state: &'a AppState, auth: Auth, path_user: Option<&str>) -> Result<Self, ApiError> {
-        let who = auth.0;
-        if path_user.is_some_and(|user| user != who.user_id().as_str()) {
+    /// The operations for `auth`'s caller; 403 when the path names another user.
+    fn scoped(state: &'a AppState, auth: Auth) -> Result<Self, ApiError> {
+        let Auth(who, path_user) = auth;
+        if path_user
+            .as_ref()
+            .is_some_and(|PathUser(user)| user != who.user_id().as_str())
+        {
             return Err(ApiError::forbidden());
         }
         Ok(Self {
@@ -738,18 +746,6 @@ fn tag_error(e: todo_core::Error) -> ApiError {
     }
 }
 
-/// Routes under `/api/{user_id}/tasks`: the path's user must be the token's user (else 403).
-pub struct UserTasksApi {
-    /// Shared state.
-    pub state: Arc<AppState>,
-}
-
-/// Tag routes under `/api/{user_id}/tags`: the path's user must be the token's user (else 403).
-pub struct UserTagsApi {
-    /// Shared state.
-    pub state: Arc<AppState>,
-}
-
 /// Tag routes under `/api/tags`, scoped to the token's user.
 pub struct TagsApi {
     /// Shared state.
@@ -762,8 +758,46 @@ pub struct TasksApi {
     pub state: Arc<AppState>,
 }
 
+#[OpenApi(tag = "ApiTags::Tags")]
+impl TagsApi {
+    /// The user's tags with how many of their tasks carry each, sorted by name
+    /// (case-insensitively); at most 1000.
+    #[oai(path = "/tags", method = "get", operation_id = "list_tags")]
+    async fn tags(&self, auth: Auth) -> Result<TagsResponse, ApiError> {
+        Ops::scoped(&self.state, auth)?.tags().await
+    }
+
+    /// Rename a tag on every task of the user that carries it (compared case-insensitively);
+    /// a task that already carries the new name keeps one. 404 when no task carries it.
+    #[oai(path = "/tags/:name", method = "patch", operation_id = "rename_tag")]
+    async fn rename(
+        &self,
+        auth: Auth,
+        name: Path<String>,
+        body: JsonBody<TagRenameDoc>,
+    ) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth)?
+            .rename_tag(&name.0, body)
+            .await
+    }
+
+    /// Remove a tag from every task of the user that carries it (compared
+    /// case-insensitively). 404 when no task carries it.
+    #[oai(path = "/tags/:name", method = "delete", operation_id = "delete_tag")]
+    async fn delete(&self, auth: Auth, name: Path<String>) -> Result<TagResponse, ApiError> {
+        Ops::scoped(&self.state, auth)?.delete_tag(&name.0).await
+    }
+
+    /// How many tasks the user has: in all, completed, pending, overdue (not completed and due
+    /// before now) and by priority, for a dashboard.
+    #[oai(path = "/tasks/stats", method = "get", operation_id = "task_stats")]
+    async fn stats(&self, auth: Auth) -> Result<StatsResponse, ApiError> {
+        Ops::scoped(&self.state, auth)?.stats().await
+    }
+}
+
 #[OpenApi(tag = "ApiTags::Tasks")]
-impl UserTasksApi {
+impl TasksApi {
     /// List the user's tasks.
     ///
     /// Filter with `status` (`all`, `pending`, `completed`; or `completed=true|false`), search
@@ -773,384 +807,6 @@ impl UserTasksApi {
     /// `search` for `q`, `sort_by` (`created_at`, `due_date`, ...) for `sort`, `sort_order` for
     /// `order`, and `status` values `active`, `incomplete`, `open`, `done`, `complete`,
     /// `overdue`; when both names are sent, `q`, `sort` and `order` win.
-    #[allow(clippy::too_many_arguments)]
-    #[oai(
-        path = "/:user_id/tasks",
-        method = "get",
-        operation_id = "list_user_tasks"
-    )]
-    async fn list(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        status: Query<Option<Parsed<Status>>>,
-        completed: Query<Option<Parsed<Flag>>>,
-        q: Query<Option<String>>,
-        sort: Query<Option<Parsed<SortField>>>,
-        order: Query<Option<Parsed<SortOrder>>>,
-        limit: Query<Option<Parsed<Limit>>>,
-        cursor: Query<Option<String>>,
-        tag: Query<Option<Vec<String>>>,
-        priority: Query<Option<Vec<Parsed<Priorities>>>>,
-        due_before: Query<Option<String>>,
-        due_after: Query<Option<String>>,
-        overdue: Query<Option<Parsed<Flag>>>,
-        search: Query<Option<String>>,
-        sort_by: Query<Option<Parsed<SortField>>>,
-        sort_order: Query<Option<Parsed<SortOrder>>>,
-        offset: Query<Option<Parsed<Offset>>>,
-        skip: Query<Option<Parsed<Offset>>>,
-        category: Query<Option<String>>,
-        tags: Query<Option<String>>,
-    ) -> Result<ListResponse, ApiError> {
-        let params = ListParams {
-            status: status.0,
-            completed: completed.0,
-            q: q.0,
-            sort: sort.0,
-            order: order.0,
-            limit: limit.0,
-            cursor: cursor.0,
-            tag: tag.0.unwrap_or_default(),
-            priority: priority.0.unwrap_or_default(),
-            due_before: due_before.0,
-            due_after: due_after.0,
-            overdue: overdue.0,
-            search: search.0,
-            sort_by: sort_by.0,
-            sort_order: sort_order.0,
-            offset: offset.0,
-            skip: skip.0,
-            category: category.0,
-            tags: tags.0,
-        };
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .list(params)
-            .await
-    }
-
-    /// Create a task. A retry with the same `Idempotency-Key` returns the first task (200).
-    #[oai(
-        path = "/:user_id/tasks",
-        method = "post",
-        operation_id = "create_user_task"
-    )]
-    async fn create(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        req: &Request,
-        #[oai(name = "Idempotency-Key")] _idempotency_key: Header<Option<String>>,
-        body: JsonBody<TaskCreateDoc>,
-    ) -> Result<CreateResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .create(body, header_text(req, "idempotency-key"))
-            .await
-    }
-
-    /// Get one task.
-    #[oai(
-        path = "/:user_id/tasks/:id",
-        method = "get",
-        operation_id = "get_user_task"
-    )]
-    async fn get(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        id: Path<TaskIdParam>,
-    ) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .get(&id.0)
-            .await
-    }
-
-    /// Update the fields sent (absent fields are unchanged; `null` clears `description` and
-    /// `due_date`). Honours `If-Match`.
-    #[oai(
-        path = "/:user_id/tasks/:id",
-        method = "put",
-        operation_id = "put_user_task"
-    )]
-    async fn put(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        id: Path<TaskIdParam>,
-        req: &Request,
-        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
-        body: JsonBody<TaskUpdateDoc>,
-    ) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .update(&id.0, body, if_match(req))
-            .await
-    }
-
-    /// Partially update a task (absent = unchanged, `null` = clear). Honours `If-Match`.
-    #[oai(
-        path = "/:user_id/tasks/:id",
-        method = "patch",
-        operation_id = "patch_user_task"
-    )]
-    async fn patch(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        id: Path<TaskIdParam>,
-        req: &Request,
-        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
-        body: JsonBody<TaskUpdateDoc>,
-    ) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .update(&id.0, body, if_match(req))
-            .await
-    }
-
-    /// Delete a task. Honours `If-Match`.
-    #[oai(
-        path = "/:user_id/tasks/:id",
-        method = "delete",
-        operation_id = "delete_user_task"
-    )]
-    async fn delete(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        id: Path<TaskIdParam>,
-        req: &Request,
-        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
-    ) -> Result<DeleteResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .delete(&id.0, if_match(req))
-            .await
-    }
-
-    /// Toggle `completed`, or set it with a body `{"completed": bool}`. Honours `If-Match`.
-    #[oai(
-        path = "/:user_id/tasks/:id/complete",
-        method = "patch",
-        operation_id = "complete_user_task"
-    )]
-    async fn complete(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        id: Path<TaskIdParam>,
-        req: &Request,
-        #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
-        body: OptionalJsonBody<CompleteDoc>,
-    ) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .complete(&id.0, body, if_match(req))
-            .await
-    }
-}
-
-#[OpenApi(tag = "ApiTags::Tags")]
-impl UserTagsApi {
-    /// The user's tags with how many of their tasks carry each, sorted by name
-    /// (case-insensitively); at most 1000.
-    #[oai(
-        path = "/:user_id/tags",
-        method = "get",
-        operation_id = "list_user_tags"
-    )]
-    async fn tags(&self, auth: Auth, user_id: Path<String>) -> Result<TagsResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .tags()
-            .await
-    }
-
-    /// Rename a tag on every task of the user that carries it (compared case-insensitively);
-    /// a task that already carries the new name keeps one. 404 when no task carries it.
-    #[oai(
-        path = "/:user_id/tags/:name",
-        method = "patch",
-        operation_id = "rename_user_tag"
-    )]
-    async fn rename(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        name: Path<String>,
-        body: JsonBody<TagRenameDoc>,
-    ) -> Result<TagResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .rename_tag(&name.0, body)
-            .await
-    }
-
-    /// Remove a tag from every task of the user that carries it (compared
-    /// case-insensitively). 404 when no task carries it.
-    #[oai(
-        path = "/:user_id/tags/:name",
-        method = "delete",
-        operation_id = "delete_user_tag"
-    )]
-    async fn delete(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        name: Path<String>,
-    ) -> Result<TagResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .delete_tag(&name.0)
-            .await
-    }
-
-    /// How many tasks the user has: in all, completed, pending, overdue (not completed and due
-    /// before now) and by priority, for a dashboard.
-    #[oai(path = "/:user_id/stats", method = "get", operation_id = "user_stats")]
-    async fn stats(&self, auth: Auth, user_id: Path<String>) -> Result<StatsResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .stats()
-            .await
-    }
-
-    /// The same as `GET /{user_id}/stats`.
-    #[oai(
-        path = "/:user_id/tasks/stats",
-        method = "get",
-        operation_id = "user_task_stats"
-    )]
-    async fn task_stats(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-    ) -> Result<StatsResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .stats()
-            .await
-    }
-
-    /// The same as `GET /{user_id}/tags`, where tag autocompletion in many frontends looks.
-    #[oai(
-        path = "/:user_id/tasks/tags",
-        method = "get",
-        operation_id = "list_user_task_tags"
-    )]
-    async fn task_tags(&self, auth: Auth, user_id: Path<String>) -> Result<TagsResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .tags()
-            .await
-    }
-
-    /// The same as `PATCH /{user_id}/tags/{name}`.
-    #[oai(
-        path = "/:user_id/tasks/tags/:name",
-        method = "patch",
-        operation_id = "rename_user_task_tag"
-    )]
-    async fn rename_task_tag(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        name: Path<String>,
-        body: JsonBody<TagRenameDoc>,
-    ) -> Result<TagResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .rename_tag(&name.0, body)
-            .await
-    }
-
-    /// The same as `DELETE /{user_id}/tags/{name}`.
-    #[oai(
-        path = "/:user_id/tasks/tags/:name",
-        method = "delete",
-        operation_id = "delete_user_task_tag"
-    )]
-    async fn delete_task_tag(
-        &self,
-        auth: Auth,
-        user_id: Path<String>,
-        name: Path<String>,
-    ) -> Result<TagResponse, ApiError> {
-        Ops::scoped(&self.state, auth, Some(&user_id.0))?
-            .delete_tag(&name.0)
-            .await
-    }
-}
-
-#[OpenApi(tag = "ApiTags::Tags")]
-impl TagsApi {
-    /// The token user's tags with how many of their tasks carry each, sorted by name
-    /// (case-insensitively); at most 1000.
-    #[oai(path = "/tags", method = "get", operation_id = "list_tags")]
-    async fn tags(&self, auth: Auth) -> Result<TagsResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?.tags().await
-    }
-
-    /// Rename a tag on every task that carries it (see the `{user_id}` route).
-    #[oai(path = "/tags/:name", method = "patch", operation_id = "rename_tag")]
-    async fn rename(
-        &self,
-        auth: Auth,
-        name: Path<String>,
-        body: JsonBody<TagRenameDoc>,
-    ) -> Result<TagResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?
-            .rename_tag(&name.0, body)
-            .await
-    }
-
-    /// Remove a tag from every task that carries it (see the `{user_id}` route).
-    #[oai(path = "/tags/:name", method = "delete", operation_id = "delete_tag")]
-    async fn delete(&self, auth: Auth, name: Path<String>) -> Result<TagResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?
-            .delete_tag(&name.0)
-            .await
-    }
-
-    /// How many tasks the token user has: in all, completed, pending, overdue (not completed
-    /// and due before now) and by priority, for a dashboard.
-    #[oai(path = "/tasks/stats", method = "get", operation_id = "task_stats")]
-    async fn stats(&self, auth: Auth) -> Result<StatsResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?.stats().await
-    }
-
-    /// The same as `GET /tags`, where tag autocompletion in many frontends looks.
-    #[oai(path = "/tasks/tags", method = "get", operation_id = "list_task_tags")]
-    async fn task_tags(&self, auth: Auth) -> Result<TagsResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?.tags().await
-    }
-
-    /// The same as `PATCH /tags/{name}`.
-    #[oai(
-        path = "/tasks/tags/:name",
-        method = "patch",
-        operation_id = "rename_task_tag"
-    )]
-    async fn rename_task_tag(
-        &self,
-        auth: Auth,
-        name: Path<String>,
-        body: JsonBody<TagRenameDoc>,
-    ) -> Result<TagResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?
-            .rename_tag(&name.0, body)
-            .await
-    }
-
-    /// The same as `DELETE /tags/{name}`.
-    #[oai(
-        path = "/tasks/tags/:name",
-        method = "delete",
-        operation_id = "delete_task_tag"
-    )]
-    async fn delete_task_tag(
-        &self,
-        auth: Auth,
-        name: Path<String>,
-    ) -> Result<TagResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?
-            .delete_tag(&name.0)
-            .await
-    }
-}
-
-#[OpenApi(tag = "ApiTags::Tasks")]
-impl TasksApi {
-    /// List the token user's tasks (same parameters as the `{user_id}` route).
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/tasks", method = "get", operation_id = "list_tasks")]
     async fn list(
@@ -1197,10 +853,10 @@ impl TasksApi {
             category: category.0,
             tags: tags.0,
         };
-        Ops::scoped(&self.state, auth, None)?.list(params).await
+        Ops::scoped(&self.state, auth)?.list(params).await
     }
 
-    /// Create a task for the token's user.
+    /// Create a task. A retry with the same `Idempotency-Key` returns the first task (200).
     #[oai(path = "/tasks", method = "post", operation_id = "create_task")]
     async fn create(
         &self,
@@ -1209,7 +865,7 @@ impl TasksApi {
         #[oai(name = "Idempotency-Key")] _idempotency_key: Header<Option<String>>,
         body: JsonBody<TaskCreateDoc>,
     ) -> Result<CreateResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?
+        Ops::scoped(&self.state, auth)?
             .create(body, header_text(req, "idempotency-key"))
             .await
     }
@@ -1217,10 +873,11 @@ impl TasksApi {
     /// Get one task.
     #[oai(path = "/tasks/:id", method = "get", operation_id = "get_task")]
     async fn get(&self, auth: Auth, id: Path<TaskIdParam>) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?.get(&id.0).await
+        Ops::scoped(&self.state, auth)?.get(&id.0).await
     }
 
-    /// Update the fields sent. Honours `If-Match`.
+    /// Update the fields sent (absent fields are unchanged; `null` clears `description` and
+    /// `due_date`). Honours `If-Match`.
     #[oai(path = "/tasks/:id", method = "put", operation_id = "put_task")]
     async fn put(
         &self,
@@ -1230,12 +887,12 @@ impl TasksApi {
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?
+        Ops::scoped(&self.state, auth)?
             .update(&id.0, body, if_match(req))
             .await
     }
 
-    /// Partially update a task. Honours `If-Match`.
+    /// Partially update a task (absent = unchanged, `null` = clear). Honours `If-Match`.
     #[oai(path = "/tasks/:id", method = "patch", operation_id = "patch_task")]
     async fn patch(
         &self,
@@ -1245,7 +902,7 @@ impl TasksApi {
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: JsonBody<TaskUpdateDoc>,
     ) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?
+        Ops::scoped(&self.state, auth)?
             .update(&id.0, body, if_match(req))
             .await
     }
@@ -1259,7 +916,7 @@ impl TasksApi {
         req: &Request,
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
     ) -> Result<DeleteResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?
+        Ops::scoped(&self.state, auth)?
             .delete(&id.0, if_match(req))
             .await
     }
@@ -1278,7 +935,7 @@ impl TasksApi {
         #[oai(name = "If-Match")] _if_match: Header<Option<String>>,
         body: OptionalJsonBody<CompleteDoc>,
     ) -> Result<TaskResponse, ApiError> {
-        Ops::scoped(&self.state, auth, None)?
+        Ops::scoped(&self.state, auth)?
             .complete(&id.0, body, if_match(req))
             .await
     }

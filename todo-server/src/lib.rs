@@ -21,6 +21,7 @@ pub mod payload;
 pub mod plain;
 pub mod problem;
 pub mod ratelimit;
+pub mod routes;
 pub mod security;
 
 use std::path::Path;
@@ -92,28 +93,15 @@ impl AppState {
     }
 }
 
-/// The OpenAPI service (both route shapes), as mounted under `/api`.
+/// The OpenAPI service, as mounted under `/api`: each operation at its own path; the aliases
+/// ([`routes::ALIASES`]) reach them through [`routes::Aliases`] and are documented by
+/// [`openapi_json`].
 pub fn openapi(
     state: &Arc<AppState>,
-) -> OpenApiService<
-    (
-        api::UserTasksApi,
-        api::TasksApi,
-        api::UserTagsApi,
-        api::TagsApi,
-        accounts_api::AuthApi,
-    ),
-    (),
-> {
+) -> OpenApiService<(api::TasksApi, api::TagsApi, accounts_api::AuthApi), ()> {
     OpenApiService::new(
         (
-            api::UserTasksApi {
-                state: state.clone(),
-            },
             api::TasksApi {
-                state: state.clone(),
-            },
-            api::UserTagsApi {
                 state: state.clone(),
             },
             api::TagsApi {
@@ -135,7 +123,9 @@ pub fn openapi(
 
 /// The OpenAPI contract as JSON (what `/openapi.json` serves): as the state's dialect answers.
 pub fn openapi_json(state: &Arc<AppState>) -> String {
-    state.dialect.contract(&openapi(state).spec())
+    state
+        .dialect
+        .contract(&routes::document(&openapi(state).spec()))
 }
 
 #[handler]
@@ -233,15 +223,11 @@ async fn log_requests<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Res
 /// Builds the whole application: API, contract, Swagger UI, health checks, CORS, error mapping.
 pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use<> {
     let service = openapi(&state);
-    let (spec, ui) = if state.dialect.is_default() {
-        (
-            service.spec_endpoint().map_to_response().boxed(),
-            service.swagger_ui().map_to_response().boxed(),
-        )
-    } else {
-        // The contract as the dialect answers, served and shown in place of the generated one.
+    // The contract with every alias (and as the dialect answers), served and shown in place of
+    // the generated one.
+    let (spec, ui) = {
         let generated = service.spec();
-        let contract = state.dialect.contract(&generated);
+        let contract = openapi_json(&state);
         let html = service.swagger_ui_html().replacen(&generated, &contract, 1);
         let spec = poem::endpoint::make_sync(move |_| {
             Response::builder()
@@ -254,7 +240,7 @@ pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use
             Route::new().at("/", ui).map_to_response().boxed(),
         )
     };
-    let service = service.into_endpoint().with_if(
+    let service = service.into_endpoint().with(routes::Aliases).with_if(
         state.dialect.rewrites_answers(),
         dialect::Rewrite(state.dialect.clone()),
     );

@@ -107,3 +107,32 @@ async fn the_committed_openapi_contract_is_what_the_server_generates() {
         );
     }
 }
+
+#[test]
+fn every_alias_in_the_route_table_is_documented_with_its_operations() {
+    let store = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(todo_core::open_store(
+            "sqlite::memory:",
+            todo_core::StoreOptions::default(),
+        ))
+        .unwrap();
+    let state = std::sync::Arc::new(todo_server::AppState::for_secret(
+        store,
+        b"contract-test-secret-0123456789-abcdef",
+    ));
+    let contract: Value = serde_json::from_str(&todo_server::openapi_json(&state)).unwrap();
+    for alias in todo_server::routes::ALIASES {
+        for (method, id) in alias.operations {
+            let op = &contract["paths"][alias.path][method];
+            assert_eq!(op["operationId"], *id, "{method} {}", alias.path);
+            let own = &contract["paths"][alias.target][method];
+            assert!(
+                own.is_object(),
+                "{method} {} has no operation",
+                alias.target
+            );
+            assert_eq!(op["responses"], own["responses"], "{method} {}", alias.path);
+        }
+    }
+}
