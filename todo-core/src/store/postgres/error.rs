@@ -69,26 +69,28 @@ pub(crate) fn statements_lost_recently() -> bool {
 /// store was not told about) is [`Error::Unavailable`], and noted
 /// ([`statements_lost_recently`]): behind such a pooler a statement may even have run under
 /// another's name, so a write's outcome is unknown; for the same reason, within the minute after
-/// one, any other error but a constraint's is [`Error::Unavailable`] too ([`unexplained`]).
+/// one, a data exception or a type or name error (classes 22 and 42, what our parameters and
+/// columns meet in another client's statement) is [`Error::Unavailable`] too ([`unexplained`]).
 fn by_sqlstate(code: &str, source: BoxError) -> Error {
+    if is_statement_lost(code) {
+        statements_lost();
+    }
     classify(code, source, statements_lost_recently())
 }
 
-/// [`by_sqlstate`], told whether a statement was lost recently.
+/// [`by_sqlstate`] without its note of a lost statement, told whether one was lost recently.
 fn classify(code: &str, source: BoxError, lost_recently: bool) -> Error {
     match code {
-        code if is_statement_lost(code) => {
-            statements_lost();
-            Error::Unavailable(source)
-        }
+        code if is_statement_lost(code) => Error::Unavailable(source),
         // The schema's one CHECK constraint: a recurring task needs a due date.
         "23514" => Error::Validation(Recurrence::needs_due_date()),
         "53100" => Error::OutOfSpace(source),
         "53300" => Error::Unavailable(source),
         code if is_connection_lost(code) => Error::Unavailable(source),
-        // Class 23: a constraint's answer (a unique email...), whatever ran it.
-        code if code.starts_with("23") => Error::Storage(source),
-        _ => unexplained(source, lost_recently),
+        code if code.starts_with("22") || code.starts_with("42") => {
+            unexplained(source, lost_recently)
+        }
+        _ => Error::Storage(source),
     }
 }
 
@@ -221,16 +223,20 @@ pub(crate) fn lost_connection(e: &tokio_postgres::Error) -> bool {
 mod tests {
     use super::*;
 
-    /// Out of space, unavailable and the rest, by SQLSTATE alone.
+    /// Out of space, unavailable and the rest, by SQLSTATE alone (through `classify`, so that
+    /// no lost statement is noted for the other tests of this process).
     #[test]
     fn sqlstates_are_classified_by_what_they_mean_for_the_caller() {
         let e = || -> BoxError { "x".into() };
-        assert!(matches!(by_sqlstate("53100", e()), Error::OutOfSpace(_)));
+        assert!(matches!(
+            classify("53100", e(), false),
+            Error::OutOfSpace(_)
+        ));
         for code in [
             "53300", "08006", "08001", "57P01", "57P03", "26000", "42P05", "22P03",
         ] {
             assert!(
-                matches!(by_sqlstate(code, e()), Error::Unavailable(_)),
+                matches!(classify(code, e(), false), Error::Unavailable(_)),
                 "{code}"
             );
         }
@@ -240,9 +246,15 @@ mod tests {
                 "{code}"
             );
         }
-        // Within a minute of a lost statement, only a constraint's answer stays as it was.
-        assert!(matches!(classify("23505", e(), true), Error::Storage(_)));
-        for code in ["22021", "42P01", "53200"] {
+        // Within a minute of a lost statement, data, type and name errors are unavailable; a
+        // constraint's answer or a read-only session's refusal stays as it was.
+        for code in ["23505", "25006", "53200"] {
+            assert!(
+                matches!(classify(code, e(), true), Error::Storage(_)),
+                "{code}"
+            );
+        }
+        for code in ["22021", "22P02", "42P01", "42804"] {
             assert!(
                 matches!(classify(code, e(), true), Error::Unavailable(_)),
                 "{code}"
