@@ -26,7 +26,15 @@
 # makes both use TLS when the server offers it), PGBENCH_SCALE (1), RESULTS_DIR
 # (target/load/<timestamp>), SKIP_BUILD (unset), SERVER_BIN (a binary to run instead of building
 # one, e.g. the previous release for a back-to-back comparison), BACKENDS ("sqlite postgres"; name one to run only
-# that server; pgbench runs with postgres).
+# that server; pgbench runs with postgres), POOLED (unset; 1 puts the PostgreSQL server behind
+# PgBouncer in transaction mode, see below), PGBOUNCER_PORT (16432), PGBOUNCER_DIR
+# (/tmp/pgbouncer-bench), PGBOUNCER_POOL_SIZE (40).
+#
+# POOLED=1: scripts/pgbouncer.sh starts a PgBouncer of its own in transaction mode in front of
+# $PG_DB (stopped before the database is dropped, started again once it is recreated, stopped at
+# the end), and the server is started as a user behind a transaction pooler would start it: the
+# pooled URL with pgbouncer=true, and DATABASE_DIRECT_URL (the direct URL) for its migrations.
+# pgbench still runs on the direct URL: it measures the database itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -45,6 +53,11 @@ PG_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$PG_DB?sslmode=$PG_SSLMODE"
 PGBENCH_SCALE=${PGBENCH_SCALE:-1}
 SQLITE_INSERTS=${SQLITE_INSERTS:-5000}
 BACKENDS=${BACKENDS:-sqlite postgres}
+POOLED=${POOLED:-}
+export PGBOUNCER_PORT=${PGBOUNCER_PORT:-16432}
+export PGBOUNCER_DIR=${PGBOUNCER_DIR:-/tmp/pgbouncer-bench}
+export PGBOUNCER_DB=$PG_DB
+export PGBOUNCER_UPSTREAM=$PGHOST:$PGPORT
 wants() { [[ " $BACKENDS " == *" $1 "* ]]; }
 USER_ID=bench-user
 BASE="http://127.0.0.1:$PORT"
@@ -73,6 +86,9 @@ cleanup() {
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [[ -n $POOLED ]]; then
+        "$ROOT/scripts/pgbouncer.sh" stop 2>/dev/null || true
     fi
     rm -rf "$WORK"
 }
@@ -105,9 +121,9 @@ proc_cpu() { awk -v t="$CLK_TCK" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/
 # "busy total" jiffies of the whole machine.
 machine_jiffies() { awk '/^cpu / { idle = $5 + $6; total = 0; for (i = 2; i <= NF; i++) total += $i; print total - idle, total }' /proc/stat; }
 
-start_server() { # <database URL> <backend name>
-    RUST_LOG=warn SQLITE_SYNCHRONOUS=full "$BIN" --host 127.0.0.1 --port "$PORT" --database-url "$1" \
-        >"$RESULTS_DIR/server-$2.log" 2>&1 &
+start_server() { # <database URL> <backend name> [direct URL, for migrations behind a pooler]
+    DATABASE_DIRECT_URL=${3:-} RUST_LOG=warn SQLITE_SYNCHRONOUS=full "$BIN" --host 127.0.0.1 \
+        --port "$PORT" --database-url "$1" >"$RESULTS_DIR/server-$2.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 200); do
         curl -fsS "$BASE/healthz" >/dev/null 2>&1 && return 0
@@ -222,17 +238,31 @@ printf 'insert|sqlite3|%s|-|0|-|%s|%s\n' "$(awk -v n="$SQLITE_INSERTS" -v w="$M_
 fi
 
 if wants postgres; then
-echo "== PostgreSQL (database $PG_DB, dropped and recreated)"
+if [[ -n $POOLED ]]; then
+    echo "== PostgreSQL through PgBouncer in transaction mode (database $PG_DB, dropped and recreated)"
+    # PgBouncer holds server connections to the database: it is stopped while the database is
+    # dropped and recreated.
+    "$ROOT/scripts/pgbouncer.sh" stop
+else
+    echo "== PostgreSQL (database $PG_DB, dropped and recreated)"
+fi
 psql -d postgres -qAtc "drop database if exists \"$PG_DB\" with (force)"
 psql -d postgres -qAtc "create database \"$PG_DB\""
-start_server "$PG_URL" postgres
+if [[ -n $POOLED ]]; then
+    POOLED_URL=$("$ROOT/scripts/pgbouncer.sh" start)
+    echo "$POOLED_URL (pool_mode = transaction, default_pool_size ${PGBOUNCER_POOL_SIZE:-40})" \
+        >"$RESULTS_DIR/pgbouncer.txt"
+    start_server "$POOLED_URL?pgbouncer=true" postgres "$PG_URL"
+else
+    start_server "$PG_URL" postgres
+fi
 TASK_ID=$(seed)
 run_wrk get postgres "$BASE/api/$USER_ID/tasks/$TASK_ID"
 run_wrk list postgres "$BASE/api/$USER_ID/tasks?limit=50"
 run_wrk create postgres "$BASE/api/$USER_ID/tasks" "$ROOT/scripts/wrk_create.lua"
 stop_server postgres
 
-echo "== pgbench (the database's own limits, server stopped)"
+echo "== pgbench (the database's own limits, direct, server stopped)"
 pgbench -i -q -s "$PGBENCH_SCALE" "$PG_DB" >"$RESULTS_DIR/pgbench-init.txt" 2>&1
 cat >"$WORK/insert.sql" <<'SQL'
 insert into tasks (user_id, title, title_key, description, description_key, completed, priority, due_date, created_at, updated_at, version)
@@ -257,6 +287,9 @@ I_TPS=$(val insert pgbench 3)
 echo
 echo "Results ($CONNECTIONS connections, $THREADS client threads, $DURATION each). srv/clt = CPU cores used by"
 echo "the server / by wrk or pgbench; busy = the whole machine (the database and anything else included)."
+if [[ -n $POOLED ]] && wants postgres; then
+    echo "postgres = the server behind PgBouncer in transaction mode ($(cat "$RESULTS_DIR/pgbouncer.txt")); pgbench direct."
+fi
 printf '%-17s %-8s %9s %8s %6s %5s %5s %5s  %-31s %6s %-4s %s\n' \
     scenario backend req/s p99_ms errors srv clt busy "throughput target" ratio met "p99<${P99_MAX_MS}ms"
 for b in $BACKENDS; do

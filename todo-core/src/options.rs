@@ -116,6 +116,29 @@ impl Pooler {
         }
     }
 
+    /// The pooler a second URL of the same deployment (Better Auth's session database) is
+    /// behind: [`Pooler::Transaction`] when [`Pooler::detect`] says so for `url`, or when
+    /// `first` (the pooler `first_url` is behind, however that was decided) is
+    /// [`Pooler::Transaction`] and both URLs name the same host and port (they then reach the
+    /// same pooler); otherwise [`Pooler::None`].
+    pub fn beside(url: &str, first_url: &str, first: Self) -> Self {
+        if Self::detect(url) == Self::Transaction {
+            return Self::Transaction;
+        }
+        let endpoint = |u: &str| {
+            url::Url::parse(u).ok().map(|p| {
+                (
+                    p.host_str().map(str::to_ascii_lowercase),
+                    p.port().unwrap_or(5432),
+                )
+            })
+        };
+        match (first, endpoint(url), endpoint(first_url)) {
+            (Self::Transaction, Some(a), Some(b)) if a.0.is_some() && a == b => Self::Transaction,
+            _ => Self::None,
+        }
+    }
+
     /// `url` without the parameters that only tell the pooler (`pgbouncer`), which neither
     /// driver knows. Any other parameter, and the rest of the URL, is kept as written.
     pub fn strip_url_parameters(url: &str) -> String {
@@ -226,6 +249,39 @@ impl std::fmt::Debug for StoreOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_url_is_behind_the_first_ones_transaction_pooler_when_it_names_the_same_host_and_port()
+     {
+        let pooled = "postgres://u@db.example.com:6432/app?pgbouncer=true";
+        let t = Pooler::Transaction;
+        let n = Pooler::None;
+        let cases = [
+            // Its own URL says so, whatever the first is behind.
+            (
+                "postgres://u@other:6432/auth?pgbouncer=true",
+                "sqlite::memory:",
+                n,
+                t,
+            ),
+            // The same host and port as a pooled first URL, without the flag.
+            ("postgres://v@DB.example.com:6432/auth", pooled, t, t),
+            // The first was told (DATABASE_POOLER=transaction) rather than flagged.
+            ("postgres://u@db:6432/app", "postgres://u@db:6432/app", t, t),
+            // Another port (the direct one) or host, or a first URL not behind a pooler.
+            ("postgres://u@db.example.com:5432/app", pooled, t, n),
+            ("postgres://u@elsewhere:6432/app", pooled, t, n),
+            ("postgres://u@db:6432/app", "postgres://u@db:6432/app", n, n),
+            ("postgres://u@db/app", "sqlite::memory:", n, n),
+        ];
+        for (url, first_url, first, want) in cases {
+            assert_eq!(
+                Pooler::beside(url, first_url, first),
+                want,
+                "{url} beside {first_url}"
+            );
+        }
+    }
 
     #[test]
     fn known_pooler_hosts_and_the_pgbouncer_parameter_mean_transaction_mode() {

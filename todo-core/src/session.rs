@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
 use crate::auth::{AuthError, Authenticator};
 use crate::error::{Error, Result};
 use crate::model::UserId;
+use crate::options::Pooler;
 use crate::principal::Principal;
 
 /// Where Better Auth keeps sessions. The defaults are Better Auth's own names.
@@ -69,32 +70,52 @@ fn quote_identifier(name: &str) -> Result<String> {
 pub struct SessionTableAuthenticator {
     pool: PgPool,
     query: String,
+    /// Behind a transaction pooler ([`Pooler::Transaction`]): each lookup is an unnamed statement
+    /// in a transaction of its own, as the task store's statements are there.
+    pooler: Pooler,
 }
 
 impl std::fmt::Debug for SessionTableAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionTableAuthenticator")
             .field("query", &self.query)
+            .field("pooler", &self.pooler)
             .finish_non_exhaustive()
     }
 }
 
 impl SessionTableAuthenticator {
-    /// Connects to Better Auth's PostgreSQL database.
+    /// Connects to Better Auth's PostgreSQL database, behind the pooler its URL names
+    /// ([`Pooler::detect`]).
     pub async fn connect(url: &str, table: &SessionTable) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)
+        Self::connect_behind(url, table, Pooler::detect(url)).await
+    }
+
+    /// Connects to Better Auth's PostgreSQL database behind `pooler`. With
+    /// [`Pooler::Transaction`] nothing relies on the session: no statement is named or kept,
+    /// each lookup is an unnamed statement inside `begin` ... `commit` (two more round trips),
+    /// and no `extra_float_digits` startup parameter is sent (PgBouncer refuses it unless told
+    /// to ignore it). The URL parameter `pgbouncer` is dropped before connecting.
+    pub async fn connect_behind(url: &str, table: &SessionTable, pooler: Pooler) -> Result<Self> {
+        let options = PgConnectOptions::from_str(&Pooler::strip_url_parameters(url))
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?
             .application_name("todo-sessions");
+        let options = match pooler {
+            Pooler::None => options,
+            Pooler::Transaction => options.statement_cache_capacity(0).extra_float_digits(None),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(3))
             .connect_with(options)
             .await
             .map_err(crate::store::postgres::error::from_sqlx)?;
-        Self::with_pool(pool, table)
+        let mut sessions = Self::with_pool(pool, table)?;
+        sessions.pooler = pooler;
+        Ok(sessions)
     }
 
-    /// Uses an existing pool.
+    /// Uses an existing pool, whose connections are sessions of their own ([`Pooler::None`]).
     pub fn with_pool(pool: PgPool, table: &SessionTable) -> Result<Self> {
         let query = format!(
             "select {user}::text, {expires} > now() from {table} where {token} = $1",
@@ -103,7 +124,26 @@ impl SessionTableAuthenticator {
             table = quote_identifier(&table.table)?,
             token = quote_identifier(&table.token_column)?,
         );
-        Ok(Self { pool, query })
+        Ok(Self {
+            pool,
+            query,
+            pooler: Pooler::None,
+        })
+    }
+
+    /// The session row of `token`, if any: a named statement prepared once per connection, or,
+    /// behind a transaction pooler, an unnamed one in a transaction of its own.
+    async fn lookup(&self, token: &str) -> sqlx::Result<Option<PgRow>> {
+        let query = sqlx::query(&self.query).bind(token);
+        match self.pooler {
+            Pooler::None => query.fetch_optional(&self.pool).await,
+            Pooler::Transaction => {
+                let mut tx = self.pool.begin().await?;
+                let row = query.persistent(false).fetch_optional(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(row)
+            }
+        }
     }
 }
 
@@ -111,9 +151,7 @@ impl SessionTableAuthenticator {
     /// Reads the table once, so that a table or column that does not exist, or a database that
     /// cannot be reached, is found when the server starts rather than on every request.
     pub async fn check(&self) -> Result<()> {
-        sqlx::query(&self.query)
-            .bind("")
-            .fetch_optional(&self.pool)
+        self.lookup("")
             .await
             .map_err(crate::store::postgres::error::from_sqlx)?;
         Ok(())
@@ -138,11 +176,13 @@ impl Authenticator for SessionTableAuthenticator {
         {
             return Err(AuthError::Malformed);
         }
-        let row = sqlx::query(&self.query)
-            .bind(token)
-            .fetch_optional(&self.pool)
+        // A statement lost to a transaction pooler the authenticator was not told about is
+        // noted by `from_sqlx`, which logs one line naming the setting.
+        let row = self
+            .lookup(token)
             .await
             .map_err(|e| {
+                let e = crate::store::postgres::error::from_sqlx(e);
                 tracing::warn!(error = %e, "session lookup failed");
                 AuthError::Unavailable
             })?

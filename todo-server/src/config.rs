@@ -72,7 +72,9 @@ pub struct Config {
     pub jwks_url: Option<String>,
 
     /// Better Auth's PostgreSQL database, to accept its opaque session tokens
-    /// (`better-auth.session_token`) checked against its `session` table.
+    /// (`better-auth.session_token`) checked against its `session` table. Treated as behind a
+    /// transaction pooler when its URL names one (as for `DATABASE_POOLER`'s default) or has
+    /// the host and port of a `DATABASE_URL` that is behind one.
     #[arg(long, env = "SESSION_DATABASE_URL", hide_env_values = true)]
     pub session_database_url: Option<String>,
 

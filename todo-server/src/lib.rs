@@ -485,7 +485,10 @@ pub async fn build_state(config: &Config) -> Result<(Arc<AppState>, Secret), Sta
 }
 
 /// The session-table authenticator, when `SESSION_DATABASE_URL` is set: connected, and its table
-/// and columns checked, so a wrong setting stops the start with a message naming it.
+/// and columns checked, so a wrong setting stops the start with a message naming it. Behind a
+/// transaction pooler ([`todo_core::Pooler::beside`]: its URL names one, or it has the host and
+/// port of a `DATABASE_URL` that is behind one) its lookups are unnamed statements, each in a
+/// transaction of its own.
 async fn session_authenticator(
     config: &Config,
 ) -> Result<Option<Arc<dyn Authenticator>>, StartError> {
@@ -512,7 +515,13 @@ async fn session_authenticator(
         todo_core::SessionTable::check_identifier(name)
             .map_err(|e| StartError::Config(format!("{setting}: {e}")))?;
     }
-    let sessions = todo_core::SessionTableAuthenticator::connect(url, &table)
+    // Better Auth's tables usually share the task database and its address.
+    let tasks_url = config.database_url();
+    let tasks_pooler = config
+        .database_pooler
+        .unwrap_or_else(|| todo_core::Pooler::detect(tasks_url));
+    let pooler = todo_core::Pooler::beside(url, tasks_url, tasks_pooler);
+    let sessions = todo_core::SessionTableAuthenticator::connect_behind(url, &table, pooler)
         .await
         .map_err(|e| StartError::Config(format!("SESSION_DATABASE_URL: {}", start_reason(&e))))?;
     sessions.check().await.map_err(|e| {

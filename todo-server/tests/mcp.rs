@@ -1,17 +1,20 @@
 //! The MCP server, driven by rmcp's own client: over real HTTP to the app served on a TCP port
-//! (SQLite, and PostgreSQL when `TODO_TEST_DATABASE_URL` is set), and over stdio to the
+//! (SQLite; PostgreSQL when `TODO_TEST_DATABASE_URL` is set; PostgreSQL through a transaction
+//! pooler when `TODO_TEST_POOLER_URL` is set), and over stdio to the
 //! `todo-server mcp --user` binary.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/mcp_client.rs"]
+mod mcp_client;
 mod support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcp_client::{Client, call_raw};
 use poem::listener::{Acceptor, Listener, TcpListener};
-use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
-use rmcp::service::{RoleClient, RunningService};
+use rmcp::model::{CallToolResult, ClientConfig};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ServiceError, ServiceExt};
@@ -20,9 +23,6 @@ use todo_core::{StoreOptions, TokenIssuer, UserId};
 use todo_server::AppState;
 
 const SECRET: &[u8] = b"mcp-tests-secret-0123456789-abcdefghij";
-const PG_ENV: &str = "TODO_TEST_DATABASE_URL";
-
-type Client = RunningService<RoleClient, ClientConfig>;
 
 /// The app on a real TCP port; the server task ends with the test's runtime.
 struct Served {
@@ -32,16 +32,20 @@ struct Served {
 async fn serve(url: &str, issuer: Option<&str>) -> Served {
     serve_with(
         url,
+        StoreOptions::default(),
         |state| state.authorization_server = issuer.map(str::to_owned),
         &[],
     )
     .await
 }
 
-async fn serve_with(url: &str, tweak: impl FnOnce(&mut AppState), cors: &[String]) -> Served {
-    let store = todo_core::open_store(url, StoreOptions::default())
-        .await
-        .unwrap();
+async fn serve_with(
+    url: &str,
+    options: StoreOptions,
+    tweak: impl FnOnce(&mut AppState),
+    cors: &[String],
+) -> Served {
+    let store = todo_core::open_store(url, options).await.unwrap();
     let mut state = AppState::for_secret(store, SECRET);
     tweak(&mut state);
     let app = todo_server::app(Arc::new(state), cors);
@@ -56,12 +60,13 @@ async fn serve_with(url: &str, tweak: impl FnOnce(&mut AppState), cors: &[String
     }
 }
 
-/// One served app per backend this run can reach.
+/// One served app per backend this run can reach (`support::backends`: SQLite, PostgreSQL, and
+/// PostgreSQL through a transaction pooler).
 async fn backends() -> Vec<(&'static str, Served)> {
-    let mut out = vec![("sqlite", serve("sqlite::memory:", None).await)];
-    match std::env::var(PG_ENV) {
-        Ok(url) if !url.is_empty() => out.push(("postgres", serve(&url, None).await)),
-        _ => eprintln!("\n*** SKIPPING the PostgreSQL MCP runs: {PG_ENV} is not set ***\n"),
+    let mut out = Vec::new();
+    for backend in support::backends::backends() {
+        let served = serve_with(&backend.url, backend.options, |_| {}, &[]).await;
+        out.push((backend.name, served));
     }
     out
 }
@@ -83,28 +88,11 @@ async fn connect(
     served: &Served,
     token: &str,
 ) -> Result<Client, rmcp::service::ClientInitializeError> {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", served.base))
-            .auth_header(token),
-    );
-    ClientConfig::default().serve(transport).await
+    mcp_client::connect(&served.base, token).await
 }
 
 async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
     call_raw(client, tool, args).await.unwrap()
-}
-
-async fn call_raw(
-    client: &Client,
-    tool: &str,
-    args: Value,
-) -> Result<CallToolResult, ServiceError> {
-    let Value::Object(map) = args else {
-        panic!("arguments must be an object")
-    };
-    client
-        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
-        .await
 }
 
 /// A successful result's structured content (and it has a text copy).
@@ -595,6 +583,7 @@ async fn the_session_cookie_and_browser_preflights_work_as_on_the_rest_routes() 
     let origin = "https://app.example.com";
     let served = serve_with(
         "sqlite::memory:",
+        StoreOptions::default(),
         |state| state.cookie_auth = true,
         &[origin.to_owned()],
     )

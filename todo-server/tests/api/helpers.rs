@@ -1,5 +1,4 @@
-use std::io::Write;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use poem::EndpointExt;
@@ -9,24 +8,13 @@ use serde_json::Value;
 use todo_core::{StoreOptions, TokenIssuer, UserId};
 use todo_server::AppState;
 
+use crate::backends::backends;
+
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
-pub const PG_ENV: &str = "TODO_TEST_DATABASE_URL";
-/// The same database through a pooler in transaction mode (PgBouncer in CI), when set.
-pub const POOLER_ENV: &str = "TODO_TEST_POOLER_URL";
 
 pub struct TestApp {
     pub name: &'static str,
     pub client: TestClient<BoxEndpoint<'static, poem::Response>>,
-}
-
-fn warn_skip_once() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPING the PostgreSQL HTTP runs: {PG_ENV} is not set ***\n"
-        );
-    });
 }
 
 async fn build(name: &'static str, url: &str, cors: &[String]) -> TestApp {
@@ -63,17 +51,13 @@ async fn build_with(
     }
 }
 
-/// The app on every backend this run can reach, answering in the dialect `settings` make.
+/// The app on every backend this run can reach (see [`backends`]), answering in the dialect
+/// `settings` make.
 pub async fn apps_in_dialect(settings: todo_server::dialect::DialectSettings) -> Vec<TestApp> {
     let dialect = Arc::new(todo_server::dialect::Dialect::new(&settings).unwrap());
-    let mut urls = vec![("sqlite", "sqlite::memory:".to_owned())];
-    match std::env::var(PG_ENV) {
-        Ok(url) if !url.is_empty() => urls.push(("postgres", url)),
-        _ => warn_skip_once(),
-    }
     let mut out = Vec::new();
-    for (name, url) in urls {
-        let store = todo_core::open_store(&url, StoreOptions::default())
+    for backend in backends() {
+        let store = todo_core::open_store(&backend.url, backend.options)
             .await
             .unwrap();
         let mut state = AppState::for_secret(store, SECRET);
@@ -82,7 +66,7 @@ pub async fn apps_in_dialect(settings: todo_server::dialect::DialectSettings) ->
             .map_to_response()
             .boxed();
         out.push(TestApp {
-            name,
+            name: backend.name,
             client: TestClient::new(ep),
         });
     }
@@ -90,28 +74,11 @@ pub async fn apps_in_dialect(settings: todo_server::dialect::DialectSettings) ->
 }
 
 /// The app on every backend this run can reach: SQLite, PostgreSQL, and PostgreSQL through a
-/// transaction pooler (told so; migrations on the direct URL).
+/// transaction pooler (told so; migrations on the direct URL); see [`backends`].
 pub async fn apps() -> Vec<TestApp> {
-    let mut out = vec![build("sqlite", "sqlite::memory:", &[]).await];
-    let direct = match std::env::var(PG_ENV) {
-        Ok(url) if !url.is_empty() => {
-            out.push(build("postgres", &url, &[]).await);
-            Some(url)
-        }
-        _ => {
-            warn_skip_once();
-            None
-        }
-    };
-    if let Ok(url) = std::env::var(POOLER_ENV)
-        && !url.is_empty()
-    {
-        let options = StoreOptions {
-            pooler: Some(todo_core::Pooler::Transaction),
-            direct_url: direct,
-            ..StoreOptions::default()
-        };
-        out.push(build_with("postgres-pooler", &url, &[], false, options).await);
+    let mut out = Vec::new();
+    for backend in backends() {
+        out.push(build_with(backend.name, &backend.url, &[], false, backend.options).await);
     }
     out
 }

@@ -30,8 +30,9 @@ pub const FAIL_DEADLINE: Duration = Duration::from_secs(30);
 /// The `BETTER_AUTH_SECRET` the tests give the servers they start (and sign tokens with).
 pub const SECRET: &str = "binary-tests-secret-0123456789-abcdefghij";
 
-/// The PostgreSQL test database, when the run has one.
-pub const PG_ENV: &str = "TODO_TEST_DATABASE_URL";
+pub mod backends;
+#[allow(unused_imports)] // each test crate uses its own subset
+pub use backends::{PG_ENV, POOLER_ENV};
 
 /// The binary under test.
 pub fn bin() -> PathBuf {

@@ -11,18 +11,23 @@ use crate::error::{BoxError, Error};
 use crate::recurrence::Recurrence;
 
 /// When (milliseconds since the Unix epoch) a statement this process prepared was last found
-/// missing or already taken on its session (SQLSTATE 26000 or 42P05); 0 for never.
+/// missing, already taken or replaced on its session (SQLSTATE 26000, 42P05 or 22P03); 0 for
+/// never.
 static STATEMENTS_LOST_AT: AtomicU64 = AtomicU64::new(0);
 
 /// How long after such an error [`statements_lost_recently`] says so.
 const STATEMENTS_LOST_FOR: Duration = Duration::from_secs(60);
 
-/// Whether `code` says a prepared statement is missing (26000 `invalid_sql_statement_name`) or
-/// already exists (42P05 `duplicate_prepared_statement`) on the session: our statements are
-/// named per connection, so either means the session under the connection is not the one they
-/// were prepared on, which is what a pooler in transaction mode does.
+/// Whether `code` says a prepared statement is missing (26000 `invalid_sql_statement_name`),
+/// already exists (42P05 `duplicate_prepared_statement`), or is not the statement this
+/// connection prepared under that name (22P03 `invalid_binary_representation`: both drivers
+/// send parameters in the binary format of the types the statement was prepared with, so a
+/// statement that cannot read them is another client's, met behind a transaction pooler with
+/// the same name and other parameter types). Our statements are named per connection, so each
+/// means the session under the connection is not the one they were prepared on, which is what
+/// a pooler in transaction mode does.
 fn is_statement_lost(code: &str) -> bool {
-    matches!(code, "26000" | "42P05")
+    matches!(code, "26000" | "42P05" | "22P03")
 }
 
 /// Notes a lost statement ([`is_statement_lost`]); the first one in a while is logged, naming
@@ -34,7 +39,7 @@ fn statements_lost() {
     let before = STATEMENTS_LOST_AT.swap(now, Ordering::Relaxed);
     if now.saturating_sub(before) > STATEMENTS_LOST_FOR.as_millis() as u64 {
         tracing::error!(
-            "a prepared statement vanished from its PostgreSQL session (SQLSTATE 26000/42P05): \
+            "a prepared statement vanished from its PostgreSQL session (SQLSTATE 26000/42P05/22P03): \
              the database URL goes through a pooler in transaction mode (PgBouncer, Neon's \
              pooled URL, Supabase's pooler); set DATABASE_POOLER=transaction (or add \
              pgbouncer=true to the URL); until then /readyz fails and such requests answer 503"
@@ -60,21 +65,47 @@ pub(crate) fn statements_lost_recently() -> bool {
 /// `disk_full` is [`Error::OutOfSpace`]; a session that is gone or could not start (class 08,
 /// 57P) or 53300 `too_many_connections` is [`Error::Unavailable`]; anything else (a constraint,
 /// the rest of class 53, a read-only session...) is [`Error::Storage`]. A prepared statement
-/// lost from its session (26000, 42P05: a transaction pooler the store was not told about) is
-/// [`Error::Unavailable`], and noted ([`statements_lost_recently`]): behind such a pooler a
-/// statement may even have run under another's name, so a write's outcome is unknown.
+/// lost from its session or replaced on it (26000, 42P05, 22P03: a transaction pooler the
+/// store was not told about) is [`Error::Unavailable`], and noted
+/// ([`statements_lost_recently`]): behind such a pooler a statement may even have run under
+/// another's name, so a write's outcome is unknown; for the same reason, within the minute after
+/// one, a data exception or a type or name error (classes 22 and 42, what our parameters and
+/// columns meet in another client's statement) is [`Error::Unavailable`] too ([`unexplained`]).
 fn by_sqlstate(code: &str, source: BoxError) -> Error {
+    if is_statement_lost(code) {
+        statements_lost();
+    }
+    classify(code, source, statements_lost_recently())
+}
+
+/// [`by_sqlstate`] without its note of a lost statement, told whether one was lost recently.
+fn classify(code: &str, source: BoxError, lost_recently: bool) -> Error {
     match code {
-        code if is_statement_lost(code) => {
-            statements_lost();
-            Error::Unavailable(source)
-        }
+        code if is_statement_lost(code) => Error::Unavailable(source),
         // The schema's one CHECK constraint: a recurring task needs a due date.
         "23514" => Error::Validation(Recurrence::needs_due_date()),
         "53100" => Error::OutOfSpace(source),
         "53300" => Error::Unavailable(source),
         code if is_connection_lost(code) => Error::Unavailable(source),
+        code if code.starts_with("22") || code.starts_with("42") => {
+            unexplained(source, lost_recently)
+        }
         _ => Error::Storage(source),
+    }
+}
+
+/// An error none of our statements should meet on its own session (a value the server cannot
+/// read, a row that does not decode): [`Error::Storage`], or [`Error::Unavailable`] when a
+/// statement was lost within the last minute (`lost_recently`, see [`statements_lost_recently`]).
+/// Behind a transaction pooler the store was not told about, another client's statement can run
+/// under our statement's name (SQLSTATE 22021 when our binary integer reaches its text
+/// parameter, or rows our decoder cannot read), so the outcome is unknown, as on a lost
+/// connection.
+fn unexplained(source: BoxError, lost_recently: bool) -> Error {
+    if lost_recently {
+        Error::Unavailable(source)
+    } else {
+        Error::Storage(source)
     }
 }
 
@@ -86,7 +117,8 @@ fn is_connection_lost(code: &str) -> bool {
 }
 
 /// An error of sqlx's PostgreSQL driver. A connection that cannot be made or kept, or a pool
-/// that has none to give, is [`Error::Unavailable`].
+/// that has none to give, is [`Error::Unavailable`]; a row that does not decode is
+/// [`unexplained`].
 pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
     match &e {
         sqlx::Error::Database(db) => match db.code() {
@@ -94,20 +126,24 @@ pub(crate) fn from_sqlx(e: sqlx::Error) -> Error {
                 let code = code.into_owned();
                 by_sqlstate(&code, Box::new(e))
             }
-            None => Error::Storage(Box::new(e)),
+            None => unexplained(Box::new(e), statements_lost_recently()),
         },
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => Error::Unavailable(Box::new(e)),
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::ColumnNotFound(_) => unexplained(Box::new(e), statements_lost_recently()),
         _ => Error::Storage(Box::new(e)),
     }
 }
 
 /// An error of tokio-postgres on an open connection: the server's own by SQLSTATE; a connection
 /// that closed or failed under it ([`lost_connection`]) is [`Error::Unavailable`]; anything else
-/// (a protocol or decoding failure) is [`Error::Storage`].
+/// (a protocol or decoding failure) is [`unexplained`].
 pub(crate) fn from_pg(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code().to_owned();
@@ -116,7 +152,7 @@ pub(crate) fn from_pg(e: tokio_postgres::Error) -> Error {
     if lost_connection(&e) {
         Error::Unavailable(Box::new(e))
     } else {
-        Error::Storage(Box::new(e))
+        unexplained(Box::new(e), statements_lost_recently())
     }
 }
 
@@ -187,20 +223,40 @@ pub(crate) fn lost_connection(e: &tokio_postgres::Error) -> bool {
 mod tests {
     use super::*;
 
-    /// Out of space, unavailable and the rest, by SQLSTATE alone.
+    /// Out of space, unavailable and the rest, by SQLSTATE alone (through `classify`, so that
+    /// no lost statement is noted for the other tests of this process).
     #[test]
     fn sqlstates_are_classified_by_what_they_mean_for_the_caller() {
         let e = || -> BoxError { "x".into() };
-        assert!(matches!(by_sqlstate("53100", e()), Error::OutOfSpace(_)));
-        for code in ["53300", "08006", "08001", "57P01", "57P03"] {
+        assert!(matches!(
+            classify("53100", e(), false),
+            Error::OutOfSpace(_)
+        ));
+        for code in [
+            "53300", "08006", "08001", "57P01", "57P03", "26000", "42P05", "22P03",
+        ] {
             assert!(
-                matches!(by_sqlstate(code, e()), Error::Unavailable(_)),
+                matches!(classify(code, e(), false), Error::Unavailable(_)),
                 "{code}"
             );
         }
-        for code in ["53200", "53400", "23505", "25006", "42P01"] {
+        for code in ["53200", "53400", "23505", "25006", "42P01", "22021"] {
             assert!(
-                matches!(by_sqlstate(code, e()), Error::Storage(_)),
+                matches!(classify(code, e(), false), Error::Storage(_)),
+                "{code}"
+            );
+        }
+        // Within a minute of a lost statement, data, type and name errors are unavailable; a
+        // constraint's answer or a read-only session's refusal stays as it was.
+        for code in ["23505", "25006", "53200"] {
+            assert!(
+                matches!(classify(code, e(), true), Error::Storage(_)),
+                "{code}"
+            );
+        }
+        for code in ["22021", "22P02", "42P01", "42804"] {
+            assert!(
+                matches!(classify(code, e(), true), Error::Unavailable(_)),
                 "{code}"
             );
         }
