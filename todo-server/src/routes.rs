@@ -99,39 +99,66 @@ const RESERVED: [&str; 2] = ["tasks", "tags"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathUser(pub String);
 
+/// Most segments an alias has.
+const MAX_SEGMENTS: usize = 4;
+
+/// A path's segments after its leading `/`, when it has at most [`MAX_SEGMENTS`] of them.
+fn segments(path: &str) -> Option<([&str; MAX_SEGMENTS], usize)> {
+    let mut out = [""; MAX_SEGMENTS];
+    let mut n = 0;
+    for segment in path.strip_prefix('/')?.split('/') {
+        *out.get_mut(n)? = segment;
+        n += 1;
+    }
+    Some((out, n))
+}
+
+/// A placeholder segment's name (`{id}` is `id`).
+fn placeholder(segment: &str) -> Option<&str> {
+    segment.strip_prefix('{')?.strip_suffix('}')
+}
+
 /// `path` (under `/api`) resolved through [`ALIASES`]: the operation's path, with the
 /// parameters' segments carried over as sent, and the user the path names, if any. `None`
-/// when no alias matches (the path is an operation's own, or none at all).
+/// when no alias matches (the path is an operation's own, or none at all). Allocates only for
+/// a match.
 pub fn resolve(path: &str) -> Option<(String, Option<PathUser>)> {
-    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let (segs, n) = segments(path)?;
+    let segs = &segs[..n];
     ALIASES.iter().find_map(|alias| {
-        let pattern: Vec<&str> = alias.path[1..].split('/').collect();
-        if pattern.len() != segments.len() {
+        let (pattern, len) = segments(alias.path)?;
+        if len != n {
             return None;
         }
-        let mut params: Vec<(&str, &str)> = Vec::new();
-        for (p, s) in pattern.iter().zip(&segments) {
-            match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+        // Each placeholder's value, in the pattern's order (at most two per alias).
+        let mut params = [("", ""); MAX_SEGMENTS];
+        let mut found = 0;
+        for (p, s) in pattern[..len].iter().zip(segs) {
+            match placeholder(p) {
                 Some(name) => {
                     if s.is_empty() || (name == "user_id" && RESERVED.contains(s)) {
                         return None;
                     }
-                    params.push((name, s));
+                    params[found] = (name, s);
+                    found += 1;
                 }
                 None if p == s => {}
                 None => return None,
             }
         }
+        let params = &params[..found];
+        let value = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
         let mut target = String::with_capacity(path.len());
-        for p in alias.target[1..].split('/') {
+        let (target_pattern, target_len) = segments(alias.target)?;
+        for p in &target_pattern[..target_len] {
             target.push('/');
-            match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                Some(name) => target.push_str(params.iter().find(|(n, _)| *n == name)?.1),
+            match placeholder(p) {
+                Some(name) => target.push_str(value(name)?),
                 None => target.push_str(p),
             }
         }
-        let user = match params.iter().find(|(n, _)| *n == "user_id") {
-            Some((_, raw)) => Some(PathUser(
+        let user = match value("user_id") {
+            Some(raw) => Some(PathUser(
                 percent_encoding::percent_decode_str(raw)
                     .decode_utf8()
                     .ok()?
@@ -260,6 +287,7 @@ mod tests {
             ("/auth/me", None),
             ("/alice/other", None),
             ("//tasks", None),
+            ("/alice/tasks/7/complete/more", None),
         ];
         for (path, want) in cases {
             let got = resolve(path);
