@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 use todo_core::FIELDS;
 use todo_core::fields::{Field, Kind};
+use todo_server::dialect::camel;
 
 use crate::helpers::{apps, create, get, json as json_body, send, user};
 
@@ -35,23 +36,6 @@ fn samples(f: &Field) -> (Value, Value, Vec<Value>) {
             ],
         ),
     }
-}
-
-/// `snake_case` to `camelCase`.
-fn camel(name: &str) -> String {
-    let mut out = String::new();
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.push(c.to_ascii_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The field names a 422 problem lists.
