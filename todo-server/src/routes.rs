@@ -6,6 +6,8 @@
 //! to its operation ([`Aliases`]) and documents every alias in the contract ([`document`]), so
 //! the two cannot disagree.
 
+use std::sync::LazyLock;
+
 use poem::http::Uri;
 use poem::http::uri::PathAndQuery;
 use poem::{Endpoint, Middleware, Request, Result};
@@ -113,48 +115,71 @@ fn segments(path: &str) -> Option<([&str; MAX_SEGMENTS], usize)> {
     Some((out, n))
 }
 
-/// A placeholder segment's name (`{id}` is `id`).
-fn placeholder(segment: &str) -> Option<&str> {
-    segment.strip_prefix('{')?.strip_suffix('}')
+/// One segment of an alias's path or target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    /// Must be this text.
+    Literal(&'static str),
+    /// A parameter: any non-empty segment (a user id: not one of [`RESERVED`]).
+    Param(&'static str),
 }
+
+/// `path`'s segments as [`Segment`]s.
+fn compile(path: &'static str) -> Vec<Segment> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Segment::Param(name),
+                None => Segment::Literal(s),
+            },
+        )
+        .collect()
+}
+
+/// Every alias's path and target, split once.
+static COMPILED: LazyLock<Vec<(Vec<Segment>, Vec<Segment>)>> = LazyLock::new(|| {
+    ALIASES
+        .iter()
+        .map(|a| (compile(a.path), compile(a.target)))
+        .collect()
+});
 
 /// `path` (under `/api`) resolved through [`ALIASES`]: the operation's path, with the
 /// parameters' segments carried over as sent, and the user the path names, if any. `None`
-/// when no alias matches (the path is an operation's own, or none at all). Allocates only for
-/// a match.
+/// when no alias matches (the path is an operation's own, or none at all). Reads the path
+/// once and allocates only for a match.
 pub fn resolve(path: &str) -> Option<(String, Option<PathUser>)> {
     let (segs, n) = segments(path)?;
     let segs = &segs[..n];
-    ALIASES.iter().find_map(|alias| {
-        let (pattern, len) = segments(alias.path)?;
-        if len != n {
+    COMPILED.iter().find_map(|(pattern, target)| {
+        if pattern.len() != n {
             return None;
         }
-        // Each placeholder's value, in the pattern's order (at most two per alias).
+        // Each parameter's value, in the pattern's order.
         let mut params = [("", ""); MAX_SEGMENTS];
         let mut found = 0;
-        for (p, s) in pattern[..len].iter().zip(segs) {
-            match placeholder(p) {
-                Some(name) => {
+        for (p, s) in pattern.iter().zip(segs) {
+            match *p {
+                Segment::Literal(text) if text == *s => {}
+                Segment::Literal(_) => return None,
+                Segment::Param(name) => {
                     if s.is_empty() || (name == "user_id" && RESERVED.contains(s)) {
                         return None;
                     }
                     params[found] = (name, s);
                     found += 1;
                 }
-                None if p == s => {}
-                None => return None,
             }
         }
         let params = &params[..found];
         let value = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-        let mut target = String::with_capacity(path.len());
-        let (target_pattern, target_len) = segments(alias.target)?;
-        for p in &target_pattern[..target_len] {
-            target.push('/');
-            match placeholder(p) {
-                Some(name) => target.push_str(value(name)?),
-                None => target.push_str(p),
+        let mut out = String::with_capacity(path.len());
+        for t in target {
+            out.push('/');
+            match *t {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Param(name) => out.push_str(value(name)?),
             }
         }
         let user = match value("user_id") {
@@ -166,7 +191,7 @@ pub fn resolve(path: &str) -> Option<(String, Option<PathUser>)> {
             )),
             None => None,
         };
-        Some((target, user))
+        Some((out, user))
     })
 }
 
