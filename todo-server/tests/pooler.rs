@@ -22,6 +22,27 @@ use support::{
 /// checked here is correctness, not how tests crowd each other on two CPUs.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// What each test here starts from: the pooled URL (`None`, after saying so, without
+/// `TODO_TEST_POOLER_URL`), this test's turn (bind it, `_turn`, to hold it to the end), and a
+/// directory with the schema migrated through the direct URL.
+struct Behind {
+    pooled: String,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    dir: tempfile::TempDir,
+}
+
+async fn behind_the_pooler(what: &str) -> Option<Behind> {
+    let pooled = pooler_url(what)?;
+    let turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    migrate_directly(dir.path()).await;
+    Some(Behind {
+        pooled,
+        _turn: turn,
+        dir,
+    })
+}
+
 fn pooler_url(what: &str) -> Option<String> {
     match std::env::var(POOLER_ENV) {
         Ok(url) if !url.is_empty() => Some(url),
@@ -128,12 +149,11 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
 #[tokio::test]
 async fn behind_a_transaction_pooler_with_only_the_url_flag_nothing_answers_5xx_and_each_acknowledged_create_is_stored_once()
  {
-    let Some(pooled) = pooler_url("the binary behind the pooler") else {
+    let Some(Behind { pooled, dir, _turn }) =
+        behind_the_pooler("the binary behind the pooler").await
+    else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    migrate_directly(dir.path()).await;
     let server = start_pooled(dir.path(), &pooled, "pooled", &[]).await;
     let base = server.base.clone();
     let user = unique("pooler");
@@ -259,12 +279,11 @@ async fn behind_a_transaction_pooler_with_only_the_url_flag_nothing_answers_5xx_
 #[tokio::test]
 async fn behind_a_transaction_pooler_without_the_setting_errors_are_503_and_readyz_fails_naming_the_setting()
  {
-    let Some(pooled) = pooler_url("the binary behind the pooler, not told") else {
+    let Some(Behind { pooled, dir, _turn }) =
+        behind_the_pooler("the binary behind the pooler, not told").await
+    else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    migrate_directly(dir.path()).await;
     not_told(dir.path(), &pooled, "unaware", &[]).await;
     // Quotas (reached here: some creates answer 403) send every create through the pool, in a
     // transaction behind the user's advisory lock, instead of the group commit.
@@ -386,12 +405,10 @@ async fn not_told(dir: &std::path::Path, pooled: &str, name: &str, envs: &[(&str
 #[tokio::test]
 async fn behind_a_transaction_pooler_with_quotas_on_concurrent_creates_stop_exactly_at_the_quota_and_nothing_answers_5xx()
  {
-    let Some(pooled) = pooler_url("quotas behind the pooler") else {
+    let Some(Behind { pooled, dir, _turn }) = behind_the_pooler("quotas behind the pooler").await
+    else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    migrate_directly(dir.path()).await;
     let quotas = [
         ("MAX_TASKS_PER_USER", "40"),
         ("MAX_IDEMPOTENCY_KEYS_PER_USER", "10"),
@@ -488,12 +505,10 @@ async fn tool(client: &mcp_client::Client, tool: &str, args: Value) -> Result<Va
 
 #[tokio::test]
 async fn behind_a_transaction_pooler_mcp_tool_calls_succeed_and_each_added_task_is_stored_once() {
-    let Some(pooled) = pooler_url("MCP behind the pooler") else {
+    let Some(Behind { pooled, dir, _turn }) = behind_the_pooler("MCP behind the pooler").await
+    else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    migrate_directly(dir.path()).await;
     let server = start_pooled(dir.path(), &pooled, "mcp", &[]).await;
     let user = unique("mcp");
     let token = jwt(&user);
@@ -562,12 +577,11 @@ async fn behind_a_transaction_pooler_mcp_tool_calls_succeed_and_each_added_task_
 #[tokio::test]
 async fn two_replicas_on_one_pooled_url_take_concurrent_writes_with_no_5xx_and_store_each_acknowledged_create_once()
  {
-    let Some(pooled) = pooler_url("two replicas behind the pooler") else {
+    let Some(Behind { pooled, dir, _turn }) =
+        behind_the_pooler("two replicas behind the pooler").await
+    else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    migrate_directly(dir.path()).await;
     let a = start_pooled(dir.path(), &pooled, "replica-a", &[]).await;
     let b = start_pooled(dir.path(), &pooled, "replica-b", &[]).await;
     let replicas = [a.base.clone(), b.base.clone()];
@@ -699,10 +713,11 @@ fn opaque_token() -> String {
 
 #[tokio::test]
 async fn behind_a_transaction_pooler_better_auth_session_tokens_are_checked_on_every_request() {
-    let Some(pooled) = pooler_url("Better Auth sessions behind the pooler") else {
+    let Some(Behind { pooled, dir, _turn }) =
+        behind_the_pooler("Better Auth sessions behind the pooler").await
+    else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().await;
     // The table is made the way Better Auth's migration makes it, on the direct URL when the run
     // has one.
     let admin = std::env::var(PG_ENV)
@@ -728,8 +743,6 @@ async fn behind_a_transaction_pooler_better_auth_session_tokens_are_checked_on_e
             schema = schema.name
         ),
     );
-    let dir = tempfile::tempdir().unwrap();
-    migrate_directly(dir.path()).await;
     // The session URL as a user copies it: the pooled address, without the flag the task
     // database's URL carries.
     let envs = [
