@@ -123,9 +123,12 @@ pub fn openapi(
 
 /// The OpenAPI contract as JSON (what `/openapi.json` serves): as the state's dialect answers.
 pub fn openapi_json(state: &Arc<AppState>) -> String {
-    state
-        .dialect
-        .contract(&routes::document(&openapi(state).spec()))
+    contract(state, &openapi(state).spec())
+}
+
+/// The contract served for the `generated` one: every alias documented, as the dialect answers.
+fn contract(state: &AppState, generated: &str) -> String {
+    state.dialect.contract(&routes::document(generated))
 }
 
 #[handler]
@@ -227,7 +230,7 @@ pub fn app(state: Arc<AppState>, cors_origins: &[String]) -> impl Endpoint + use
     // the generated one.
     let (spec, ui) = {
         let generated = service.spec();
-        let contract = openapi_json(&state);
+        let contract = contract(&state, &generated);
         let html = service.swagger_ui_html().replacen(&generated, &contract, 1);
         let spec = poem::endpoint::make_sync(move |_| {
             Response::builder()
